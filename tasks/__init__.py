@@ -1,0 +1,1 @@
+"""Data preparation, the model, and the Ray Tune and Ray Train tasks."""

@@ -1,0 +1,1 @@
+"""The workflows wiring the tasks, and their launch plans."""

@@ -67,8 +67,8 @@ def run_tune(data: Splits, settings: TuneSettings, storage_path: str, storage_fi
             metric=METRIC,
             mode="max",
             num_samples=settings.num_samples,
-            max_concurrent_trials=concurrency,
-            search_alg=BasicVariantGenerator(random_state=settings.seed),
+            # The bound lives on the generator: Tune ignores max_concurrent_trials with a SearchGenerator.
+            search_alg=BasicVariantGenerator(random_state=settings.seed, max_concurrent=concurrency),
             scheduler=ASHAScheduler(time_attr="epoch", max_t=settings.max_epochs, grace_period=settings.grace_period),
             reuse_actors=True,
         ),

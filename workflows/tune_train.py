@@ -1,15 +1,17 @@
-"""Tune, then train with the best hyper-parameters, on the same data version.
+"""Tune, then train with the best hyper-parameters, then record the run as a DVC experiment.
 
     pyflyte run workflows/tune_train.py tune_train_wf
     pyflyte run workflows/tune_train.py tune_train_wf --dataset s3://bucket/mnist.npz \
-        --tune '{"num_samples": 50, "max_epochs": 10}' --train '{"epochs": 10}'
+        --tune '{"num_samples": 50, "max_epochs": 10}' --train '{"epochs": 10}' \
+        --repo_url https://github.com/you/experiments.git
 """
 
 from __future__ import annotations
 
 from flytekit import workflow
 
-from tasks.contracts import TrainResult, TuneResult
+from dvc_bridge.bridge import ExperimentRef
+from dvc_bridge.flyte_tasks import check_target, commit_experiment
 from tasks.flyte_tasks import prepare_data, train_model, tune_hyperparameters, validate_settings
 from tasks.settings import TrainSettings, TuneSettings
 
@@ -18,14 +20,36 @@ from tasks.settings import TrainSettings, TuneSettings
 def tune_train_wf(
     dataset: str = "",
     repo_url: str = "",
+    base_rev: str = "",
+    exp_name: str = "",
+    min_accuracy: float = 0.9,
     tune: TuneSettings = TuneSettings(),
     train: TrainSettings = TrainSettings(),
     seed: int = 0,
-) -> tuple[TuneResult, TrainResult]:
-    """dataset: a source string, empty for the embedded MNIST digits; repo_url: the DVC repo to commit to."""
+) -> ExperimentRef:
+    """Every run becomes a DVC experiment; one at or above min_accuracy is also promoted to a branch.
+
+    dataset: "" for the embedded MNIST digits, a path or fsspec URI (npz or MNIST IDX dir), or
+    dvc://PATH?repo=REPO&rev=REV. repo_url: the DVC repo to commit to, "" for the repo this runs
+    from. base_rev: the commit the experiment is based on, "" for the repo's HEAD. exp_name: ""
+    derives one from the execution id.
+    """
     checked = validate_settings(tune=tune, train=train)
+    repo = check_target(repo_url=repo_url, exp_name=exp_name)
     data = prepare_data(source=dataset, seed=seed)
     checked >> data
+    repo >> data
     tuned = tune_hyperparameters(data=data, settings=tune)
     trained = train_model(data=data, params=tuned.best, settings=train)
-    return tuned, trained
+    return commit_experiment(
+        repo=repo,
+        base_rev=base_rev,
+        exp_name=exp_name,
+        min_accuracy=min_accuracy,
+        data=data,
+        tuned=tuned,
+        trained=trained,
+        tune=tune,
+        train=train,
+        seed=seed,
+    )

@@ -1,0 +1,288 @@
+"""Turn a run's outputs into a DVC experiment in a target repo, pushed data-first. No Flyte or Ray.
+
+Each call works in its own fresh clone, so concurrent runs never share a workspace. Order that
+loses nothing: the model goes to the DVC remote (or, for a local target without one, into that
+repo's own DVC cache) before the experiment's git ref is pushed; a ref on the remote therefore
+always has its data. A retry of the same run finds its own experiment by the execution id in
+`results/run.json` and does not make a second one.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+from urllib.parse import urlparse, urlunparse
+
+from dvc_bridge import layout
+from dvc_bridge.errors import ExperimentExistsError, RemoteError, TargetError
+from dvc_bridge.gitops import Git, GitError, retry
+
+EXP_REFS = "refs/exps"
+
+
+@dataclass
+class ExperimentRef:
+    """Where the experiment is. No credentials in it, ever."""
+
+    name: str
+    commit: str
+    baseline_rev: str
+    git_ref: str
+    repo: str
+    data_pushed: bool
+    ref_pushed: bool
+    promoted: bool = False
+    branch: str = ""
+    decision: str = ""
+    accuracy: float = 0.0
+
+
+@dataclass
+class Materials:
+    """What goes into the experiment: local files and the values actually used."""
+
+    params: dict  # {"data": ..., "tune": ..., "train": ...}
+    best: dict
+    trials_csv: Path
+    trials_png: Path
+    model: Path
+    live_dir: Path
+    accuracy: float
+    run_info: dict = field(default_factory=dict)  # must hold "execution_id"
+
+
+@dataclass
+class Target:
+    url: str  # a git URL, or an absolute local path
+    local: bool
+
+    @property
+    def display(self) -> str:
+        return redact_url(self.url)
+
+
+def redact_url(url: str) -> str:
+    """The URL without any user:password part."""
+    parsed = urlparse(url)
+    if parsed.scheme and "@" in parsed.netloc:
+        return urlunparse(parsed._replace(netloc=parsed.netloc.rsplit("@", 1)[1]))
+    return url
+
+
+def resolve_target(repo_url: str, cwd: Optional[Path] = None) -> Target:
+    """A git URL as is; a local path made absolute; "" the git repo `cwd` is in."""
+    if not repo_url:
+        cwd = Path(cwd or os.getcwd())
+        proc = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=cwd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise TargetError(
+                f"repo_url is empty and {cwd} is not inside a git repository: pass --repo_url "
+                "(a git URL or a local path of a DVC repo)."
+            )
+        return Target(proc.stdout.strip(), local=True)
+    if repo_url.startswith("file://"):
+        return Target(str(Path(urlparse(repo_url).path).resolve()), local=True)
+    if "://" in repo_url or (":" in repo_url.split("/")[0] and "@" in repo_url.split(":")[0]):
+        return Target(repo_url, local=False)  # https://, ssh://, git@host:path
+    path = Path(repo_url).expanduser().resolve()
+    if not path.exists():
+        raise TargetError(f"repo_url {repo_url!r} does not exist: give an existing local repo path or a git URL.")
+    return Target(str(path), local=True)
+
+
+def validate_exp_name(name: str) -> None:
+    proc = subprocess.run(["git", "check-ref-format", f"{EXP_REFS}/ab/cdef/{name}"], capture_output=True)
+    if not name or "/" in name or proc.returncode != 0:
+        raise TargetError(
+            f"experiment name {name!r} is not a valid git ref name: use letters, digits, '-', '_' and '.', "
+            "no '/', spaces, '..', '~', '^', ':' or a trailing '.lock'."
+        )
+
+
+def clone(target: Target, dest: Path, git: Git, rev: str = "") -> str:
+    """Clone the target into `dest` and check out `rev` (default: its HEAD); returns the commit."""
+    try:
+        git("clone", "--quiet", "--no-checkout", target.url, str(dest))
+    except GitError as e:
+        raise TargetError(f"cannot clone {target.display}: {e}. Check repo_url and the git credentials.") from e
+    try:
+        sha = git("rev-parse", "--verify", f"{rev or 'HEAD'}^{{commit}}", cwd=dest)
+    except GitError as e:
+        raise TargetError(f"revision {rev or 'HEAD'!r} is not in {target.display}: give an existing branch, tag or commit.") from e
+    git("checkout", "--quiet", "--detach", sha, cwd=dest)
+    return sha
+
+
+def check_layout(root: Path, target: Target) -> None:
+    """The clone is a DVC repo whose dvc.yaml declares this project's outputs."""
+    if not (root / ".dvc").is_dir():
+        raise TargetError(
+            f"{target.display} is not a DVC repo (no .dvc/ directory): run `python -m dvc_bridge.scaffold` "
+            "in it, or `dvc init` and add this project's dvc.yaml and params.yaml."
+        )
+    dvc_yaml = root / "dvc.yaml"
+    stages = layout.read_yaml(dvc_yaml).get("stages", {}) if dvc_yaml.exists() else {}
+    outs = [o if isinstance(o, str) else next(iter(o)) for o in stages.get("train", {}).get("outs", [])]
+    if layout.MODEL not in outs:
+        raise TargetError(
+            f"{target.display}'s dvc.yaml has no stage 'train' with out {layout.MODEL}: "
+            "add this project's stages (python -m dvc_bridge.scaffold writes them)."
+        )
+
+
+def default_remote(repo) -> str:
+    return repo.config["core"].get("remote", "")
+
+
+def check_remote(repo, name: str) -> None:
+    """The DVC remote answers: its bucket (or directory) exists and can be listed."""
+    try:
+        remote = repo.cloud.get_remote(name)
+        fs, path = remote.fs, remote.path
+        root = path.split("/", 1)[0] if fs.protocol not in ("local", "file") else path
+        exists = fs.exists(root)
+    except Exception as e:
+        raise RemoteError(f"DVC remote {name!r} is unreachable: {type(e).__name__}: {e}. Check its URL, endpoint and credentials.") from e
+    if not exists:
+        raise RemoteError(f"DVC remote {name!r}: {root} does not exist. Create the bucket or directory first.")
+
+
+def preflight(target: Target, git: Git, workdir: Path) -> None:
+    """Cheap checks before any cluster starts: reachable, a DVC repo, a DVC remote when one is required."""
+    from dvc.repo import Repo
+
+    dest = workdir / "preflight"
+    clone(target, dest, git)
+    check_layout(dest, target)
+    with Repo(str(dest)) as repo:
+        remote = default_remote(repo)
+        if not remote and not target.local:
+            raise RemoteError(_no_remote_message(target))
+        if remote:
+            check_remote(repo, remote)
+
+
+def _no_remote_message(target: Target) -> str:
+    return (
+        f"{target.display} has no default DVC remote, so the model could not be shared: "
+        "add one (`dvc remote add -d storage s3://bucket/path`, plus `dvc remote modify storage endpointurl URL` "
+        "for a non-AWS endpoint) and commit .dvc/config."
+    )
+
+
+def find_experiment(git: Git, url: str, name: str) -> Optional[tuple[str, str]]:
+    """(ref, sha) of an experiment called `name` on the remote, if any."""
+    for ref, sha in git.ls_remote(url, f"{EXP_REFS}/*").items():
+        if ref.rsplit("/", 1)[-1] == name:
+            return ref, sha
+    return None
+
+
+def _own_execution(git: Git, root: Path, ref: str, sha: str) -> str:
+    git("fetch", "--quiet", "origin", f"{ref}:{ref}", cwd=root)
+    try:
+        import json
+
+        return json.loads(git("show", f"{sha}:{layout.RUN_INFO}", cwd=root)).get("execution_id", "")
+    except (GitError, ValueError):
+        return ""
+
+
+def materialize(root: Path, m: Materials) -> None:
+    layout.write_params(root, m.params["data"], m.params["tune"], m.params["train"])
+    layout.write_tune_outputs(root, m.best, m.trials_csv, m.trials_png)
+    layout.write_train_outputs(root, m.model, m.live_dir)
+    layout.write_run_info(root, m.run_info)
+
+
+def _use_target_cache(root: Path, target: Target) -> None:
+    """A local target without a DVC remote keeps the model in its own cache: share that cache."""
+    from dvc.repo import Repo
+
+    with Repo(target.url) as target_repo:
+        cache_dir = target_repo.cache.local_cache_dir
+    with open(root / ".dvc" / "config.local", "a") as f:
+        f.write(f"[cache]\n    dir = {cache_dir}\n")
+
+
+def record_experiment(
+    target: Target,
+    name: str,
+    materials: Materials,
+    workdir: Path,
+    *,
+    base_rev: str = "",
+    min_accuracy: float = 0.0,
+    git: Optional[Git] = None,
+) -> ExperimentRef:
+    """Clone, write, `dvc commit`, `exp save`, push data, push the ref, promote if good enough."""
+    from dvc.repo import Repo
+
+    git = git or Git()
+    validate_exp_name(name)
+    execution_id = materials.run_info["execution_id"]
+    root = workdir / "repo"
+    baseline = clone(target, root, git, base_rev)
+    check_layout(root, target)
+
+    existing = find_experiment(git, target.url, name)
+    if existing and _own_execution(git, root, *existing) != execution_id:
+        raise ExperimentExistsError(
+            f"experiment {name!r} already exists in {target.display} from another run: pass another exp_name "
+            "(or leave it empty to derive one from the execution id)."
+        )
+
+    with Repo(str(root)) as repo:
+        remote = default_remote(repo)
+    if not remote and not target.local:
+        raise RemoteError(_no_remote_message(target))
+    if not remote:
+        _use_target_cache(root, target)
+
+    materialize(root, materials)
+    with Repo(str(root)) as repo:
+        repo.commit(force=True)
+        git("add", "--", *[p for p in layout.GIT_TRACKED if (root / p).exists()], cwd=root)
+        if not existing:
+            repo.experiments.save(name=name, message=f"flyte {execution_id}: accuracy {materials.accuracy:.4f}")
+        # Data first: a ref on the remote must never point at data that is not there.
+        if remote:
+            retry(lambda: repo.push(remote=remote), what=f"dvc push to remote {remote!r}")
+        data_pushed = True
+
+    if existing:
+        ref, commit = existing
+    else:
+        ref = next(r for r in git("for-each-ref", "--format=%(refname)", EXP_REFS, cwd=root).splitlines() if r.endswith("/" + name))
+        commit = git("rev-parse", ref, cwd=root)
+        retry(lambda: git("push", "--quiet", "origin", f"{ref}:{ref}", cwd=root), what=f"git push of {ref}")
+
+    result = ExperimentRef(
+        name=name,
+        commit=commit,
+        baseline_rev=baseline,
+        git_ref=ref,
+        repo=target.display,
+        data_pushed=data_pushed,
+        ref_pushed=True,
+        accuracy=materials.accuracy,
+    )
+    return promote(result, root, git, min_accuracy)
+
+
+def promote(exp: ExperimentRef, root: Path, git: Git, min_accuracy: float) -> ExperimentRef:
+    """Every run is recorded; one at or above the threshold also gets a pushed branch."""
+    if exp.accuracy < min_accuracy:
+        exp.decision = f"recorded, not promoted: accuracy {exp.accuracy:.4f} < min_accuracy {min_accuracy:.4f}"
+        return exp
+    branch = f"exp-{exp.name}"
+    retry(
+        lambda: git("push", "--quiet", "origin", f"{exp.commit}:refs/heads/{branch}", cwd=root),
+        what=f"git push of branch {branch}",
+    )
+    exp.promoted, exp.branch = True, branch
+    exp.decision = f"promoted to branch {branch}: accuracy {exp.accuracy:.4f} >= min_accuracy {min_accuracy:.4f}"
+    return exp

@@ -1,0 +1,89 @@
+"""The bridge's Flyte tasks: check the target before any cluster starts; record the experiment."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+
+import flytekit
+from flytekit import Secret, task
+
+from dvc_bridge.bridge import ExperimentRef, Materials, preflight, record_experiment, resolve_target, validate_exp_name
+from dvc_bridge.gitops import TOKEN_ENV, Git
+from tasks.contracts import Dataset, TrainResult, TuneResult
+from tasks.settings import TrainSettings, TuneSettings
+
+# Requested from Flyte on a cluster; locally the same names are read from the environment.
+GIT_SECRET = Secret(group="flyte-ray-dvc", key="git-token", env_var=TOKEN_ENV)
+
+
+def _git() -> Git:
+    return Git(token=os.environ.get(TOKEN_ENV, ""))
+
+
+def default_exp_name(execution_id: str) -> str:
+    """flyte-<execution id>; a local run (whose id is just 'local') gets a timestamp instead."""
+    if execution_id and execution_id != "local":
+        return f"flyte-{execution_id}"
+    return f"local-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:4]}"
+
+
+@task(secret_requests=[GIT_SECRET])
+def check_target(repo_url: str, exp_name: str) -> str:
+    """Reachable, a DVC repo, a DVC remote when the target is a URL; returns the resolved target."""
+    if exp_name:
+        validate_exp_name(exp_name)
+    target = resolve_target(repo_url)
+    with tempfile.TemporaryDirectory(prefix="frd-preflight-") as d:
+        preflight(target, _git(), Path(d))
+    return target.url
+
+
+@task(retries=2, secret_requests=[GIT_SECRET])
+def commit_experiment(
+    repo: str,
+    base_rev: str,
+    exp_name: str,
+    min_accuracy: float,
+    data: Dataset,
+    tuned: TuneResult,
+    trained: TrainResult,
+    tune: TuneSettings,
+    train: TrainSettings,
+    seed: int,
+) -> ExperimentRef:
+    """Write the run into its own clone of `repo` as a DVC experiment; push data, then the ref."""
+    ctx = flytekit.current_context()
+    execution_id = ctx.execution_id.name
+    name = exp_name or default_exp_name(execution_id)
+    materials = Materials(
+        params={
+            "data": {"source": data.source, "seed": seed, "sha256": data.sha256, "dvc_rev": data.dvc_rev},
+            "tune": asdict(tune),
+            "train": asdict(train),
+        },
+        best=asdict(tuned.best),
+        trials_csv=Path(tuned.trials_csv.download()),
+        trials_png=Path(tuned.trials_png.download()),
+        model=Path(trained.model.download()),
+        live_dir=Path(trained.dvclive.download()),
+        accuracy=trained.accuracy,
+        run_info={
+            "execution_id": execution_id if execution_id != "local" else name,
+            "project": ctx.execution_id.project,
+            "domain": ctx.execution_id.domain,
+            "data": {"source": data.source, "sha256": data.sha256, "dvc_rev": data.dvc_rev, "n_train": data.n_train, "n_test": data.n_test},
+            "tune_best_accuracy": tuned.best_accuracy,
+            "accuracy": trained.accuracy,
+        },
+    )
+    workdir = Path(tempfile.mkdtemp(prefix="frd-bridge-", dir=ctx.working_directory))
+    ref = record_experiment(
+        resolve_target(repo), name, materials, workdir, base_rev=base_rev, min_accuracy=min_accuracy, git=_git()
+    )
+    print(f"experiment {ref.name} ({ref.commit[:8]}) in {ref.repo}: {ref.decision}")
+    return ref

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from contextlib import chdir
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -18,7 +19,7 @@ from urllib.parse import urlparse, urlunparse
 
 from dvc_bridge import layout
 from dvc_bridge.errors import ExperimentExistsError, RemoteError, TargetError
-from dvc_bridge.gitops import Git, GitError, retry
+from dvc_bridge.gitops import IDENTITY, Git, GitError, retry
 
 EXP_REFS = "refs/exps"
 
@@ -73,7 +74,7 @@ def redact_url(url: str) -> str:
 
 
 def resolve_target(repo_url: str, cwd: Optional[Path] = None) -> Target:
-    """A git URL as is; a local path made absolute; "" the git repo `cwd` is in."""
+    """A git URL (file:// included) as is; a local path made absolute; "" the git repo `cwd` is in."""
     if not repo_url:
         cwd = Path(cwd or os.getcwd())
         proc = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=cwd, capture_output=True, text=True)
@@ -83,8 +84,6 @@ def resolve_target(repo_url: str, cwd: Optional[Path] = None) -> Target:
                 "(a git URL or a local path of a DVC repo)."
             )
         return Target(proc.stdout.strip(), local=True)
-    if repo_url.startswith("file://"):
-        return Target(str(Path(urlparse(repo_url).path).resolve()), local=True)
     if "://" in repo_url or (":" in repo_url.split("/")[0] and "@" in repo_url.split(":")[0]):
         return Target(repo_url, local=False)  # https://, ssh://, git@host:path
     path = Path(repo_url).expanduser().resolve()
@@ -113,6 +112,9 @@ def clone(target: Target, dest: Path, git: Git, rev: str = "") -> str:
     except GitError as e:
         raise TargetError(f"revision {rev or 'HEAD'!r} is not in {target.display}: give an existing branch, tag or commit.") from e
     git("checkout", "--quiet", "--detach", sha, cwd=dest)
+    # DVC commits experiments in-process (not through `git`), so the identity goes in the clone's config.
+    git("config", "user.name", IDENTITY[0], cwd=dest)
+    git("config", "user.email", IDENTITY[1], cwd=dest)
     return sha
 
 
@@ -138,16 +140,18 @@ def default_remote(repo) -> str:
 
 
 def check_remote(repo, name: str) -> None:
-    """The DVC remote answers: its bucket (or directory) exists and can be listed."""
+    """The DVC remote answers and its bucket (or directory) exists."""
     try:
         remote = repo.cloud.get_remote(name)
         fs, path = remote.fs, remote.path
         root = path.split("/", 1)[0] if fs.protocol not in ("local", "file") else path
-        exists = fs.exists(root)
+        fs.ls(root)  # unlike exists(), raises on a connection error
+    except FileNotFoundError as e:
+        raise RemoteError(f"DVC remote {name!r}: {e.filename or e} does not exist. Create the bucket or directory first.") from e
     except Exception as e:
-        raise RemoteError(f"DVC remote {name!r} is unreachable: {type(e).__name__}: {e}. Check its URL, endpoint and credentials.") from e
-    if not exists:
-        raise RemoteError(f"DVC remote {name!r}: {root} does not exist. Create the bucket or directory first.")
+        raise RemoteError(
+            f"DVC remote {name!r} is unreachable: {type(e).__name__}: {e}. Check its URL, endpoint and credentials."
+        ) from e
 
 
 def preflight(target: Target, git: Git, workdir: Path) -> None:
@@ -157,7 +161,7 @@ def preflight(target: Target, git: Git, workdir: Path) -> None:
     dest = workdir / "preflight"
     clone(target, dest, git)
     check_layout(dest, target)
-    with Repo(str(dest)) as repo:
+    with chdir(dest), Repo(".") as repo:
         remote = default_remote(repo)
         if not remote and not target.local:
             raise RemoteError(_no_remote_message(target))
@@ -202,7 +206,7 @@ def _use_target_cache(root: Path, target: Target) -> None:
     """A local target without a DVC remote keeps the model in its own cache: share that cache."""
     from dvc.repo import Repo
 
-    with Repo(target.url) as target_repo:
+    with chdir(target.url), Repo(".") as target_repo:
         cache_dir = target_repo.cache.local_cache_dir
     with open(root / ".dvc" / "config.local", "a") as f:
         f.write(f"[cache]\n    dir = {cache_dir}\n")
@@ -235,7 +239,7 @@ def record_experiment(
             "(or leave it empty to derive one from the execution id)."
         )
 
-    with Repo(str(root)) as repo:
+    with chdir(root), Repo(".") as repo:
         remote = default_remote(repo)
     if not remote and not target.local:
         raise RemoteError(_no_remote_message(target))
@@ -243,7 +247,7 @@ def record_experiment(
         _use_target_cache(root, target)
 
     materialize(root, materials)
-    with Repo(str(root)) as repo:
+    with chdir(root), Repo(".") as repo:
         repo.commit(force=True)
         git("add", "--", *[p for p in layout.GIT_TRACKED if (root / p).exists()], cwd=root)
         if not existing:

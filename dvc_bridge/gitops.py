@@ -19,6 +19,7 @@ from dvc_bridge.errors import PushError
 
 TOKEN_ENV = "GIT_TOKEN"
 USERNAME_ENV = "GIT_USERNAME"
+IDENTITY = ("flyte-ray-dvc", "bridge@flyte-ray-dvc.invalid")
 _ASKPASS_TOKEN = "FRD_ASKPASS_TOKEN"
 _ASKPASS_USER = "FRD_ASKPASS_USER"
 
@@ -38,10 +39,10 @@ class Git:
         self.env = {
             **os.environ,
             "GIT_TERMINAL_PROMPT": "0",
-            "GIT_AUTHOR_NAME": "flyte-ray-dvc",
-            "GIT_AUTHOR_EMAIL": "bridge@flyte-ray-dvc.invalid",
-            "GIT_COMMITTER_NAME": "flyte-ray-dvc",
-            "GIT_COMMITTER_EMAIL": "bridge@flyte-ray-dvc.invalid",
+            "GIT_AUTHOR_NAME": IDENTITY[0],
+            "GIT_AUTHOR_EMAIL": IDENTITY[1],
+            "GIT_COMMITTER_NAME": IDENTITY[0],
+            "GIT_COMMITTER_EMAIL": IDENTITY[1],
         }
         self.env.pop(TOKEN_ENV, None)
         if token:

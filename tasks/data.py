@@ -200,7 +200,7 @@ def _images(x: np.ndarray, name: str) -> np.ndarray:
         raise DataError(f"{name} has shape {x.shape}: images must be (N, 28, 28), (N, 784) or (N, 1, 28, 28).")
     if not np.isfinite(x).all():
         raise DataError(f"{name} contains NaN or infinite values: clean the data first.")
-    if x.min() < 0 or x.max() > 255:
+    if x.size and (x.min() < 0 or x.max() > 255):
         raise DataError(f"{name} has values in [{x.min()}, {x.max()}]: pixels must be in 0-255.")
     return x
 

@@ -7,7 +7,7 @@ from torch import nn
 
 
 class ConvNet(nn.Module):
-    """Two conv blocks and a two-layer head; about 60k parameters, fast on a CPU."""
+    """Two conv blocks and a two-layer head; about 106k parameters, fast on a CPU."""
 
     def __init__(self, num_classes: int = 10, channels: int = 16, hidden: int = 64) -> None:
         super().__init__()

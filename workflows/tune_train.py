@@ -8,12 +8,20 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from flytekit import workflow
 
 from dvc_bridge.bridge import ExperimentRef
 from dvc_bridge.flyte_tasks import check_target, commit_experiment
+from tasks.contracts import TrainResult
 from tasks.flyte_tasks import prepare_data, train_model, tune_hyperparameters, validate_settings
 from tasks.settings import TrainSettings, TuneSettings
+
+
+class TuneTrainOutputs(NamedTuple):
+    experiment: ExperimentRef
+    trained: TrainResult
 
 
 @workflow
@@ -26,7 +34,7 @@ def tune_train_wf(
     tune: TuneSettings = TuneSettings(),
     train: TrainSettings = TrainSettings(),
     seed: int = 0,
-) -> ExperimentRef:
+) -> TuneTrainOutputs:
     """Every run becomes a DVC experiment; one at or above min_accuracy is also promoted to a branch.
 
     dataset: "" for the embedded MNIST digits, a path or fsspec URI (npz or MNIST IDX dir), or
@@ -41,7 +49,7 @@ def tune_train_wf(
     repo >> data
     tuned = tune_hyperparameters(data=data, settings=tune)
     trained = train_model(data=data, params=tuned.best, settings=train)
-    return commit_experiment(
+    experiment = commit_experiment(
         repo=repo,
         base_rev=base_rev,
         exp_name=exp_name,
@@ -53,3 +61,4 @@ def tune_train_wf(
         train=train,
         seed=seed,
     )
+    return TuneTrainOutputs(experiment=experiment, trained=trained)

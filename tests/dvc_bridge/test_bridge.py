@@ -1,0 +1,165 @@
+"""The bridge against real git remotes, real DVC and a real S3 server on loopback (no Ray)."""
+
+from __future__ import annotations
+
+import multiprocessing
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from conftest import assert_experiment_in_remote, dvc, git
+from dvc_bridge.bridge import Materials, Target, preflight, record_experiment, resolve_target
+from dvc_bridge.errors import ExperimentExistsError, PushError, RemoteError, TargetError
+from dvc_bridge.gitops import Git
+from dvc_bridge.live import EpochLogger
+from tasks.model import ConvNet
+
+
+def make_materials(tmp: Path, execution_id: str, seed: int = 0, accuracy: float = 0.95) -> Materials:
+    tmp.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    torch.save(ConvNet().state_dict(), tmp / "model.pth")
+    live = EpochLogger(tmp / "dvclive", resume=False)
+    for epoch in range(3):
+        live.log_epoch({"loss": 1.0 / (epoch + 1), "accuracy": accuracy - 0.1 * (2 - epoch)})
+    live.close()
+    pd.DataFrame({"trial_id": ["a"], "accuracy": [0.9]}).to_csv(tmp / "trials.csv", index=False)
+    (tmp / "trials.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    return Materials(
+        params={"data": {"source": "embedded", "seed": 0, "sha256": "ab" * 32, "dvc_rev": ""},
+                "tune": {"num_samples": 1}, "train": {"epochs": 3}},
+        best={"lr": 0.05, "momentum": 0.9, "batch_size": 64},
+        trials_csv=tmp / "trials.csv",
+        trials_png=tmp / "trials.png",
+        model=tmp / "model.pth",
+        live_dir=tmp / "dvclive",
+        accuracy=accuracy,
+        run_info={"execution_id": execution_id},
+    )
+
+
+def exp_refs(url: str) -> list[str]:
+    out = git("ls-remote", url, "refs/exps/*")
+    return [line.split("\t")[1] for line in out.splitlines()]
+
+
+def test_remote_target_round_trip(tmp_path, remote_target):
+    m = make_materials(tmp_path / "m", "exec-1")
+    ref = record_experiment(resolve_target(remote_target), "exp-one", m, tmp_path / "w", min_accuracy=0.9)
+    assert ref.data_pushed and ref.ref_pushed and ref.promoted
+    assert exp_refs(remote_target) == [ref.git_ref]
+    assert git("ls-remote", remote_target, f"refs/heads/{ref.branch}").startswith(ref.commit)
+    row = assert_experiment_in_remote(remote_target, "exp-one", m.model.read_bytes(), tmp_path)
+    assert row["data.sha256"] == "ab" * 32 and row["accuracy"] == 0.95
+
+
+def test_retry_of_the_same_execution_finds_its_experiment(tmp_path, remote_target):
+    target = resolve_target(remote_target)
+    first = record_experiment(target, "exp-r", make_materials(tmp_path / "m1", "exec-r"), tmp_path / "w1")
+    again = record_experiment(target, "exp-r", make_materials(tmp_path / "m2", "exec-r"), tmp_path / "w2")
+    assert again.commit == first.commit
+    assert exp_refs(remote_target) == [first.git_ref]
+
+
+def test_same_name_from_another_run_is_refused(tmp_path, remote_target):
+    target = resolve_target(remote_target)
+    first = record_experiment(target, "taken", make_materials(tmp_path / "m1", "exec-a"), tmp_path / "w1")
+    with pytest.raises(ExperimentExistsError, match="already exists"):
+        record_experiment(target, "taken", make_materials(tmp_path / "m2", "exec-b", seed=1), tmp_path / "w2")
+    assert git("ls-remote", remote_target, first.git_ref).startswith(first.commit)
+
+
+def test_below_threshold_is_recorded_not_promoted(tmp_path, remote_target):
+    m = make_materials(tmp_path / "m", "exec-low", accuracy=0.5)
+    ref = record_experiment(resolve_target(remote_target), "low", m, tmp_path / "w", min_accuracy=0.9)
+    assert not ref.promoted and "0.5000 < min_accuracy 0.9000" in ref.decision
+    assert exp_refs(remote_target) == [ref.git_ref]
+    assert git("ls-remote", remote_target, "refs/heads/exp-low") == ""
+
+
+def test_local_target_without_remote_keeps_model_in_its_cache(tmp_path, local_target):
+    m = make_materials(tmp_path / "m", "exec-local")
+    ref = record_experiment(resolve_target(str(local_target)), "loc", m, tmp_path / "w")
+    assert git("rev-parse", ref.git_ref, cwd=local_target) == ref.commit
+    dvc("exp", "apply", "loc", cwd=local_target)
+    assert (local_target / "results/train/model.pth").read_bytes() == m.model.read_bytes()
+    assert "up to date" in dvc("status", cwd=local_target)
+
+
+def test_git_url_without_dvc_remote_is_refused(tmp_path, local_target):
+    bare = tmp_path / "bare.git"
+    git("clone", "--quiet", "--bare", str(local_target), str(bare))
+    url = f"file://{bare}"
+    with pytest.raises(RemoteError, match="no default DVC remote"):
+        preflight(resolve_target(url), Git(), tmp_path / "p")
+    with pytest.raises(RemoteError, match="no default DVC remote"):
+        record_experiment(resolve_target(url), "x", make_materials(tmp_path / "m", "e"), tmp_path / "w")
+    assert exp_refs(url) == []
+
+
+def test_unreachable_s3_fails_clearly_and_leaves_no_ref(tmp_path):
+    from conftest import free_port
+    from dvc_bridge.scaffold import scaffold
+
+    seed = tmp_path / "seed"
+    scaffold(seed, remote="s3://nowhere/dvc", endpoint=f"http://127.0.0.1:{free_port()}")
+    bare = tmp_path / "dead.git"
+    git("clone", "--quiet", "--bare", str(seed), str(bare))
+    url = f"file://{bare}"
+    with pytest.raises(RemoteError, match="unreachable"):
+        preflight(resolve_target(url), Git(), tmp_path / "p")
+    with pytest.raises(PushError, match="dvc push"):
+        record_experiment(resolve_target(url), "dead", make_materials(tmp_path / "m", "e"), tmp_path / "w")
+    assert exp_refs(url) == []
+
+
+@pytest.mark.parametrize(
+    "repo_url, error",
+    [("/nonexistent/repo", "does not exist"), ("plain-git", "not a DVC repo"), ("file:///nonexistent.git", "cannot clone")],
+)
+def test_bad_targets_are_refused(tmp_path, repo_url, error):
+    if repo_url == "plain-git":
+        repo = tmp_path / "plain"
+        git("init", "--quiet", str(repo))
+        git("commit", "--quiet", "--allow-empty", "-m", "init", cwd=repo)
+        repo_url = str(repo)
+    with pytest.raises(TargetError, match=error):
+        preflight(resolve_target(repo_url), Git(), tmp_path / "p")
+
+
+@pytest.mark.parametrize("name", ["has space", "a/b", "x..y", "end.lock", ""])
+def test_invalid_experiment_names_are_refused(tmp_path, local_target, name):
+    with pytest.raises(TargetError, match="not a valid git ref"):
+        record_experiment(Target(str(local_target), True), name, make_materials(tmp_path / "m", "e"), tmp_path / "w")
+
+
+def test_empty_repo_url_outside_git_is_refused(tmp_path):
+    with pytest.raises(TargetError, match="pass --repo_url"):
+        resolve_target("", cwd=tmp_path)
+
+
+def _record_in_process(url: str, name: str, tmp: str, seed: int) -> None:
+    m = make_materials(Path(tmp) / "m", f"exec-{name}", seed=seed)
+    record_experiment(resolve_target(url), name, m, Path(tmp) / "w")
+
+
+def test_two_runs_at_once_both_land_with_their_own_files(tmp_path, remote_target):
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_record_in_process, args=(remote_target, f"par{i}", str(tmp_path / f"p{i}"), i)) for i in (1, 2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0, 0]
+    assert len(exp_refs(remote_target)) == 2
+    for i in (1, 2):
+        ref = next(r for r in exp_refs(remote_target) if r.endswith(f"/par{i}"))
+        clone = tmp_path / f"check{i}"
+        git("clone", "--quiet", remote_target, str(clone))
+        git("fetch", "--quiet", "origin", f"{ref}:{ref}", cwd=clone)
+        assert f'"exec-par{i}"' in git("show", f"{ref}:results/run.json", cwd=clone)
+        model = tmp_path / f"p{i}" / "m" / "model.pth"
+        assert_experiment_in_remote(remote_target, f"par{i}", model.read_bytes(), tmp_path / f"v{i}")

@@ -121,9 +121,14 @@ def assert_experiment_in_remote(url: str, name: str, model_bytes: bytes, workdir
     dvc("exp", "pull", "origin", name, cwd=clone)
     exps = exp_show(repo=str(clone))
     row = next(r for r in exps if r.get("Experiment") == name)
-    assert len(row["data.sha256"]) == 64, row  # params.yaml
-    assert row["lr"] > 0 and row["batch_size"] >= 1, row  # results/tune/best_params.yaml
-    assert 0 <= row["accuracy"] <= 1 and row["step"] >= 0, row  # results/dvclive/metrics.json
+
+    def col(source: str, name: str):  # exp_show prefixes a column with its file only when ambiguous
+        return row.get(f"{source}:{name}", row.get(name))
+
+    assert len(col("params.yaml", "data.sha256")) == 64, row
+    assert col("results/tune/best_params.yaml", "lr") > 0, row
+    assert col("results/tune/best_params.yaml", "batch_size") >= 1, row
+    assert 0 <= col("results/dvclive/metrics.json", "accuracy") <= 1, row
     dvc("exp", "apply", name, cwd=clone)
     (clone / "results/train/model.pth").unlink()
     dvc("pull", cwd=clone)

@@ -1,0 +1,102 @@
+"""The whole workflow with real Ray, real DVC, a real bare git remote and S3 on loopback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from flytekit import workflow
+
+from conftest import PROJECT_ROOT, assert_experiment_in_remote, dvc, git
+from tasks.contracts import Dataset
+from tasks.flyte_tasks import prepare_data
+from tasks.settings import TrainSettings, TuneSettings
+
+TINY_TUNE = TuneSettings(num_samples=2, max_epochs=1, batch_sizes=[64])
+TINY_TRAIN = TrainSettings(epochs=2, num_workers=2)
+PYFLYTE = str(Path(sys.executable).parent / "pyflyte")
+
+
+@pytest.mark.slow
+def test_workflow_in_process_commits_a_real_experiment(tmp_path, remote_target, s3_endpoint):
+    from workflows.tune_train import tune_train_wf
+
+    out = tune_train_wf(repo_url=remote_target, exp_name="wf-inproc", min_accuracy=0.5, tune=TINY_TUNE, train=TINY_TRAIN)
+    exp, trained = out.experiment, out.trained
+    assert exp.name == "wf-inproc" and exp.data_pushed and exp.ref_pushed
+    assert exp.promoted == (trained.accuracy >= 0.5)
+    assert trained.accuracy > 0.5, "two epochs on 4000 digits should beat chance by far"
+    assert [m.epoch for m in trained.history] == [1, 2]
+    tsv = Path(trained.dvclive.download()) / "plots" / "metrics" / "accuracy.tsv"
+    assert len(tsv.read_text().strip().splitlines()) == 1 + TINY_TRAIN.epochs  # header + one row per epoch
+    model = Path(trained.model.download()).read_bytes()
+    assert_experiment_in_remote(remote_target, "wf-inproc", model, tmp_path)
+
+
+def _pyflyte(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([PYFLYTE, "run", str(PROJECT_ROOT / "workflows/tune_train.py"), "tune_train_wf", *args],
+                          cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_pyflyte_run_commits_to_the_repo_it_runs_from(tmp_path, local_target):
+    """`repo_url` empty: the experiment lands in the git repo the command runs from, model in its cache."""
+    proc = _pyflyte("--tune", '{"num_samples": 2, "max_epochs": 1, "batch_sizes": [64]}',
+                    "--train", '{"epochs": 1, "num_workers": 2}', "--seed", "1", "--min_accuracy", "0.0",
+                    cwd=local_target)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    refs = git("for-each-ref", "--format=%(refname)", "refs/exps", cwd=local_target).splitlines()
+    assert len(refs) == 1
+    name = refs[0].rsplit("/", 1)[1]
+    dvc("exp", "apply", name, cwd=local_target)
+    assert (local_target / "results/train/model.pth").stat().st_size > 10_000
+    assert "up to date" in dvc("status", cwd=local_target)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--tune", '{"lr_min": 1.0, "lr_max": 0.1}'], "tune.lr_min"),
+        (["--train", '{"num_workers": 64}'], "train.num_workers=64"),
+        (["--repo_url", "/nonexistent/repo"], "does not exist"),
+        (["--exp_name", "bad name"], "not a valid git ref"),
+    ],
+)
+def test_bad_input_is_refused_before_any_cluster_starts(tmp_path, local_target, args, message):
+    started = time.monotonic()
+    proc = _pyflyte(*args, cwd=local_target)
+    assert proc.returncode != 0
+    assert message in proc.stdout + proc.stderr
+    assert "ray.init" not in proc.stdout + proc.stderr and "Tune" not in proc.stdout
+    assert time.monotonic() - started < 60
+
+
+def test_dvc_tracked_dataset_is_read_at_its_revision(tmp_path, local_target):
+    """prepare_data reads a DVC-tracked npz at a rev and records that rev."""
+    @workflow
+    def prepare_wf(source: str) -> Dataset:
+        return prepare_data(source=source, seed=0)
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, size=(200, 28, 28), dtype=np.uint8)
+    y = np.tile(np.arange(10), 20)
+    np.savez(local_target / "digits.npz", x=x, y=y)
+    dvc("add", "digits.npz", cwd=local_target)
+    git("add", "digits.npz.dvc", ".gitignore", cwd=local_target)
+    git("commit", "--quiet", "-m", "data v1", cwd=local_target)
+    v1 = git("rev-parse", "HEAD", cwd=local_target)
+    np.savez(local_target / "digits.npz", x=x[:150], y=y[:150])
+    dvc("add", "digits.npz", cwd=local_target)
+    git("commit", "--quiet", "-am", "data v2", cwd=local_target)
+
+    old = prepare_wf(source=f"dvc://digits.npz?repo={local_target}&rev={v1}")
+    new = prepare_wf(source=f"dvc://digits.npz?repo={local_target}&rev=HEAD")
+    assert old.dvc_rev == v1 and old.n_train + old.n_test == 200
+    assert new.dvc_rev == git("rev-parse", "HEAD", cwd=local_target) and new.n_train + new.n_test == 150
+    assert old.sha256 != new.sha256

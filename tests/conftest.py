@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from support import free_port, git
+
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="frd-tests-"))
 os.environ.update(
     {
@@ -34,15 +36,6 @@ os.environ.update(
 (_SESSION_DIR / "gitconfig").write_text(
     "[user]\n\tname = tester\n\temail = tester@example.invalid\n[init]\n\tdefaultBranch = main\n"
 )
-
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 @pytest.fixture(scope="session")
 def s3_endpoint():
@@ -78,18 +71,6 @@ def bucket(s3_endpoint):
     return name
 
 
-def git(*args: str, cwd: Path | None = None) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
-
-
-def dvc(*args: str, cwd: Path) -> str:
-    exe = Path(sys.executable).parent / "dvc"
-    proc = subprocess.run([str(exe), *args], cwd=cwd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise AssertionError(f"dvc {' '.join(args)} failed: {proc.stdout}\n{proc.stderr}")
-    return proc.stdout
-
-
 @pytest.fixture
 def local_target(tmp_path):
     """A local DVC repo with this project's layout and no DVC remote."""
@@ -110,31 +91,3 @@ def remote_target(tmp_path, s3_endpoint, bucket):
     bare = tmp_path / "remote.git"
     git("clone", "--quiet", "--bare", str(seed), str(bare))
     return f"file://{bare}"
-
-
-def assert_experiment_in_remote(url: str, name: str, model_bytes: bytes, workdir: Path) -> dict:
-    """From a fresh clone of the remote: the experiment pulls, shows, applies, restores the model, plots, is clean."""
-    from dvc.api import exp_show
-
-    clone = workdir / f"verify-{name}"
-    git("clone", "--quiet", url, str(clone))
-    dvc("exp", "pull", "origin", name, cwd=clone)
-    exps = exp_show(repo=str(clone))
-    row = next(r for r in exps if r.get("Experiment") == name)
-
-    def col(source: str, name: str):  # exp_show prefixes a column with its file only when ambiguous
-        return row.get(f"{source}:{name}", row.get(name))
-
-    assert len(col("params.yaml", "data.sha256")) == 64, row
-    assert col("results/tune/best_params.yaml", "lr") > 0, row
-    assert col("results/tune/best_params.yaml", "batch_size") >= 1, row
-    assert 0 <= col("results/dvclive/metrics.json", "accuracy") <= 1, row
-    dvc("exp", "apply", name, cwd=clone)
-    (clone / "results/train/model.pth").unlink()
-    dvc("pull", cwd=clone)
-    assert (clone / "results/train/model.pth").read_bytes() == model_bytes
-    dvc("plots", "show", "-o", str(workdir / f"plots-{name}"), cwd=clone)
-    assert (workdir / f"plots-{name}" / "index.html").exists()
-    status = dvc("status", cwd=clone)
-    assert "up to date" in status, status
-    return row

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import assert_experiment_in_remote, dvc, git
+from support import assert_experiment_in_remote, dvc, git
 from dvc_bridge.bridge import Materials, Target, preflight, record_experiment, resolve_target
 from dvc_bridge.errors import ExperimentExistsError, PushError, RemoteError, TargetError
 from dvc_bridge.gitops import Git
@@ -101,7 +101,7 @@ def test_git_url_without_dvc_remote_is_refused(tmp_path, local_target):
 
 
 def test_unreachable_s3_fails_clearly_and_leaves_no_ref(tmp_path):
-    from conftest import free_port
+    from support import free_port
     from dvc_bridge.scaffold import scaffold
 
     seed = tmp_path / "seed"

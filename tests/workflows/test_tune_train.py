@@ -13,7 +13,7 @@ import pytest
 
 from flytekit import workflow
 
-from conftest import PROJECT_ROOT, assert_experiment_in_remote, dvc, git
+from support import PROJECT_ROOT, assert_experiment_in_remote, dvc, git
 from tasks.contracts import Dataset
 from tasks.flyte_tasks import prepare_data
 from tasks.settings import TrainSettings, TuneSettings

@@ -9,6 +9,7 @@ always has its data. A retry of the same run finds its own experiment by the exe
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from contextlib import chdir
@@ -188,8 +189,6 @@ def find_experiment(git: Git, url: str, name: str) -> Optional[tuple[str, str]]:
 def _own_execution(git: Git, root: Path, ref: str, sha: str) -> str:
     git("fetch", "--quiet", "origin", f"{ref}:{ref}", cwd=root)
     try:
-        import json
-
         return json.loads(git("show", f"{sha}:{layout.RUN_INFO}", cwd=root)).get("execution_id", "")
     except (GitError, ValueError):
         return ""
@@ -255,7 +254,6 @@ def record_experiment(
         # Data first: a ref on the remote must never point at data that is not there.
         if remote:
             retry(lambda: repo.push(remote=remote), what=f"dvc push to remote {remote!r}")
-        data_pushed = True
 
     if existing:
         ref, commit = existing
@@ -270,7 +268,7 @@ def record_experiment(
         baseline_rev=baseline,
         git_ref=ref,
         repo=target.display,
-        data_pushed=data_pushed,
+        data_pushed=True,  # reached only after the data push (or the shared cache) holds the model
         ref_pushed=True,
         accuracy=materials.accuracy,
     )

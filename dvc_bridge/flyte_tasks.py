@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import tempfile
 import uuid
 from dataclasses import asdict
@@ -21,10 +20,6 @@ from tasks.settings import TrainSettings, TuneSettings
 GIT_SECRET = Secret(group="flyte-ray-dvc", key="git-token", env_var=TOKEN_ENV)
 
 
-def _git() -> Git:
-    return Git(token=os.environ.get(TOKEN_ENV, ""))
-
-
 def default_exp_name(execution_id: str) -> str:
     """flyte-<execution id>; a local run (whose id is just 'local') gets a timestamp instead."""
     if execution_id and execution_id != "local":
@@ -39,7 +34,7 @@ def check_target(repo_url: str, exp_name: str) -> str:
         validate_exp_name(exp_name)
     target = resolve_target(repo_url)
     with tempfile.TemporaryDirectory(prefix="frd-preflight-") as d:
-        preflight(target, _git(), Path(d))
+        preflight(target, Git(), Path(d))
     return target.url
 
 
@@ -60,9 +55,10 @@ def commit_experiment(
     ctx = flytekit.current_context()
     execution_id = ctx.execution_id.name
     name = exp_name or default_exp_name(execution_id)
+    version = {"source": data.source, "sha256": data.sha256, "dvc_rev": data.dvc_rev}
     materials = Materials(
         params={
-            "data": {"source": data.source, "seed": seed, "sha256": data.sha256, "dvc_rev": data.dvc_rev},
+            "data": {**version, "seed": seed},
             "tune": asdict(tune),
             "train": asdict(train),
         },
@@ -76,14 +72,14 @@ def commit_experiment(
             "execution_id": execution_id if execution_id != "local" else name,
             "project": ctx.execution_id.project,
             "domain": ctx.execution_id.domain,
-            "data": {"source": data.source, "sha256": data.sha256, "dvc_rev": data.dvc_rev, "n_train": data.n_train, "n_test": data.n_test},
+            "data": {**version, "n_train": data.n_train, "n_test": data.n_test},
             "tune_best_accuracy": tuned.best_accuracy,
             "accuracy": trained.accuracy,
         },
     )
     workdir = Path(tempfile.mkdtemp(prefix="frd-bridge-", dir=ctx.working_directory))
     ref = record_experiment(
-        resolve_target(repo), name, materials, workdir, base_rev=base_rev, min_accuracy=min_accuracy, git=_git()
+        resolve_target(repo), name, materials, workdir, base_rev=base_rev, min_accuracy=min_accuracy, git=Git()
     )
     print(f"experiment {ref.name} ({ref.commit[:8]}) in {ref.repo}: {ref.decision}")
     return ref

@@ -8,7 +8,6 @@ none is missing. The bridge copies the final directory into the experiment
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 METRICS_FILE = "metrics.json"
@@ -18,7 +17,6 @@ class EpochLogger:
     """A DVCLive `Live` that writes one step per epoch and never touches git or DVC itself."""
 
     def __init__(self, directory: str | Path, *, resume: bool) -> None:
-        os.environ.setdefault("DVCLIVE_OPEN", "false")
         from dvclive import Live
 
         self.directory = Path(directory)

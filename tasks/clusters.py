@@ -65,11 +65,20 @@ class ProjectRayJobConfig(RayJobConfig):
     """RayJobConfig that runs as `RayTask`; the wire format is the plugin's own."""
 
 
+def is_local_execution() -> bool:
+    return FlyteContextManager.current_context().execution_state.is_local_execution()
+
+
+def training_capacity_cpus() -> int:
+    """CPUs the training cluster offers: this machine locally, the worker group remotely."""
+    return (os.cpu_count() or 1) if is_local_execution() else TRAIN_SHAPE.capacity_cpus
+
+
 class RayTask(RayFunctionTask):
     """The plugin's Ray task, with a local Ray start that matches the remote one."""
 
     def pre_execute(self, user_params: ExecutionParameters) -> ExecutionParameters:
-        if FlyteContextManager.current_context().execution_state.is_local_execution():
+        if is_local_execution():
             init_local_ray()
         return super().pre_execute(user_params)
 

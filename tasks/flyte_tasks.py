@@ -10,9 +10,9 @@ from flytekit import HashMethod, task
 from flytekit.types.directory import FlyteDirectory
 from flytekit.types.file import FlyteFile
 
-from tasks.clusters import TRAIN_CLUSTER, TRAIN_SHAPE, TUNE_CLUSTER
+from tasks.clusters import TRAIN_CLUSTER, TUNE_CLUSTER, training_capacity_cpus
 from tasks.contracts import Dataset, EpochMetrics, TrainResult, TuneResult
-from tasks.data import load_raw, make_splits, parse_source, Splits
+from tasks.data import Splits, load_raw, make_splits, parse_source
 from tasks.settings import HyperParams, SettingsError, TrainSettings, TuneSettings
 
 # Bump when a change to the code should invalidate cached task outputs.
@@ -23,10 +23,6 @@ def _workdir(name: str) -> Path:
     path = Path(flytekit.current_context().working_directory) / name
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def _is_local() -> bool:
-    return flytekit.current_context().execution_id.domain == "local"
 
 
 def check_settings(tune: TuneSettings, train: TrainSettings, cluster_cpus: int) -> None:
@@ -43,9 +39,7 @@ def check_settings(tune: TuneSettings, train: TrainSettings, cluster_cpus: int) 
 @task
 def validate_settings(tune: TuneSettings, train: TrainSettings) -> bool:
     """Refuse bad settings before any Ray cluster starts."""
-    import os
-
-    check_settings(tune, train, os.cpu_count() or 1 if _is_local() else TRAIN_SHAPE.capacity_cpus)
+    check_settings(tune, train, training_capacity_cpus())
     return True
 
 

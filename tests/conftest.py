@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from support import free_port, git
+from support import bare_remote, free_port
 
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="frd-tests-"))
 os.environ.update(
@@ -88,6 +88,4 @@ def remote_target(tmp_path, s3_endpoint, bucket):
 
     seed = tmp_path / "seed"
     scaffold(seed, remote=f"s3://{bucket}/dvc", endpoint=s3_endpoint)
-    bare = tmp_path / "remote.git"
-    git("clone", "--quiet", "--bare", str(seed), str(bare))
-    return f"file://{bare}"
+    return bare_remote(seed, tmp_path / "remote.git")

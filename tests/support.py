@@ -20,6 +20,12 @@ def git(*args: str, cwd: Path | None = None) -> str:
     return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
 
 
+def bare_remote(repo: Path, dest: Path) -> str:
+    """A bare clone of `repo` at `dest`, as a file:// git URL (the bridge treats it as a remote)."""
+    git("clone", "--quiet", "--bare", str(repo), str(dest))
+    return f"file://{dest}"
+
+
 def dvc(*args: str, cwd: Path) -> str:
     exe = Path(sys.executable).parent / "dvc"
     proc = subprocess.run([str(exe), *args], cwd=cwd, capture_output=True, text=True)

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from support import assert_experiment_in_remote, dvc, git
+from support import assert_experiment_in_remote, bare_remote, dvc, free_port, git
 from dvc_bridge.bridge import Materials, Target, preflight, record_experiment, resolve_target
 from dvc_bridge.errors import ExperimentExistsError, PushError, RemoteError, TargetError
 from dvc_bridge.gitops import Git
@@ -90,9 +90,7 @@ def test_local_target_without_remote_keeps_model_in_its_cache(tmp_path, local_ta
 
 
 def test_git_url_without_dvc_remote_is_refused(tmp_path, local_target):
-    bare = tmp_path / "bare.git"
-    git("clone", "--quiet", "--bare", str(local_target), str(bare))
-    url = f"file://{bare}"
+    url = bare_remote(local_target, tmp_path / "bare.git")
     with pytest.raises(RemoteError, match="no default DVC remote"):
         preflight(resolve_target(url), Git(), tmp_path / "p")
     with pytest.raises(RemoteError, match="no default DVC remote"):
@@ -101,14 +99,11 @@ def test_git_url_without_dvc_remote_is_refused(tmp_path, local_target):
 
 
 def test_unreachable_s3_fails_clearly_and_leaves_no_ref(tmp_path):
-    from support import free_port
     from dvc_bridge.scaffold import scaffold
 
     seed = tmp_path / "seed"
     scaffold(seed, remote="s3://nowhere/dvc", endpoint=f"http://127.0.0.1:{free_port()}")
-    bare = tmp_path / "dead.git"
-    git("clone", "--quiet", "--bare", str(seed), str(bare))
-    url = f"file://{bare}"
+    url = bare_remote(seed, tmp_path / "dead.git")
     with pytest.raises(RemoteError, match="unreachable"):
         preflight(resolve_target(url), Git(), tmp_path / "p")
     with pytest.raises(PushError, match="dvc push"):

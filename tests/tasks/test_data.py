@@ -345,19 +345,14 @@ def test_labels_out_of_range(synthetic, bad):
         make_splits({"x": x, "y": y})
 
 
-def test_nan_pixels(synthetic):
+@pytest.mark.parametrize(
+    "dtype, value, message", [(np.float32, np.nan, "NaN"), (np.float64, np.inf, "infinite")]
+)
+def test_non_finite_pixels(synthetic, dtype, value, message):
     x, y = synthetic(200)
-    x = x.astype(np.float32)
-    x[3, 100] = np.nan
-    with pytest.raises(DataError, match="NaN"):
-        make_splits({"x": x, "y": y})
-
-
-def test_infinite_pixels(synthetic):
-    x, y = synthetic(200)
-    x = x.astype(np.float64)
-    x[3, 100] = np.inf
-    with pytest.raises(DataError, match="infinite"):
+    x = x.astype(dtype)
+    x[3, 100] = value
+    with pytest.raises(DataError, match=message):
         make_splits({"x": x, "y": y})
 
 

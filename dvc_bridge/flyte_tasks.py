@@ -9,16 +9,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import flytekit
-from flytekit import Secret, task
+from flytekit import task
 
 from dvc_bridge.bridge import ExperimentRef, Materials, preflight, record_experiment, resolve_target, validate_exp_name
-from dvc_bridge.gitops import TOKEN_ENV, Git
+from dvc_bridge.gitops import Git
 from tasks.contracts import Dataset, TrainResult, TuneResult
+from tasks import secrets
 from tasks.settings import TrainSettings, TuneSettings
-
-# Requested from Flyte on a cluster; locally the same names are read from the environment.
-GIT_SECRET = Secret(group="flyte-ray-dvc", key="git-token", env_var=TOKEN_ENV)
-
 
 def default_exp_name(execution_id: str) -> str:
     """flyte-<execution id>; a local run (whose id is just 'local') gets a timestamp instead."""
@@ -27,9 +24,10 @@ def default_exp_name(execution_id: str) -> str:
     return f"local-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:4]}"
 
 
-@task(secret_requests=[GIT_SECRET])
+@task(secret_requests=secrets.BRIDGE_SECRETS)
 def check_target(repo_url: str, exp_name: str) -> str:
     """Reachable, a DVC repo, a DVC remote when the target is a URL; returns the resolved target."""
+    secrets.export(secrets.BRIDGE_SECRETS)
     if exp_name:
         validate_exp_name(exp_name)
     target = resolve_target(repo_url)
@@ -38,7 +36,7 @@ def check_target(repo_url: str, exp_name: str) -> str:
     return target.url
 
 
-@task(retries=2, secret_requests=[GIT_SECRET])
+@task(retries=2, secret_requests=secrets.BRIDGE_SECRETS)
 def commit_experiment(
     repo: str,
     base_rev: str,
@@ -52,6 +50,7 @@ def commit_experiment(
     seed: int,
 ) -> ExperimentRef:
     """Write the run into its own clone of `repo` as a DVC experiment; push data, then the ref."""
+    secrets.export(secrets.BRIDGE_SECRETS)
     ctx = flytekit.current_context()
     execution_id = ctx.execution_id.name
     name = exp_name or default_exp_name(execution_id)

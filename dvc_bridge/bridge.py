@@ -155,12 +155,15 @@ def check_remote(repo, name: str) -> None:
         ) from e
 
 
-def preflight(target: Target, git: Git, workdir: Path) -> None:
-    """Cheap checks before any cluster starts: reachable, a DVC repo, a DVC remote when one is required."""
+def preflight(target: Target, git: Git, workdir: Path, rev: str = "") -> str:
+    """Cheap checks before any cluster starts: reachable, a DVC repo, a DVC remote when one is required.
+
+    Returns the commit `rev` (default: HEAD) resolves to: the experiment's baseline.
+    """
     from dvc.repo import Repo
 
     dest = workdir / "preflight"
-    clone(target, dest, git)
+    baseline = clone(target, dest, git, rev)
     check_layout(dest, target)
     with chdir(dest), Repo(".") as repo:
         remote = default_remote(repo)
@@ -168,6 +171,7 @@ def preflight(target: Target, git: Git, workdir: Path) -> None:
             raise RemoteError(_no_remote_message(target))
         if remote:
             check_remote(repo, remote)
+    return baseline
 
 
 def _no_remote_message(target: Target) -> str:

@@ -9,13 +9,24 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import flytekit
-from flytekit import task
+from flytekit import Deck, task
 
-from dvc_bridge.bridge import ExperimentRef, Materials, preflight, record_experiment, resolve_target, validate_exp_name
+from dvc_bridge.bridge import (
+    ExperimentRef,
+    Materials,
+    preflight,
+    record_experiment,
+    redact_url,
+    resolve_target,
+    validate_exp_name,
+)
+from dvc_bridge.errors import TargetError
 from dvc_bridge.gitops import Git
-from tasks.contracts import Dataset, TrainResult, TuneResult
+from dvc_bridge.summary import summary_html
 from tasks import secrets
+from tasks.contracts import Dataset, RunTarget, TrainResult, TuneResult
 from tasks.settings import TrainSettings, TuneSettings
+
 
 def default_exp_name(execution_id: str) -> str:
     """flyte-<execution id>; a local run (whose id is just 'local') gets a timestamp instead."""
@@ -25,22 +36,25 @@ def default_exp_name(execution_id: str) -> str:
 
 
 @task(secret_requests=secrets.BRIDGE_SECRETS)
-def check_target(repo_url: str, exp_name: str) -> str:
-    """Reachable, a DVC repo, a DVC remote when the target is a URL; returns the resolved target."""
+def check_target(repo_url: str, exp_name: str, base_rev: str) -> RunTarget:
+    """Reachable, a DVC repo, a DVC remote when the target is a URL; fixes the experiment's name and baseline."""
     secrets.export(secrets.BRIDGE_SECRETS)
-    if exp_name:
-        validate_exp_name(exp_name)
+    if redact_url(repo_url) != repo_url:
+        raise TargetError(
+            f"repo_url {redact_url(repo_url)!r} carries credentials in the URL, where logs and outputs would show "
+            f"them: drop the user:password part and put the token in the {secrets.GIT_TOKEN.env_var} secret."
+        )
+    name = exp_name or default_exp_name(flytekit.current_context().execution_id.name)
+    validate_exp_name(name)
     target = resolve_target(repo_url)
     with tempfile.TemporaryDirectory(prefix="frd-preflight-") as d:
-        preflight(target, Git(), Path(d))
-    return target.url
+        baseline = preflight(target, Git(), Path(d), base_rev)
+    return RunTarget(repo=target.url, exp_name=name, baseline_rev=baseline)
 
 
-@task(retries=2, secret_requests=secrets.BRIDGE_SECRETS)
+@task(retries=2, secret_requests=secrets.BRIDGE_SECRETS, enable_deck=True)
 def commit_experiment(
-    repo: str,
-    base_rev: str,
-    exp_name: str,
+    repo: RunTarget,
     min_accuracy: float,
     data: Dataset,
     tuned: TuneResult,
@@ -53,7 +67,7 @@ def commit_experiment(
     secrets.export(secrets.BRIDGE_SECRETS)
     ctx = flytekit.current_context()
     execution_id = ctx.execution_id.name
-    name = exp_name or default_exp_name(execution_id)
+    name = repo.exp_name
     version = {"source": data.source, "sha256": data.sha256, "dvc_rev": data.dvc_rev}
     materials = Materials(
         params={
@@ -78,7 +92,8 @@ def commit_experiment(
     )
     workdir = Path(tempfile.mkdtemp(prefix="frd-bridge-", dir=ctx.working_directory))
     ref = record_experiment(
-        resolve_target(repo), name, materials, workdir, base_rev=base_rev, min_accuracy=min_accuracy, git=Git()
+        resolve_target(repo.repo), name, materials, workdir, base_rev=repo.baseline_rev, min_accuracy=min_accuracy, git=Git()
     )
     print(f"experiment {ref.name} ({ref.commit[:8]}) in {ref.repo}: {ref.decision}")
+    Deck("Experiment", summary_html(ref))
     return ref

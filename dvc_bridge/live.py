@@ -1,25 +1,89 @@
-"""Per-epoch metrics logged with DVCLive by the rank-0 worker alone.
+"""Per-epoch metrics logged with DVCLive by the rank-0 worker alone, mirrored while training runs.
 
-The DVCLive directory travels inside each training checkpoint, so after a worker restart it
-is restored with the model and logging resumes at the next step: no step is duplicated and
-none is missing. The bridge copies the final directory into the experiment
-(`results/dvclive/`), where `dvc.yaml` declares its metrics and plots.
+* One step per epoch, from rank 0 only, so no step is duplicated.
+* The DVCLive directory travels inside each training checkpoint: after a worker restart it is
+  restored with the model and logging resumes at the next step (none duplicated, none missing).
+* After every step the directory is copied to `LiveConfig.mirror_uri` (any fsspec URI), storage
+  that outlives the worker, so progress can be read from outside the cluster while it runs.
+* DVC Studio: DVCLive posts live updates itself when `DVC_STUDIO_TOKEN` is set. The worker has
+  no git repo, so the experiment's identity (name, baseline commit, repo URL) comes in the
+  environment handed over here; it is the identity the bridge later saves the experiment
+  under, so Studio joins the live rows to the final experiment.
+
+The bridge copies the final directory into the experiment (`results/dvclive/`), where
+`dvc.yaml` declares its metrics and plots.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Mapping, Optional
+
+log = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.json"
+# Environment variables DVCLive and the Studio client read; copied from the task to rank 0.
+LIVE_ENV_PREFIXES = ("DVC_STUDIO_", "STUDIO_", "DVCLIVE_")
+LIVE_ENV_NAMES = ("DVC_EXP_NAME", "DVC_EXP_BASELINE_REV", "DVC_NO_ANALYTICS")
+
+
+@dataclass
+class LiveConfig:
+    """What rank 0 needs to log live. Handed over in memory (a Ray object): `env` may hold a token."""
+
+    mirror_uri: str = ""  # every step is copied here; "" for no mirror
+    storage_options: dict = field(default_factory=dict)  # fsspec options for mirror_uri (no secrets)
+    env: dict[str, str] = field(default_factory=dict, repr=False)  # DVCLive / Studio variables
+
+
+def live_env(
+    exp_name: str, baseline_rev: str, repo_url: str, environ: Optional[Mapping[str, str]] = None
+) -> dict[str, str]:
+    """The DVC and Studio variables for DVCLive on rank 0: the task's own, plus the experiment's identity."""
+    environ = os.environ if environ is None else environ
+    env = {k: v for k, v in environ.items() if k.startswith(LIVE_ENV_PREFIXES) or k in LIVE_ENV_NAMES}
+    if exp_name:
+        env["DVC_EXP_NAME"] = exp_name
+    if baseline_rev:
+        env["DVC_EXP_BASELINE_REV"] = baseline_rev
+    if repo_url and not env.get("DVC_STUDIO_REPO_URL"):
+        env["DVC_STUDIO_REPO_URL"] = repo_url
+    return env
+
+
+class Mirror:
+    """Copies a local directory to an fsspec URI; a failure is reported once and never stops training."""
+
+    def __init__(self, uri: str, storage_options: Optional[dict] = None) -> None:
+        import fsspec
+
+        self.uri = uri
+        self._fs, self._root = fsspec.core.url_to_fs(uri, **(storage_options or {}))
+        self._warned = False
+
+    def sync(self, directory: Path) -> None:
+        try:
+            self._fs.makedirs(self._root, exist_ok=True)
+            self._fs.put(f"{directory}/", self._root, recursive=True)
+        except Exception as e:  # live metrics are a view; the checkpoint keeps the record
+            if not self._warned:
+                log.warning("live metrics could not be copied to %s: %s: %s", self.uri, type(e).__name__, e)
+                self._warned = True
 
 
 class EpochLogger:
     """A DVCLive `Live` that writes one step per epoch and never touches git or DVC itself."""
 
-    def __init__(self, directory: str | Path, *, resume: bool) -> None:
+    def __init__(self, directory: str | Path, *, resume: bool, config: Optional[LiveConfig] = None) -> None:
         from dvclive import Live
 
+        config = config or LiveConfig()
+        os.environ.update(config.env)  # this worker process only; DVCLive reads Studio settings from it
         self.directory = Path(directory)
+        self.mirror = Mirror(config.mirror_uri, config.storage_options) if config.mirror_uri else None
         self._live = Live(
             dir=str(self.directory),
             resume=resume and (self.directory / METRICS_FILE).exists(),
@@ -37,6 +101,10 @@ class EpochLogger:
         for name, value in metrics.items():
             self._live.log_metric(name, value)
         self._live.next_step()
+        if self.mirror:
+            self.mirror.sync(self.directory)
 
     def close(self) -> None:
         self._live.end()
+        if self.mirror:
+            self.mirror.sync(self.directory)

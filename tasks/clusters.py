@@ -79,16 +79,33 @@ class RayTask(RayFunctionTask):
 
     def pre_execute(self, user_params: ExecutionParameters) -> ExecutionParameters:
         if is_local_execution():
-            init_local_ray()
+            init_local_ray()  # the plugin's own local start would only call `ray.init()` again
+            return user_params
         return super().pre_execute(user_params)
 
 
 TaskPlugins.register_pythontask_plugin(ProjectRayJobConfig, RayTask)
 
 
+# Local only: Ray Train's preemption watcher and placement-group cleaner watch for Kubernetes
+# node loss through the dashboard's state API, which a local cluster runs without (start-up
+# time); they would only fill the log with errors and warnings about it.
+LOCAL_RAY_ENV = {"RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0"}
+QUIET_LOGGERS = ("ray.train.v2._internal.execution.controller.placement_group_cleaner",)
+
+
+def quiet_local_worker_logs() -> None:
+    """Ray `worker_process_setup_hook` for local runs: drop the warnings above, keep errors."""
+    import logging
+
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
 def local_worker_env() -> dict[str, str]:
     """What local Ray workers need: this project importable, and the driver's non-secret settings."""
-    env = {name: os.environ[name] for name in FORWARDED_ENV if os.environ.get(name)}
+    env = dict(LOCAL_RAY_ENV)
+    env.update({name: os.environ[name] for name in FORWARDED_ENV if os.environ.get(name)})
     paths = [str(PROJECT_ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
     return env
@@ -103,7 +120,7 @@ def init_local_ray(num_cpus: Optional[int] = None) -> None:
     ray.init(
         num_cpus=num_cpus,
         include_dashboard=False,
-        runtime_env={"env_vars": local_worker_env()},
+        runtime_env={"env_vars": local_worker_env(), "worker_process_setup_hook": quiet_local_worker_logs},
         logging_level="WARNING",
         log_to_driver=True,
     )

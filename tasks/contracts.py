@@ -23,6 +23,19 @@ class Dataset:
 
 
 @dataclass
+class RunTarget:
+    """Where the run will be recorded, fixed before any cluster starts. Never holds credentials.
+
+    Live metrics (DVC Studio) and the bridge both use this identity, so the live view and the
+    saved experiment are the same experiment.
+    """
+
+    repo: str  # the DVC repo the bridge commits to: a git URL or a local path
+    exp_name: str  # the experiment's name
+    baseline_rev: str  # the commit the experiment is based on
+
+
+@dataclass
 class TuneResult:
     best: HyperParams
     best_accuracy: float
@@ -48,3 +61,4 @@ class TrainResult:
     accuracy: float  # held-out accuracy after the last epoch
     loss: float
     history: list[EpochMetrics] = field(default_factory=list)
+    live_uri: str = ""  # where rank 0 mirrored DVCLive while training ran

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import html
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
 import flytekit
-from flytekit import HashMethod, task
+import pandas as pd
+from flytekit import Deck, HashMethod, task
 from flytekit.types.directory import FlyteDirectory
 from flytekit.types.file import FlyteFile
 
+from dvc_bridge.live import LiveConfig, live_env
+from tasks import report, secrets
 from tasks.clusters import TRAIN_CLUSTER, TUNE_CLUSTER, training_capacity_cpus
-from tasks.contracts import Dataset, EpochMetrics, TrainResult, TuneResult
+from tasks.contracts import Dataset, EpochMetrics, RunTarget, TrainResult, TuneResult
 from tasks.data import Splits, load_raw, make_splits, parse_source
 from tasks.settings import HyperParams, SettingsError, TrainSettings, TuneSettings
+from tasks.storage import fsspec_options
 
 # Bump when a change to the code should invalidate cached task outputs.
 CACHE_VERSION = "1"
@@ -66,11 +72,10 @@ def _load(data: Dataset) -> Splits:
     return Splits.load(data.file.download())
 
 
-@task(task_config=TUNE_CLUSTER, cache=True, cache_version=CACHE_VERSION)
+@task(task_config=TUNE_CLUSTER, cache=True, cache_version=CACHE_VERSION, enable_deck=True)
 def tune_hyperparameters(data: Dataset, settings: TuneSettings) -> TuneResult:
     """Ray Tune search with ASHA early stopping on the task's own Ray cluster."""
     from tasks.ray_tune import run_tune
-    from tasks.report import trials_plot
     from tasks.storage import ray_storage
 
     settings.validate()
@@ -78,7 +83,13 @@ def tune_hyperparameters(data: Dataset, settings: TuneSettings) -> TuneResult:
     outcome = run_tune(_load(data), settings, storage_path, fs)
     out = _workdir("tune")
     outcome.trials.to_csv(out / "trials.csv", index=False)
-    trials_plot(outcome.history, out / "trials.png")
+    report.trials_plot(outcome.history, out / "trials.png")
+    Deck(
+        "Trials",
+        f"<h3>Best: accuracy {outcome.best_accuracy:.4f} with {html.escape(str(asdict(outcome.best)))}</h3>"
+        + report.png_html(out / "trials.png", "held-out accuracy per trial")
+        + report.table_html(outcome.trials),
+    )
     return TuneResult(
         best=outcome.best,
         best_accuracy=outcome.best_accuracy,
@@ -87,20 +98,59 @@ def tune_hyperparameters(data: Dataset, settings: TuneSettings) -> TuneResult:
     )
 
 
-@task(task_config=TRAIN_CLUSTER, cache=True, cache_version=CACHE_VERSION)
-def train_model(data: Dataset, params: HyperParams, settings: TrainSettings) -> TrainResult:
-    """Ray Train TorchTrainer (DDP) with the tuned hyper-parameters, a checkpoint every epoch."""
+def live_config(run: RunTarget, live_uri: str, raw_output_prefix: str) -> LiveConfig:
+    """Where rank 0 mirrors DVCLive (default: this execution's raw output) and the DVC / Studio env it logs with.
+
+    Read at run time; the Studio token comes from the environment or Flyte's secret store and
+    travels to rank 0 in memory only.
+    """
+    mirror = f"{live_uri.rstrip('/')}/{run.exp_name}" if live_uri else f"{raw_output_prefix.rstrip('/')}/dvclive"
+    env = live_env(run.exp_name, run.baseline_rev, run.repo)
+    token = secrets.read(secrets.STUDIO_TOKEN)
+    if token:
+        env[secrets.STUDIO_TOKEN.env_var] = token
+    return LiveConfig(mirror_uri=mirror, storage_options=fsspec_options(mirror), env=env)
+
+
+@task(
+    task_config=TRAIN_CLUSTER,
+    cache=True,
+    cache_version=CACHE_VERSION,
+    # Where the run is recorded and watched does not change what is trained.
+    cache_ignore_input_vars=("run", "live_uri"),
+    secret_requests=secrets.TRAIN_SECRETS,
+    enable_deck=True,
+)
+def train_model(data: Dataset, params: HyperParams, settings: TrainSettings, run: RunTarget, live_uri: str) -> TrainResult:
+    """Ray Train TorchTrainer (DDP) with the tuned hyper-parameters, a checkpoint every epoch.
+
+    Rank 0 logs each epoch with DVCLive and mirrors it to `live_uri`/<experiment> (default: under
+    this execution's raw-output prefix) while training runs.
+    """
     from tasks.ray_train import run_train
     from tasks.storage import ray_storage
 
     params.validate()
     settings.validate()
-    storage_path, fs = ray_storage(flytekit.current_context().raw_output_prefix, "ray")
-    outcome = run_train(_load(data), params, settings, _workdir("train"), storage_path, fs)
+    ctx = flytekit.current_context()
+    live = live_config(run, live_uri, ctx.raw_output_prefix)
+    print(f"live metrics (DVCLive metrics.json, plots/metrics/*.tsv) are copied each epoch to {live.mirror_uri}", flush=True)
+    storage_path, fs = ray_storage(ctx.raw_output_prefix, "ray")
+    outcome = run_train(_load(data), params, settings, _workdir("train"), storage_path, fs, live=live)
+    curves = _workdir("train-report") / "curves.png"
+    report.curves_plot(outcome.history, curves)
+    Deck(
+        "Training",
+        f"<h3>Held-out accuracy {outcome.final['accuracy']:.4f} after {len(outcome.history)} epochs</h3>"
+        + f"<p>Live DVCLive copy: <code>{html.escape(live.mirror_uri)}</code></p>"
+        + report.png_html(curves, "loss and accuracy per epoch")
+        + report.table_html(pd.DataFrame(outcome.history)),
+    )
     return TrainResult(
         model=FlyteFile(str(outcome.model_path)),
         dvclive=FlyteDirectory(str(outcome.live_dir)),
         accuracy=float(outcome.final["accuracy"]),
         loss=float(outcome.final["loss"]),
         history=[EpochMetrics(**m) for m in outcome.history],
+        live_uri=live.mirror_uri,
     )

@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
+import sys
 import tempfile
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Optional
 
 import ray
 import ray.train
 import torch
 import torch.distributed as dist
-from ray.train import Checkpoint, CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+from ray.train import Checkpoint, CheckpointConfig, FailureConfig, LoggingConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 
-from dvc_bridge.live import EpochLogger
+from dvc_bridge.live import EpochLogger, LiveConfig
 from tasks.data import Splits
+from tasks.report import epoch_line
 from tasks.settings import HyperParams, TrainSettings
 from tasks.training import EvalSums, build, evaluate, make_loader, train_epoch
 
@@ -35,6 +39,7 @@ class TrainJob:
     hp: dict
     settings: dict
     data: object  # ray.ObjectRef to a Splits, put once into the object store
+    live: object  # ray.ObjectRef to a LiveConfig: it may carry the Studio token, so never a plain value
 
 
 @dataclass
@@ -56,6 +61,19 @@ def _all_reduce(sums: EvalSums) -> EvalSums:
     return EvalSums(float(t[0]), int(t[1]), int(t[2]))
 
 
+def _quiet_report_logs() -> None:
+    """Drop Ray Train's INFO line per `report()` (pages of dicts); rank 0 prints one line per epoch.
+
+    Ray 2.60 logs it through a logger named after the module's file path, which escapes
+    `RunConfig(logging_config=...)`; only that logger is raised to WARNING.
+    """
+    try:
+        from ray.train.v2._internal.execution import context as train_context
+    except ImportError:  # another Ray version: nothing to quiet
+        return
+    logging.getLogger(train_context.__file__).setLevel(logging.WARNING)
+
+
 def train_loop_per_worker(config: dict) -> None:
     """Runs on every Ray Train worker: DDP training, sharded evaluation, a checkpoint each epoch."""
     job = TrainJob(**config)
@@ -63,6 +81,7 @@ def train_loop_per_worker(config: dict) -> None:
     data: Splits = ray.get(job.data)
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    _quiet_report_logs()
     torch.set_num_threads(1)
 
     model, optimizer = build(hp, settings.seed)
@@ -79,7 +98,7 @@ def train_loop_per_worker(config: dict) -> None:
                 shutil.copytree(Path(d) / LIVE_DIR, workdir / LIVE_DIR)
         start_epoch = len(history) + 1
     model = ray.train.torch.prepare_model(model)
-    live = EpochLogger(workdir / LIVE_DIR, resume=bool(checkpoint)) if rank == 0 else None
+    live = EpochLogger(workdir / LIVE_DIR, resume=bool(checkpoint), config=ray.get(job.live)) if rank == 0 else None
 
     train_loader = make_loader(
         data.x_train, data.y_train, hp.batch_size, shuffle=True, seed=settings.seed, rank=rank, world_size=world
@@ -104,6 +123,9 @@ def train_loop_per_worker(config: dict) -> None:
             ray.train.report(metrics)
             continue
         live.log_epoch({k: v for k, v in metrics.items() if k != "epoch"})
+        # Straight to stdout: Ray Train's print patch would log it twice, as an INFO record.
+        sys.stdout.write(epoch_line(metrics, settings.epochs) + "\n")
+        sys.stdout.flush()
         with tempfile.TemporaryDirectory() as d:
             inner = model.module if hasattr(model, "module") else model
             torch.save(inner.state_dict(), Path(d) / MODEL_FILE)
@@ -117,10 +139,21 @@ def train_loop_per_worker(config: dict) -> None:
 
 
 def run_train(
-    data: Splits, hp: HyperParams, settings: TrainSettings, out_dir: Path, storage_path: str, storage_filesystem=None
+    data: Splits,
+    hp: HyperParams,
+    settings: TrainSettings,
+    out_dir: Path,
+    storage_path: str,
+    storage_filesystem=None,
+    *,
+    live: Optional[LiveConfig] = None,
 ) -> TrainOutcome:
-    """Train on the connected Ray cluster and copy the final checkpoint's files to `out_dir`."""
-    job = TrainJob(hp=asdict(hp), settings=asdict(settings), data=ray.put(data))
+    """Train on the connected Ray cluster and copy the final checkpoint's files to `out_dir`.
+
+    `live` says where rank 0 mirrors its DVCLive directory each epoch and which DVC / Studio
+    settings it logs with.
+    """
+    job = TrainJob(hp=asdict(hp), settings=asdict(settings), data=ray.put(data), live=ray.put(live or LiveConfig()))
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config=asdict(job),
@@ -131,6 +164,7 @@ def run_train(
             storage_filesystem=storage_filesystem,
             failure_config=FailureConfig(max_failures=settings.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=2),
+            logging_config=LoggingConfig(log_level="WARNING"),  # progress comes from rank 0's epoch lines
         ),
     )
     result = trainer.fit()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import asdict, dataclass
 
 import pandas as pd
@@ -13,6 +14,7 @@ from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.basic_variant import BasicVariantGenerator
 
 from tasks.data import Splits
+from tasks.report import trial_line
 from tasks.settings import HyperParams, TuneSettings
 from tasks.training import build, evaluate, make_loader, train_epoch
 
@@ -45,6 +47,32 @@ def trial_on_worker(config: dict, data: Splits, max_epochs: int, seed: int) -> N
         tune.report({"epoch": epoch, "train_loss": train_loss, "loss": ev.loss, METRIC: ev.accuracy})
 
 
+class ProgressLines(tune.Callback):
+    """One readable line per trial event in the task log, in place of Tune's status tables."""
+
+    def __init__(self, total: int, max_epochs: int) -> None:
+        self.total, self.max_epochs = total, max_epochs
+        self._numbers: dict[str, int] = {}
+
+    def _say(self, trial, what: str) -> None:
+        n = self._numbers.setdefault(trial.trial_id, len(self._numbers) + 1)
+        print(trial_line(n, self.total, trial.trial_id, trial.config, what), flush=True)
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self._numbers.setdefault(trial.trial_id, len(self._numbers) + 1)
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        self._say(trial, f"epoch {result['epoch']}/{self.max_epochs} accuracy {result[METRIC]:.4f}")
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        epochs = (trial.last_result or {}).get("epoch", 0)
+        self._say(trial, "completed" if epochs >= self.max_epochs else f"stopped early by ASHA after epoch {epochs}")
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        error = str(trial.error_file or "")
+        self._say(trial, f"error (the search goes on; details in {error or 'the trial log'})")
+
+
 def search_space(s: TuneSettings) -> dict:
     return {
         "lr": tune.loguniform(s.lr_min, s.lr_max) if s.lr_min < s.lr_max else s.lr_min,
@@ -55,6 +83,9 @@ def search_space(s: TuneSettings) -> dict:
 
 def run_tune(data: Splits, settings: TuneSettings, storage_path: str, storage_filesystem=None) -> TuneOutcome:
     """Run the search on the connected Ray cluster; one failing trial does not sink it."""
+    # Tune's status tables and INFO logs drown the log; ProgressLines prints one line per event.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    logging.getLogger("ray.tune").setLevel(logging.WARNING)
     cpus = int(ray.cluster_resources().get("CPU", 1))
     concurrency = min(settings.max_concurrent_trials or cpus, cpus)
     tuner = tune.Tuner(
@@ -78,6 +109,7 @@ def run_tune(data: Splits, settings: TuneSettings, storage_path: str, storage_fi
             storage_filesystem=storage_filesystem,
             failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
             verbose=0,
+            callbacks=[ProgressLines(settings.num_samples, settings.max_epochs)],
         ),
     )
     grid = tuner.fit()

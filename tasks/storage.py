@@ -48,3 +48,15 @@ def ray_storage(prefix: str, *parts: str):
         return path, fs.S3FileSystem(**kwargs)
     # Any other scheme (gs://, abfs://...) is passed through; pyarrow resolves it itself.
     return "/".join([prefix.rstrip("/"), *parts]), None
+
+
+def fsspec_options(uri: str) -> dict:
+    """fsspec storage options for `uri`: the S3 endpoint from the environment, nothing secret.
+
+    Credentials stay with the process that uses them (environment, instance role); only the
+    endpoint travels, so the options can be handed to another node.
+    """
+    endpoint = s3_endpoint()
+    if urlparse(uri).scheme in ("s3", "s3a") and endpoint:
+        return {"client_kwargs": {"endpoint_url": endpoint}}
+    return {}

@@ -34,25 +34,25 @@ def tune_train_wf(
     tune: TuneSettings = TuneSettings(),
     train: TrainSettings = TrainSettings(),
     seed: int = 0,
+    live_uri: str = "",
 ) -> TuneTrainOutputs:
     """Every run becomes a DVC experiment; one at or above min_accuracy is also promoted to a branch.
 
     dataset: "" for the embedded MNIST digits, a path or fsspec URI (npz or MNIST IDX dir), or
     dvc://PATH?repo=REPO&rev=REV. repo_url: the DVC repo to commit to, "" for the repo this runs
     from. base_rev: the commit the experiment is based on, "" for the repo's HEAD. exp_name: ""
-    derives one from the execution id.
+    derives one from the execution id. live_uri: an fsspec URI (s3://..., file://...) under which
+    rank 0 mirrors its DVCLive directory each epoch, "" for this execution's raw-output location.
     """
     checked = validate_settings(tune=tune, train=train)
-    repo = check_target(repo_url=repo_url, exp_name=exp_name)
+    run = check_target(repo_url=repo_url, exp_name=exp_name, base_rev=base_rev)
     data = prepare_data(source=dataset, seed=seed)
     checked >> data
-    repo >> data
+    run >> data
     tuned = tune_hyperparameters(data=data, settings=tune)
-    trained = train_model(data=data, params=tuned.best, settings=train)
+    trained = train_model(data=data, params=tuned.best, settings=train, run=run, live_uri=live_uri)
     experiment = commit_experiment(
-        repo=repo,
-        base_rev=base_rev,
-        exp_name=exp_name,
+        repo=run,
         min_accuracy=min_accuracy,
         data=data,
         tuned=tuned,

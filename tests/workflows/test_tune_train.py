@@ -25,8 +25,11 @@ PYFLYTE = str(Path(sys.executable).parent / "pyflyte")
 
 @pytest.mark.slow
 def test_workflow_in_process_commits_a_real_experiment(tmp_path, remote_target, s3_endpoint):
+    from flytekit import FlyteContextManager
+
     from workflows.tune_train import tune_train_wf
 
+    started = time.time()
     out = tune_train_wf(repo_url=remote_target, exp_name="wf-inproc", min_accuracy=0.5, tune=TINY_TUNE, train=TINY_TRAIN)
     exp, trained = out.experiment, out.trained
     assert exp.name == "wf-inproc" and exp.data_pushed and exp.ref_pushed
@@ -37,6 +40,21 @@ def test_workflow_in_process_commits_a_real_experiment(tmp_path, remote_target, 
     assert len(tsv.read_text().strip().splitlines()) == 1 + TINY_TRAIN.epochs  # header + one row per epoch
     model = Path(trained.model.download()).read_bytes()
     assert_experiment_in_remote(remote_target, "wf-inproc", model, tmp_path)
+
+    # The experiment's DVCLive files: one row per epoch in every metric, as mirrored live.
+    clone = tmp_path / "verify-wf-inproc"
+    tsvs = sorted((clone / "results/dvclive/plots/metrics").glob("*.tsv"))
+    assert {t.stem for t in tsvs} >= {"accuracy", "loss", "train_loss", "lr", "epoch_time_s", "samples_per_s"}
+    for tsv in tsvs:
+        assert tsv.read_text() == (Path(trained.live_uri) / "plots/metrics" / tsv.name).read_text()
+        assert len(tsv.read_text().strip().splitlines()) == 1 + TINY_TRAIN.epochs, tsv.name
+
+    # Decks: the trials table and plot, the training curves, the experiment summary.
+    sandbox = Path(FlyteContextManager.current_context().file_access.local_sandbox_dir)
+    decks = "".join(d.read_text() for d in sandbox.rglob("deck.html") if d.stat().st_mtime >= started)
+    for expected in ("Best: accuracy", "trial_id", "Held-out accuracy", "loss and accuracy per epoch",
+                     "DVC experiment wf-inproc", exp.commit, "dvc exp apply wf-inproc"):
+        assert expected in decks, expected
 
 
 def _pyflyte(*args: str, cwd: Path) -> subprocess.CompletedProcess:

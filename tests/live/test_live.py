@@ -1,0 +1,187 @@
+"""Live metrics: rank-0 DVCLive mirrored to S3 while training runs, and posted to a Studio stand-in.
+
+Real Ray Train (2 DDP workers), real DVCLive, a real S3 server on loopback, and a real HTTP
+server on loopback standing in for DVC Studio's API (`DVC_STUDIO_URL`).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from dvc_bridge.live import EpochLogger, LiveConfig, live_env
+from tasks.settings import HyperParams, TrainSettings
+
+EPOCHS = 4
+TOKEN = "studio-token-for-tests"
+EXP = "live-test"
+BASELINE = "b" * 40
+REPO = "https://git.example.invalid/team/experiments.git"
+
+
+class StudioStandIn(ThreadingHTTPServer):
+    """Accepts DVCLive's POSTs to /api/live and keeps them (headers and JSON bodies)."""
+
+    def __init__(self) -> None:
+        self.posts: list[dict] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                server.posts.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
+                self.send_response(200)
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            def log_message(self, *args):
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+def _rows(tsv: str) -> list[dict]:
+    return list(csv.DictReader(tsv.splitlines(), delimiter="\t"))
+
+
+@pytest.fixture(scope="module")
+def live_run(tmp_path_factory, s3_endpoint):
+    """One real training run with the mirror on S3 and Studio pointed at loopback; polls S3 while it runs."""
+    import boto3
+    import s3fs
+
+    from tasks.clusters import init_local_ray
+    from tasks.data import load_raw, make_splits, parse_source
+    from tasks.ray_train import run_train
+    from tasks.storage import fsspec_options
+
+    bucket = "live-metrics"
+    boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=bucket)
+    studio = StudioStandIn()
+    mirror = f"s3://{bucket}/runs/{EXP}"
+    env = live_env(EXP, BASELINE, REPO, environ={"DVC_STUDIO_URL": studio.url, "UNRELATED": "x"})
+    env["DVC_STUDIO_TOKEN"] = TOKEN
+    tmp = tmp_path_factory.mktemp("live")
+    init_local_ray()
+    data = make_splits(load_raw(parse_source(""))[0], seed=0)
+    settings = TrainSettings(epochs=EPOCHS, num_workers=2)
+    result: dict = {}
+
+    def train():
+        import os
+
+        os.environ["FLYTE_AWS_ENDPOINT"] = s3_endpoint  # what a pod has; fsspec_options reads it
+        live = LiveConfig(mirror_uri=mirror, storage_options=fsspec_options(mirror), env=env)
+        result["outcome"] = run_train(data, HyperParams(lr=0.1, momentum=0.8, batch_size=64), settings, tmp / "out",
+                                      str(tmp / "ray"), live=live)
+
+    thread = threading.Thread(target=train)
+    thread.start()
+    fs = s3fs.S3FileSystem(client_kwargs={"endpoint_url": s3_endpoint})
+    seen_while_running: list[dict] = []
+    while thread.is_alive():
+        fs.invalidate_cache()
+        path = f"{bucket}/runs/{EXP}/plots/metrics/accuracy.tsv"
+        if fs.exists(path):
+            rows = _rows(fs.cat(path).decode())
+            if rows and thread.is_alive():
+                seen_while_running = rows
+                break
+        time.sleep(0.05)
+    thread.join(timeout=600)
+    studio.shutdown()
+    fs.invalidate_cache()
+    final = {p.split(f"runs/{EXP}/", 1)[1]: fs.cat(p).decode() for p in fs.find(f"{bucket}/runs/{EXP}")}
+    return {"outcome": result["outcome"], "seen": seen_while_running, "mirror": final, "posts": studio.posts}
+
+
+@pytest.mark.slow
+def test_the_live_uri_holds_a_step_while_training_is_still_running(live_run):
+    seen = live_run["seen"]
+    assert seen, "no step reached the live URI before training ended"
+    assert 1 <= len(seen) < EPOCHS + 1
+    assert 0 <= float(seen[0]["accuracy"]) <= 1
+
+
+@pytest.mark.slow
+def test_the_mirror_ends_as_the_final_dvclive_directory_one_row_per_epoch(live_run):
+    outcome, mirror = live_run["outcome"], live_run["mirror"]
+    local = {str(p.relative_to(outcome.live_dir)): p.read_text() for p in outcome.live_dir.rglob("*") if p.is_file()}
+    assert mirror == local
+    for name in ("accuracy", "loss", "train_loss", "lr", "epoch_time_s", "samples_per_s"):
+        rows = _rows(mirror[f"plots/metrics/{name}.tsv"])
+        assert [int(r["step"]) for r in rows] == list(range(EPOCHS)), name
+    accuracies = [float(r["accuracy"]) for r in _rows(mirror["plots/metrics/accuracy.tsv"])]
+    assert accuracies == pytest.approx([m["accuracy"] for m in outcome.history])
+    assert json.loads(mirror["metrics.json"])["accuracy"] == pytest.approx(outcome.final["accuracy"])
+
+
+@pytest.mark.slow
+def test_studio_receives_start_data_and_done_with_the_logged_metrics(live_run):
+    posts, history = live_run["posts"], live_run["outcome"].history
+    assert posts, "the Studio stand-in received nothing"
+    assert {p["path"] for p in posts} == {"/api/live"}
+    assert {p["auth"] for p in posts} == {f"token {TOKEN}"}
+    bodies = [p["body"] for p in posts]
+    types = [b["type"] for b in bodies]
+    assert types[0] == "start" and types[-1] == "done" and types.count("start") == 1, types
+    for b in bodies:  # the identity the bridge saves the experiment under
+        assert (b["name"], b["baseline_sha"], b["repo_url"], b["client"]) == (EXP, BASELINE, REPO, "dvclive")
+    data = [b for b in bodies if b["type"] == "data"]
+    # The client may split one step into several posts (metrics, then plot chunks).
+    assert sorted({b["step"] for b in data}) == list(range(EPOCHS))
+    sent = [pt for b in data for k, v in b.get("plots", {}).items() if k.endswith("metrics/accuracy.tsv") for pt in v["data"]]
+    assert [int(pt["step"]) for pt in sent] == list(range(EPOCHS))  # each point exactly once
+    assert [pt["accuracy"] for pt in sent] == pytest.approx([m["accuracy"] for m in history])
+    last_metrics = next(iter(next(b for b in reversed(data) if b.get("metrics"))["metrics"].values()))["data"]
+    assert last_metrics["accuracy"] == pytest.approx(history[-1]["accuracy"])
+
+
+def test_only_dvc_and_studio_variables_reach_rank_0_with_the_experiment_identity():
+    env = live_env("e1", "c" * 40, "https://h/r.git", environ={
+        "DVC_STUDIO_TOKEN": "t", "DVC_STUDIO_URL": "http://s", "DVCLIVE_LOGLEVEL": "DEBUG",
+        "AWS_SECRET_ACCESS_KEY": "no", "GIT_TOKEN": "no", "PATH": "/bin",
+    })
+    assert env == {
+        "DVC_STUDIO_TOKEN": "t", "DVC_STUDIO_URL": "http://s", "DVCLIVE_LOGLEVEL": "DEBUG",
+        "DVC_EXP_NAME": "e1", "DVC_EXP_BASELINE_REV": "c" * 40, "DVC_STUDIO_REPO_URL": "https://h/r.git",
+    }
+    assert live_env("e1", "", "https://h/r.git", environ={"DVC_STUDIO_REPO_URL": "https://studio/own"})[
+        "DVC_STUDIO_REPO_URL"] == "https://studio/own"
+    assert "tok-3f9a" not in repr(LiveConfig(env={"DVC_STUDIO_TOKEN": "tok-3f9a"}))
+
+
+def test_a_resumed_logger_continues_at_the_next_step(tmp_path):
+    """What a restart from a checkpoint does: the restored directory, then the remaining epochs."""
+    first = EpochLogger(tmp_path / "a", resume=False)
+    for epoch in range(2):
+        first.log_epoch({"accuracy": epoch / 10})
+    # The checkpoint holds the directory as it was after epoch 2; a new worker resumes from it.
+    resumed = EpochLogger(tmp_path / "a", resume=True, config=LiveConfig(mirror_uri=str(tmp_path / "mirror")))
+    assert resumed.step == 2
+    resumed.log_epoch({"accuracy": 0.2})
+    resumed.close()
+    for root in (tmp_path / "a", tmp_path / "mirror"):
+        rows = _rows((root / "plots/metrics/accuracy.tsv").read_text())
+        assert [(int(r["step"]), float(r["accuracy"])) for r in rows] == [(0, 0.0), (1, 0.1), (2, 0.2)]
+
+
+def test_a_mirror_that_cannot_be_written_warns_once_and_training_goes_on(tmp_path, caplog):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    logger = EpochLogger(tmp_path / "d", resume=False, config=LiveConfig(mirror_uri=str(blocker / "sub")))
+    logger.log_epoch({"accuracy": 0.5})
+    logger.log_epoch({"accuracy": 0.6})
+    assert len(_rows((tmp_path / "d/plots/metrics/accuracy.tsv").read_text())) == 2
+    assert len([r for r in caplog.records if "could not be copied" in r.getMessage()]) == 1

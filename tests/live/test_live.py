@@ -185,3 +185,31 @@ def test_a_mirror_that_cannot_be_written_warns_once_and_training_goes_on(tmp_pat
     logger.log_epoch({"accuracy": 0.6})
     assert len(_rows((tmp_path / "d/plots/metrics/accuracy.tsv").read_text())) == 2
     assert len([r for r in caplog.records if "could not be copied" in r.getMessage()]) == 1
+
+
+def test_live_config_mirrors_under_the_raw_output_by_default_and_under_live_uri_per_experiment(monkeypatch):
+    from tasks.contracts import RunTarget
+    from tasks.flyte_tasks import live_config
+
+    monkeypatch.setenv("DVC_STUDIO_TOKEN", "tok-77aa")
+    monkeypatch.setenv("FLYTE_AWS_ENDPOINT", "http://127.0.0.1:9")
+    run = RunTarget(repo="https://h/r.git", exp_name="exp-1", baseline_rev="d" * 40)
+    default = live_config(run, "", "s3://flyte-bucket/raw/ab12/")
+    assert default.mirror_uri == "s3://flyte-bucket/raw/ab12/dvclive"
+    assert default.storage_options == {"client_kwargs": {"endpoint_url": "http://127.0.0.1:9"}}
+    assert default.env["DVC_STUDIO_TOKEN"] == "tok-77aa" and default.env["DVC_EXP_NAME"] == "exp-1"
+    chosen = live_config(run, "file:///srv/live/", "/tmp/raw")
+    assert chosen.mirror_uri == "file:///srv/live/exp-1" and chosen.storage_options == {}
+
+
+def test_the_experiment_summary_says_how_to_fetch_and_apply():
+    from dvc_bridge.bridge import ExperimentRef
+    from dvc_bridge.summary import fetch_commands, summary_html
+
+    ref = ExperimentRef(name="e<1>", commit="c" * 40, baseline_rev="b" * 40, git_ref="refs/exps/x", repo="https://h/r.git",
+                        data_pushed=True, ref_pushed=True, accuracy=0.95, decision="recorded")
+    assert fetch_commands(ref)[1] == "dvc exp pull origin e<1>"
+    page = summary_html(ref)
+    assert "e&lt;1&gt;" in page and "e<1>" not in page and "0.9500" in page
+    local = ExperimentRef(**{**ref.__dict__, "repo": "/srv/repo"})
+    assert fetch_commands(local)[0] == "cd /srv/repo"

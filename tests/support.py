@@ -60,3 +60,17 @@ def assert_experiment_in_remote(url: str, name: str, model_bytes: bytes, workdir
     status = dvc("status", cwd=clone)
     assert "up to date" in status, status
     return row
+
+
+def own_processes(marker: str) -> list:
+    """Descendants of this test process whose command line contains `marker` (never other users' Ray)."""
+    import psutil
+
+    found = []
+    for p in psutil.Process().children(recursive=True):
+        try:
+            if marker in " ".join(p.cmdline()):
+                found.append(p)
+        except psutil.Error:
+            pass
+    return found

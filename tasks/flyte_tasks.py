@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NamedTuple
 
 import flytekit
 import pandas as pd
@@ -17,7 +17,7 @@ from dvc_bridge.live import LiveConfig, live_env
 from tasks import report, secrets
 from tasks.clusters import TRAIN_CLUSTER, TUNE_CLUSTER, training_capacity_cpus
 from tasks.contracts import Dataset, EpochMetrics, RunTarget, TrainResult, TuneResult
-from tasks.data import Splits, load_raw, make_splits, parse_source
+from tasks.data import Splits, load_raw, make_splits, parse_source, pin_source
 from tasks.settings import HyperParams, SettingsError, TrainSettings, TuneSettings
 from tasks.storage import fsspec_options
 
@@ -49,9 +49,23 @@ def validate_settings(tune: TuneSettings, train: TrainSettings) -> bool:
     return True
 
 
+class PinnedSource(NamedTuple):
+    source: str
+    version: str
+
+
+@task
+def pin_dataset(source: str) -> PinnedSource:
+    """Never cached: pins the source to what it names now, so the cached preparation sees new data."""
+    return PinnedSource(*pin_source(source))
+
+
 @task(cache=True, cache_version=CACHE_VERSION)
-def prepare_data(source: str, seed: int = 0) -> Annotated[Dataset, HashMethod(lambda d: d.sha256)]:
-    """Load, check, split and normalize the data; the output is keyed by its content hash."""
+def prepare_data(source: str, version: str, seed: int = 0) -> Annotated[Dataset, HashMethod(lambda d: d.sha256)]:
+    """Load, check, split and normalize the data; the output is keyed by its content hash.
+
+    `version` (from `pin_dataset`) is only part of the cache key: new content, new preparation.
+    """
     parsed = parse_source(source)
     raw, rev = load_raw(parsed)
     splits = make_splits(raw, seed=seed)

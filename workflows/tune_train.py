@@ -15,7 +15,7 @@ from flytekit import workflow
 from dvc_bridge.bridge import ExperimentRef
 from dvc_bridge.flyte_tasks import check_target, commit_experiment
 from tasks.contracts import TrainResult
-from tasks.flyte_tasks import prepare_data, train_model, tune_hyperparameters, validate_settings
+from tasks.flyte_tasks import pin_dataset, prepare_data, train_model, tune_hyperparameters, validate_settings
 from tasks.settings import TrainSettings, TuneSettings
 
 
@@ -46,9 +46,10 @@ def tune_train_wf(
     """
     checked = validate_settings(tune=tune, train=train)
     run = check_target(repo_url=repo_url, exp_name=exp_name, base_rev=base_rev)
-    data = prepare_data(source=dataset, seed=seed)
-    checked >> data
-    run >> data
+    pinned = pin_dataset(source=dataset)
+    data = prepare_data(source=pinned.source, version=pinned.version, seed=seed)
+    checked >> pinned.source  # settings and target are checked before the data is touched
+    run >> pinned.source
     tuned = tune_hyperparameters(data=data, settings=tune)
     trained = train_model(data=data, params=tuned.best, settings=train, run=run, live_uri=live_uri)
     experiment = commit_experiment(

@@ -15,7 +15,7 @@ from flytekit import workflow
 
 from support import PROJECT_ROOT, assert_experiment_in_remote, dvc, git
 from tasks.contracts import Dataset
-from tasks.flyte_tasks import prepare_data
+from tasks.flyte_tasks import pin_dataset, prepare_data
 from tasks.settings import TrainSettings, TuneSettings
 
 TINY_TUNE = TuneSettings(num_samples=2, max_epochs=1, batch_sizes=[64])
@@ -97,26 +97,30 @@ def test_bad_input_is_refused_before_any_cluster_starts(tmp_path, local_target, 
     assert time.monotonic() - started < 60
 
 
-def test_dvc_tracked_dataset_is_read_at_its_revision(tmp_path, local_target):
-    """prepare_data reads a DVC-tracked npz at a rev and records that rev."""
+def test_dvc_tracked_dataset_is_read_at_its_revision_and_the_cache_follows_new_revisions(tmp_path, local_target):
+    """A pinned rev reads that rev; no rev reads HEAD as it is now, even though data preparation is cached."""
     @workflow
     def prepare_wf(source: str) -> Dataset:
-        return prepare_data(source=source, seed=0)
+        pinned = pin_dataset(source=source)
+        return prepare_data(source=pinned.source, version=pinned.version, seed=0)
 
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, size=(200, 28, 28), dtype=np.uint8)
     y = np.tile(np.arange(10), 20)
-    np.savez(local_target / "digits.npz", x=x, y=y)
-    dvc("add", "digits.npz", cwd=local_target)
-    git("add", "digits.npz.dvc", ".gitignore", cwd=local_target)
-    git("commit", "--quiet", "-m", "data v1", cwd=local_target)
-    v1 = git("rev-parse", "HEAD", cwd=local_target)
-    np.savez(local_target / "digits.npz", x=x[:150], y=y[:150])
-    dvc("add", "digits.npz", cwd=local_target)
-    git("commit", "--quiet", "-am", "data v2", cwd=local_target)
 
+    def commit_data(n: int, message: str) -> str:
+        np.savez(local_target / "digits.npz", x=x[:n], y=y[:n])
+        dvc("add", "digits.npz", cwd=local_target)
+        git("add", "digits.npz.dvc", ".gitignore", cwd=local_target)
+        git("commit", "--quiet", "-m", message, cwd=local_target)
+        return git("rev-parse", "HEAD", cwd=local_target)
+
+    v1 = commit_data(200, "data v1")
+    newest = f"dvc://digits.npz?repo={local_target}"
+    first = prepare_wf(source=newest)
+    v2 = commit_data(150, "data v2")
     old = prepare_wf(source=f"dvc://digits.npz?repo={local_target}&rev={v1}")
-    new = prepare_wf(source=f"dvc://digits.npz?repo={local_target}&rev=HEAD")
-    assert old.dvc_rev == v1 and old.n_train + old.n_test == 200
-    assert new.dvc_rev == git("rev-parse", "HEAD", cwd=local_target) and new.n_train + new.n_test == 150
-    assert old.sha256 != new.sha256
+    new = prepare_wf(source=newest)  # same source string as `first`: the cache must not answer
+    assert first.dvc_rev == old.dvc_rev == v1 and old.n_train + old.n_test == 200
+    assert new.dvc_rev == v2 and new.n_train + new.n_test == 150
+    assert old.sha256 == first.sha256 != new.sha256

@@ -1,0 +1,783 @@
+"""Run a serialized workflow the way a Flyte cluster with KubeRay would, on this one machine.
+
+There is no Flyte backend or Kubernetes here, so this plays their parts and nothing else:
+
+* **flytectl / flyteadmin**: `pyflyte package` produces the real protobufs; the fast-registration
+  code archive is uploaded to S3 and `{{ .remote_package_path }}` filled in.
+* **flytepropeller**: walks the workflow's nodes, resolves each node's input bindings from
+  upstream outputs (attribute paths included), writes `inputs.pb`, fills the container template
+  (`{{.input}}`, `{{.outputPrefix}}`, ...) and reads `outputs.pb` / `error.pb` back, retrying
+  as the task's `retries` allow. Every path is in S3 (a moto server on loopback).
+* **a pod**: the task's container command run as a process with the pod's environment only
+  (the image's variables, Flyte's execution variables, `FLYTE_AWS_*` for the blob store, and the
+  secrets the task template requests, as Flyte's webhook would inject them), its own HOME, TMPDIR
+  and a fresh copy of what the image holds in /home/flyte/app (the Dockerfile's COPY lines).
+  The one rewrite: the in-image path /home/flyte/app becomes that pod's directory.
+* **KubeRay** for `ray` tasks: a real multi-node Ray cluster from the task's RayJob spec
+  (`custom`): a head (`ray start --head` with the head group's rayStartParams, so `--num-cpus=0`,
+  and the dashboard for the job server) plus one `ray start --address=...` per worker replica
+  with that group's rayStartParams, each node with its own directory and the task's pod
+  environment; then the submitter's `ray job submit --address http://127.0.0.1:<dashboard> --
+  <entrypoint>` with the entrypoint built as the Flyte Ray plugin builds it (the container args
+  joined, empty ones as ''). Before teardown the Ray state API records where every actor and task
+  ran; then the emulator kills exactly the processes it started (never `ray stop`).
+
+Not emulated: Flyte's cache (every task runs), scheduling (a launch plan is run once with a given
+kickoff time), resource requests/limits (Ray sees the logical CPUs of rayStartParams; Kubernetes
+would also enforce the pod limits), image pulls, KubeRay's autoscaler and TTL.
+
+    python scripts/emulate_remote.py --repo-url file:///path/to/bare.git      # starts its own S3
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Optional
+
+import boto3
+import msgpack
+import psutil
+from flyteidl.admin import launch_plan_pb2, task_pb2, workflow_pb2
+from flyteidl.core import literals_pb2, tasks_pb2, workflow_pb2 as core_workflow_pb2
+from google.protobuf.json_format import MessageToDict
+from google.protobuf.timestamp_pb2 import Timestamp
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+IMAGE_APP_DIR = "/home/flyte/app"  # the Dockerfile's WORKDIR, where the code lives in the image
+PROJECT, DOMAIN, VERSION = "flytesnacks", "development", "emulated"
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# --------------------------------------------------------------------------- the package
+
+
+def build_package(out: Path, image: str, env: Optional[dict] = None, copy: str = "all", source: Path = PROJECT_ROOT) -> Path:
+    """`pyflyte package` of the `workflows` package, code destined for the image's app dir."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [str(BIN / "pyflyte"), "--pkgs", "workflows", "package", "--image", image, "--copy", copy,
+           "--in-container-source-path", IMAGE_APP_DIR, "--output", str(out), "--force"]
+    proc = subprocess.run(cmd, cwd=source, env=env, capture_output=True, text=True, timeout=300)
+    if proc.returncode != 0:
+        raise RuntimeError(f"pyflyte package failed:\n{proc.stdout}\n{proc.stderr}")
+    return out
+
+
+@dataclass
+class Package:
+    """The unpacked protobufs of a `pyflyte package` archive, by entity name."""
+
+    dir: Path
+    tasks: dict[str, tasks_pb2.TaskTemplate]
+    workflows: dict[str, workflow_pb2.WorkflowSpec]
+    launch_plans: dict[str, launch_plan_pb2.LaunchPlan]
+    fast_archive: Optional[Path]
+
+    @classmethod
+    def load(cls, archive: Path, dest: Path) -> "Package":
+        dest.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(archive) as tar:
+            tar.extractall(dest, filter="data")
+        tasks, workflows, lps = {}, {}, {}
+        for pb in sorted(dest.glob("*.pb")):
+            data = pb.read_bytes()
+            if pb.name.endswith("_1.pb"):
+                spec = task_pb2.TaskSpec.FromString(data)
+                tasks[spec.template.id.name] = spec.template
+            elif pb.name.endswith("_2.pb"):
+                spec = workflow_pb2.WorkflowSpec.FromString(data)
+                workflows[spec.template.id.name] = spec
+            elif pb.name.endswith("_3.pb"):
+                lp = launch_plan_pb2.LaunchPlan.FromString(data)
+                lps[lp.id.name] = lp
+        fast = next(iter(dest.glob("fast*.tar.gz")), None)
+        return cls(dest, tasks, workflows, lps, fast)
+
+    def custom(self, task_name: str) -> dict:
+        return MessageToDict(self.tasks[task_name].custom)
+
+
+# --------------------------------------------------------------------------- S3 on loopback
+
+
+@dataclass
+class BlobStore:
+    """The Flyte blob store: one bucket on an S3 endpoint."""
+
+    endpoint: str
+    bucket: str
+    access_key: str = "emulator"
+    secret_key: str = "emulator"
+
+    def __post_init__(self) -> None:
+        self.client = boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id=self.access_key,
+                                   aws_secret_access_key=self.secret_key, region_name="us-east-1")
+
+    def pod_env(self) -> dict[str, str]:
+        """What Flyte's default env vars give every task pod for its blob store."""
+        return {"FLYTE_AWS_ENDPOINT": self.endpoint, "FLYTE_AWS_ACCESS_KEY_ID": self.access_key,
+                "FLYTE_AWS_SECRET_ACCESS_KEY": self.secret_key}
+
+    def uri(self, *parts: str) -> str:
+        return "s3://" + "/".join([self.bucket, *parts])
+
+    def _split(self, uri: str) -> tuple[str, str]:
+        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        return bucket, key
+
+    def put(self, uri: str, data: bytes) -> None:
+        bucket, key = self._split(uri)
+        self.client.put_object(Bucket=bucket, Key=key, Body=data)
+
+    def get(self, uri: str) -> bytes:
+        bucket, key = self._split(uri)
+        return self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
+
+    def exists(self, uri: str) -> bool:
+        bucket, key = self._split(uri)
+        try:
+            self.client.head_object(Bucket=bucket, Key=key)
+            return True
+        except self.client.exceptions.ClientError:
+            return False
+
+    def keys(self, prefix_uri: str) -> list[str]:
+        bucket, prefix = self._split(prefix_uri)
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        return [f"s3://{bucket}/{o['Key']}" for page in pages for o in page.get("Contents", [])]
+
+
+# --------------------------------------------------------------------------- pods
+
+
+def image_app_paths(dockerfile: Path = PROJECT_ROOT / "Dockerfile") -> list[str]:
+    """What the final image stage copies from the build context into its WORKDIR (COPY src dst)."""
+    stages = re.split(r"(?im)^FROM\s", dockerfile.read_text())
+    paths = []
+    for line in stages[-1].splitlines():
+        words = line.split()
+        if words[:1] == ["COPY"] and not any(w.startswith("--from") for w in words):
+            paths.extend(w.rstrip("/") for w in words[1:-1] if not w.startswith("--"))
+    return paths
+
+
+@dataclass
+class Pod:
+    """One emulated container: its own directory (HOME, TMPDIR, the image's app dir) and environment."""
+
+    name: str
+    root: Path
+    env: dict[str, str]
+
+    @property
+    def app(self) -> Path:
+        return self.root / "app"
+
+    @classmethod
+    def create(cls, name: str, parent: Path, base_env: dict[str, str]) -> "Pod":
+        root = parent / name
+        for sub in ("home", "tmp", "app"):
+            (root / sub).mkdir(parents=True, exist_ok=True)
+        for rel in image_app_paths():
+            src = PROJECT_ROOT / rel
+            if src.is_dir():
+                shutil.copytree(src, root / "app" / rel, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                shutil.copy2(src, root / "app" / rel)
+        env = {
+            **base_env,
+            "HOME": str(root / "home"),
+            "TMPDIR": str(root / "tmp"),
+            "PYTHONPATH": str(root / "app"),
+            "DVC_SITE_CACHE_DIR": str(root / "tmp" / "dvc-site-cache"),
+        }
+        return cls(name, root, env)
+
+    def args(self, template_args: list[str]) -> list[str]:
+        return [a.replace(IMAGE_APP_DIR, str(self.app)) for a in template_args]
+
+
+def image_env() -> dict[str, str]:
+    """The image's ENV (Dockerfile) plus what this machine needs; nothing from the caller's environment."""
+    return {
+        "PATH": f"{BIN}:/usr/local/bin:/usr/bin:/bin",
+        "LANG": "C.UTF-8",
+        "PYTHONUNBUFFERED": "1",
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "DVC_NO_ANALYTICS": "1",
+        "RAY_AUTH_MODE": "disabled",  # Ray 2.60 token auth; see /work/shared/ENVIRONMENT.md
+    }
+
+
+def fill_template(args: list[str], values: dict[str, str]) -> list[str]:
+    """Fill flytepropeller's `{{.input}}`-style placeholders (spaces inside the braces allowed)."""
+    def sub(arg: str) -> str:
+        return re.sub(r"\{\{\s*\.?(\w+)\s*\}\}", lambda m: values.get(m.group(1), m.group(0)), arg)
+
+    filled = [sub(a) for a in args]
+    left = [a for a in filled if "{{" in a]
+    if left:
+        raise ValueError(f"unfilled placeholders in the container args: {left}")
+    return filled
+
+
+def ray_entrypoint(args: list[str]) -> str:
+    """The RayJob entrypoint as the Flyte Ray plugin builds it: the args joined, empty ones as ''."""
+    return " ".join(a if a else "''" for a in args)
+
+
+# --------------------------------------------------------------------------- a Ray cluster from a RayJob spec
+
+
+def start_params(params: dict[str, str]) -> list[str]:
+    """rayStartParams as KubeRay passes them to `ray start`: --key=value."""
+    return [f"--{k}={v}" for k, v in params.items()]
+
+
+@dataclass
+class Placement:
+    """Where one Ray actor or task ran."""
+
+    kind: str  # "actor" | "task"
+    name: str
+    node_id: str
+    cpus: float
+
+
+@dataclass
+class RayRun:
+    """What a Ray task's cluster did: its nodes, where work ran, the job's logs and status."""
+
+    head_node_id: str = ""
+    nodes: list[dict] = field(default_factory=list)  # node_id, is_head, CPU
+    placements: list[Placement] = field(default_factory=list)
+    job_status: str = ""
+    logs: str = ""
+    seconds_start: float = 0.0
+    seconds_job: float = 0.0
+    seconds_stop: float = 0.0
+    leftover_pids: list[int] = field(default_factory=list)  # processes still alive after teardown
+
+    def on_head(self) -> list[Placement]:
+        return [p for p in self.placements if p.node_id == self.head_node_id]
+
+
+class LocalRayCluster:
+    """A transient multi-node Ray cluster on this machine, shaped by a RayJob spec's `rayCluster`."""
+
+    def __init__(self, spec: dict, pods_dir: Path, base_env: dict[str, str], name: str):
+        self.spec = spec
+        self.name = name
+        self.pods_dir = pods_dir
+        self.base_env = base_env
+        # Ray's temp dir: unique (it marks this cluster's processes) and short (socket paths are limited).
+        self.temp_dir = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
+        self.procs: list[subprocess.Popen] = []
+        self.pods: list[Pod] = []
+        self.gcs_port = free_port()
+        self.dashboard_port = free_port()
+
+    @property
+    def dashboard(self) -> str:
+        return f"http://127.0.0.1:{self.dashboard_port}"
+
+    def _ray_start(self, pod: Pod, args: list[str]) -> None:
+        # Each node its own ports, as separate pods would have.
+        node_ports = ["--node-ip-address=127.0.0.1", f"--dashboard-agent-listen-port={free_port()}",
+                      f"--dashboard-agent-grpc-port={free_port()}", f"--runtime-env-agent-port={free_port()}",
+                      f"--metrics-export-port={free_port()}", "--object-store-memory=200000000", "--disable-usage-stats"]
+        log = open(pod.root / "ray-start.log", "wb")
+        # RAY_ADDRESS: a pod holds one Ray instance; on this shared machine a node must be told which is its own.
+        env = {**pod.env, "RAY_TMPDIR": str(self.temp_dir), "RAY_ADDRESS": f"127.0.0.1:{self.gcs_port}"}
+        proc = subprocess.Popen([str(BIN / "ray"), "start", "--block", *args, *node_ports], cwd=pod.app,
+                                env=env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        self.procs.append(proc)
+        self.pods.append(pod)
+
+    def start(self, timeout: float = 120) -> None:
+        head_spec = self.spec.get("headGroupSpec", {})
+        head = Pod.create(f"{self.name}-head", self.pods_dir, self.base_env)
+        self._ray_start(head, ["--head", f"--port={self.gcs_port}", f"--temp-dir={self.temp_dir}",
+                               "--include-dashboard=true", "--dashboard-host=127.0.0.1",
+                               f"--dashboard-port={self.dashboard_port}", f"--ray-client-server-port={free_port()}",
+                               *start_params(head_spec.get("rayStartParams", {}))])
+        self._wait_for_nodes(1, timeout)
+        for group in self.spec.get("workerGroupSpec", []):
+            for i in range(int(group.get("replicas", 1))):
+                pod = Pod.create(f"{self.name}-{group['groupName']}-{i}", self.pods_dir, self.base_env)
+                self._ray_start(pod, [f"--address=127.0.0.1:{self.gcs_port}", *start_params(group.get("rayStartParams", {}))])
+                # One at a time: nodes sharing a machine pick their socket names racily (pods do not share one).
+                self._wait_for_nodes(len(self.pods), timeout)
+
+    @property
+    def expected_nodes(self) -> int:
+        return 1 + sum(int(g.get("replicas", 1)) for g in self.spec.get("workerGroupSpec", []))
+
+    def _alive_nodes(self) -> list:
+        from ray.util.state import list_nodes
+
+        return [n for n in list_nodes(address=self.dashboard, timeout=10, raise_on_missing_output=False) if n.state == "ALIVE"]
+
+    def _wait_for_nodes(self, count: int, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            for proc, pod in zip(self.procs, self.pods):
+                if proc.poll() is not None:
+                    raise RuntimeError(f"ray start for {pod.name} exited:\n{(pod.root / 'ray-start.log').read_text()[-3000:]}")
+            try:
+                if len(self._alive_nodes()) >= count:
+                    return
+            except Exception as e:  # the dashboard is still starting
+                last = e
+            time.sleep(0.5)
+        raise TimeoutError(f"{count} Ray nodes did not come up in {timeout} s (last error: {last})")
+
+    def submit(self, entrypoint: str, submission_id: str, timeout: float = 600) -> tuple[int, str]:
+        """What KubeRay's submitter pod runs: `ray job submit ... -- <entrypoint>` in a shell, waiting for the end.
+
+        The shell splits the entrypoint into words (shlex.split here); `ray job submit` joins them back.
+        """
+        submitter = Pod.create(f"{self.name}-submitter", self.pods_dir, self.base_env)
+        proc = subprocess.run([str(BIN / "ray"), "job", "submit", "--address", self.dashboard,
+                               "--submission-id", submission_id, "--", *shlex.split(entrypoint)],
+                              cwd=submitter.app, env=submitter.env, capture_output=True, text=True, timeout=timeout)
+        return proc.returncode, proc.stdout + proc.stderr
+
+    def record(self, run: RayRun, submission_id: str) -> None:
+        """Nodes and where each actor and task of the job ran (Ray state API), before teardown."""
+        from ray.job_submission import JobSubmissionClient
+        from ray.util.state import list_actors, list_nodes, list_tasks
+
+        nodes = list_nodes(address=self.dashboard, detail=True, limit=1000, raise_on_missing_output=False)
+        run.nodes = [{"node_id": n.node_id, "is_head": n.is_head_node, "CPU": n.resources_total.get("CPU", 0.0)} for n in nodes]
+        run.head_node_id = next(n.node_id for n in nodes if n.is_head_node)
+        job = JobSubmissionClient(self.dashboard).get_job_info(submission_id)
+        run.job_status = str(job.status)
+        if job.job_id is None:  # the entrypoint never connected a driver to the cluster
+            return
+        job_id = job.job_id
+        actors = list_actors(address=self.dashboard, filters=[("job_id", "=", job_id)], detail=True, limit=10000,
+                             raise_on_missing_output=False)
+        tasks = list_tasks(address=self.dashboard, filters=[("job_id", "=", job_id)], detail=True, limit=10000,
+                           raise_on_missing_output=False)
+        run.placements = [Placement("actor", a.class_name, a.node_id, float((a.required_resources or {}).get("CPU", 0)))
+                          for a in actors if a.node_id]
+        run.placements += [Placement("task", t.name, t.node_id, float((t.required_resources or {}).get("CPU", 0)))
+                           for t in tasks if t.node_id and t.type == "NORMAL_TASK"]
+
+    def processes(self) -> list[psutil.Process]:
+        """Every process of this cluster: the `ray start` trees, and anything naming its private temp dir."""
+        found: dict[int, psutil.Process] = {}
+        for proc in self.procs:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                p = psutil.Process(proc.pid)
+                found[p.pid] = p
+                found.update({c.pid: c for c in p.children(recursive=True)})
+        marker = str(self.temp_dir)
+        for p in psutil.process_iter(["cmdline"]):
+            with contextlib.suppress(psutil.Error):
+                if any(marker in part for part in (p.info["cmdline"] or [])):
+                    found[p.pid] = p
+                    found.update({c.pid: c for c in p.children(recursive=True)})
+        found.pop(os.getpid(), None)
+        return list(found.values())
+
+    def stop(self, grace: float = 5) -> None:
+        """Kill exactly this cluster's processes: SIGTERM, then SIGKILL what is left after `grace` s."""
+        procs = self.processes()
+        for p in procs:
+            with contextlib.suppress(psutil.Error):
+                p.send_signal(signal.SIGTERM)
+        _, alive = psutil.wait_procs(procs, timeout=grace)
+        for p in alive:
+            with contextlib.suppress(psutil.Error):
+                p.kill()
+        psutil.wait_procs(alive, timeout=grace)
+        for proc in self.procs:
+            with contextlib.suppress(Exception):
+                proc.wait(timeout=1)
+        shutil.rmtree(self.temp_dir, ignore_errors=True)
+
+    def __enter__(self) -> "LocalRayCluster":
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+# --------------------------------------------------------------------------- literals and bindings
+
+
+def datetime_literal(value: dt.datetime) -> literals_pb2.Literal:
+    ts = Timestamp()
+    ts.FromDatetime(value.astimezone(dt.timezone.utc).replace(tzinfo=None))
+    return literals_pb2.Literal(scalar=literals_pb2.Scalar(primitive=literals_pb2.Primitive(datetime=ts)))
+
+
+def python_literals(values: dict, types: dict) -> dict[str, literals_pb2.Literal]:
+    """Python values to Flyte literals with flytekit's TypeEngine, as `pyflyte run` would send them."""
+    from flytekit.core.context_manager import FlyteContextManager
+    from flytekit.core.type_engine import TypeEngine
+
+    ctx = FlyteContextManager.current_context()
+    out = {}
+    for name, value in values.items():
+        lit = TypeEngine.to_literal(ctx, value, types[name], TypeEngine.to_literal_type(types[name]))
+        out[name] = lit.to_flyte_idl()
+    return out
+
+
+def to_python(literals: literals_pb2.LiteralMap, types: dict) -> dict:
+    from flytekit.core.context_manager import FlyteContextManager
+    from flytekit.core.type_engine import TypeEngine
+    from flytekit.models.literals import LiteralMap
+
+    ctx = FlyteContextManager.current_context()
+    return TypeEngine.literal_map_to_kwargs(ctx, LiteralMap.from_flyte_idl(literals), python_types=types)
+
+
+def resolve_attr_path(lit: literals_pb2.Literal, path) -> literals_pb2.Literal:
+    """What flytepropeller does with `tuned.best`: follow an attribute path into a literal."""
+    keys = [a.string_value if a.HasField("string_value") else a.int_value for a in path]
+    while keys and lit.WhichOneof("value") in ("map", "collection"):
+        key = keys.pop(0)
+        lit = lit.map.literals[key] if lit.HasField("map") else lit.collection.literals[key]
+    if not keys:
+        return lit
+    binary = lit.scalar.binary
+    if binary.tag != "msgpack":
+        raise NotImplementedError(f"attribute path {keys} into a {lit.WhichOneof('value')} literal")
+    value = msgpack.loads(binary.value, strict_map_key=False)
+    for key in keys:
+        value = value[key]
+    return literals_pb2.Literal(scalar=literals_pb2.Scalar(binary=literals_pb2.Binary(value=msgpack.dumps(value), tag="msgpack")))
+
+
+def resolve_binding(data: literals_pb2.BindingData, outputs: dict[str, literals_pb2.LiteralMap]) -> literals_pb2.Literal:
+    kind = data.WhichOneof("value")
+    if kind == "scalar":
+        return literals_pb2.Literal(scalar=data.scalar)
+    if kind == "promise":
+        lit = outputs[data.promise.node_id].literals[data.promise.var]
+        return resolve_attr_path(lit, data.promise.attr_path) if data.promise.attr_path else lit
+    if kind == "collection":
+        return literals_pb2.Literal(collection=literals_pb2.LiteralCollection(
+            literals=[resolve_binding(b, outputs) for b in data.collection.bindings]))
+    if kind == "map":
+        return literals_pb2.Literal(map=literals_pb2.LiteralMap(
+            literals={k: resolve_binding(b, outputs) for k, b in data.map.bindings.items()}))
+    raise NotImplementedError(f"binding of kind {kind!r}")
+
+
+WORKFLOW_INPUTS = {"", "start-node"}  # flytekit names the workflow's inputs node "", propeller "start-node"
+
+
+def _upstream(node: core_workflow_pb2.Node) -> set[str]:
+    deps = set(node.upstream_node_ids)
+
+    def walk(data: literals_pb2.BindingData) -> None:
+        kind = data.WhichOneof("value")
+        if kind == "promise":
+            deps.add(data.promise.node_id)
+        elif kind == "collection":
+            for b in data.collection.bindings:
+                walk(b)
+        elif kind == "map":
+            for b in data.map.bindings.values():
+                walk(b)
+
+    for b in node.inputs:
+        walk(b.binding)
+    return deps - WORKFLOW_INPUTS
+
+
+def topological(nodes) -> list[core_workflow_pb2.Node]:
+    pending = {n.id: n for n in nodes}
+    done: set[str] = set()
+    order = []
+    while pending:
+        ready = [n for n in pending.values() if _upstream(n) <= done]
+        if not ready:
+            raise ValueError(f"cycle or unknown dependency among nodes {sorted(pending)}")
+        for n in ready:
+            order.append(n)
+            done.add(n.id)
+            del pending[n.id]
+    return order
+
+
+# --------------------------------------------------------------------------- the executor (flytepropeller's part)
+
+
+class TaskFailed(RuntimeError):
+    pass
+
+
+@dataclass
+class NodeRun:
+    node_id: str
+    task: str
+    task_type: str
+    inputs: str  # inputs.pb URI
+    output_prefix: str
+    raw_prefix: str
+    attempts: int = 0
+    seconds: float = 0.0
+    log: Optional[Path] = None
+    ray: Optional[RayRun] = None
+
+
+@dataclass
+class Execution:
+    """One emulated execution of a serialized workflow or launch plan."""
+
+    package: Package
+    store: BlobStore
+    workdir: Path
+    secrets: dict[tuple[str, str], str] = field(default_factory=dict)  # (group, key) -> value
+    name: str = field(default_factory=lambda: "e" + uuid.uuid4().hex[:12])
+    launch_plan: str = ""
+    workflow: str = ""
+    runs: list[NodeRun] = field(default_factory=list)
+    echo: bool = False
+
+    # ----------------------------------------------------------------- entry points
+
+    def run_launch_plan(self, name: str, inputs: dict[str, literals_pb2.Literal], kickoff_time: Optional[dt.datetime] = None) -> literals_pb2.LiteralMap:
+        """Launch a plan as flyteadmin would: its defaults, then the given inputs, then its fixed inputs."""
+        lp = self.package.launch_plans[name]
+        literals = {k: p.default for k, p in lp.spec.default_inputs.parameters.items() if p.HasField("default")}
+        schedule = lp.spec.entity_metadata.schedule
+        if schedule.kickoff_time_input_arg:
+            if kickoff_time is None:
+                raise ValueError(f"launch plan {name} is scheduled: pass the kickoff time its schedule would")
+            literals[schedule.kickoff_time_input_arg] = datetime_literal(kickoff_time)
+        for key in inputs:
+            if key in lp.spec.fixed_inputs.literals:
+                raise ValueError(f"input {key!r} is fixed by launch plan {name}")
+        literals.update(inputs)
+        literals.update(lp.spec.fixed_inputs.literals)
+        self.launch_plan = name
+        return self.run_workflow(lp.spec.workflow_id.name, literals)
+
+    def run_workflow(self, name: str, inputs: dict[str, literals_pb2.Literal]) -> literals_pb2.LiteralMap:
+        spec = self.package.workflows[name]
+        self.workflow = self.workflow or name
+        subs = {s.id.name: s for s in spec.sub_workflows}
+        return self._run_template(spec.template, inputs, subs, prefix="")
+
+    # ----------------------------------------------------------------- propeller
+
+    def _run_template(self, template, inputs, subs, prefix: str) -> literals_pb2.LiteralMap:
+        missing = [k for k in template.interface.inputs.variables if k not in inputs]
+        if missing:
+            raise ValueError(f"workflow {template.id.name} is missing inputs {missing}")
+        outputs = {k: literals_pb2.LiteralMap(literals=inputs) for k in WORKFLOW_INPUTS}
+        for node in topological(template.nodes):
+            node_inputs = {b.var: resolve_binding(b.binding, outputs) for b in node.inputs}
+            node_id = f"{prefix}{node.id}"
+            if node.HasField("task_node"):
+                outputs[node.id] = self._run_task(node_id, node.task_node.reference_id.name, node_inputs)
+            elif node.HasField("workflow_node") and node.workflow_node.HasField("sub_workflow_ref"):
+                sub = subs[node.workflow_node.sub_workflow_ref.name]
+                outputs[node.id] = self._run_template(sub, node_inputs, subs, prefix=f"{node_id}-")
+            else:
+                raise NotImplementedError(f"node {node_id}: only task and sub-workflow nodes are emulated")
+        return literals_pb2.LiteralMap(literals={b.var: resolve_binding(b.binding, outputs) for b in template.outputs})
+
+    def _base_env(self, task: tasks_pb2.TaskTemplate, node_id: str) -> dict[str, str]:
+        env = {
+            **image_env(),
+            **self.store.pod_env(),
+            "FLYTE_INTERNAL_EXECUTION_ID": self.name,
+            "FLYTE_INTERNAL_EXECUTION_PROJECT": PROJECT,
+            "FLYTE_INTERNAL_EXECUTION_DOMAIN": DOMAIN,
+            "FLYTE_INTERNAL_EXECUTION_WORKFLOW": self.workflow,
+            "FLYTE_INTERNAL_EXECUTION_LAUNCHPLAN": self.launch_plan,
+            "FLYTE_INTERNAL_TASK_PROJECT": PROJECT,
+            "FLYTE_INTERNAL_TASK_DOMAIN": DOMAIN,
+            "FLYTE_INTERNAL_TASK_NAME": task.id.name,
+            "FLYTE_INTERNAL_TASK_VERSION": VERSION,
+            "FLYTE_INTERNAL_NODE_ID": node_id,
+        }
+        env.update({e.key: e.value for e in task.container.env})  # `pyflyte ... --env`
+        for secret in task.security_context.secrets:  # what Flyte's secret webhook injects
+            value = self.secrets.get((secret.group, secret.key))
+            if value is not None and secret.env_var:
+                env[secret.env_var] = value
+        return env
+
+    def _run_task(self, node_id: str, task_name: str, inputs: dict[str, literals_pb2.Literal]) -> literals_pb2.LiteralMap:
+        task = self.package.tasks[task_name]
+        meta = f"metadata/propeller/{PROJECT}-{DOMAIN}-{self.name}/{node_id}/data"
+        run = NodeRun(node_id, task_name, task.type, self.store.uri(meta, "inputs.pb"), "", "")
+        self.runs.append(run)
+        self.store.put(run.inputs, literals_pb2.LiteralMap(literals=inputs).SerializeToString())
+        started = time.monotonic()
+        retries = task.metadata.retries.retries
+        for attempt in range(retries + 1):
+            run.attempts = attempt + 1
+            run.output_prefix = self.store.uri(meta, str(attempt))
+            run.raw_prefix = self.store.uri("data", self.name, f"{node_id}-{attempt}")
+            args = fill_template(list(task.container.args), {
+                "input": run.inputs,
+                "outputPrefix": run.output_prefix,
+                "rawOutputDataPrefix": run.raw_prefix,
+                "checkpointOutputPrefix": f"{run.raw_prefix}/_flytecheckpoints",
+                "prevCheckpointPrefix": "",
+                "remote_package_path": self.fast_archive_uri(),
+            })
+            pod_name = f"{node_id}-{attempt}"
+            if task.type == "ray":
+                ok = self._run_ray(run, task, args, pod_name)
+            else:
+                ok = self._run_pod(run, task, args, pod_name)
+            outputs_uri = f"{run.output_prefix}/outputs.pb"
+            if ok and self.store.exists(outputs_uri):
+                run.seconds = time.monotonic() - started
+                if self.echo:
+                    detail = (f" (cluster up {run.ray.seconds_start:.1f} s, job {run.ray.seconds_job:.1f} s, "
+                              f"down {run.ray.seconds_stop:.1f} s)" if run.ray else "")
+                    print(f"  {node_id} {task_name}: {run.seconds:.1f} s{detail}", flush=True)
+                return literals_pb2.LiteralMap.FromString(self.store.get(outputs_uri))
+        error = self._error(run)
+        raise TaskFailed(f"node {node_id} ({task_name}) failed after {run.attempts} attempt(s): {error}\n"
+                         f"log: {run.log}\n{run.log.read_text()[-4000:] if run.log else ''}")
+
+    def _error(self, run: NodeRun) -> str:
+        uri = f"{run.output_prefix}/error.pb"
+        if not self.store.exists(uri):
+            return "no outputs.pb and no error.pb"
+        from flyteidl.core import errors_pb2
+
+        doc = errors_pb2.ErrorDocument.FromString(self.store.get(uri))
+        return f"{doc.error.code}: {doc.error.message[-2000:]}"
+
+    def fast_archive_uri(self) -> str:
+        """flytectl's part of fast registration: the code archive uploaded once, its URI in the args."""
+        archive = self.package.fast_archive
+        if archive is None:
+            return ""
+        uri = self.store.uri("fast", VERSION, archive.name)
+        if not self.store.exists(uri):
+            self.store.put(uri, archive.read_bytes())
+        return uri
+
+    def _run_pod(self, run: NodeRun, task, args: list[str], pod_name: str) -> bool:
+        pod = Pod.create(pod_name, self.workdir / "pods", self._base_env(task, run.node_id))
+        run.log = pod.root / "pod.log"
+        with open(run.log, "wb") as log:
+            proc = subprocess.run(pod.args(args), cwd=pod.app, env=pod.env, stdout=log, stderr=subprocess.STDOUT, timeout=900)
+        return proc.returncode == 0
+
+    def _run_ray(self, run: NodeRun, task, args: list[str], pod_name: str) -> bool:
+        spec = self.package.custom(run.task).get("rayCluster", {})
+        ray = run.ray = RayRun()
+        t0 = time.monotonic()
+        cluster = LocalRayCluster(spec, self.workdir / "pods", self._base_env(task, run.node_id), pod_name)
+        try:
+            cluster.start()
+            ray.seconds_start = time.monotonic() - t0
+            head_pod = cluster.pods[0]
+            submission_id = f"{self.name}-{pod_name}"
+            t1 = time.monotonic()
+            code, ray.logs = cluster.submit(ray_entrypoint(head_pod.args(args)), submission_id)
+            ray.seconds_job = time.monotonic() - t1
+            run.log = self.workdir / "pods" / f"{pod_name}-job.log"
+            run.log.write_text(ray.logs)
+            cluster.record(ray, submission_id)
+        finally:
+            t2 = time.monotonic()
+            cluster.stop()
+            ray.seconds_stop = time.monotonic() - t2
+        ray.leftover_pids = [p.pid for p in cluster.processes()]
+        return code == 0
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def secrets_from_env(env=os.environ) -> dict[tuple[str, str], str]:
+    """The project's Flyte secrets, valued from this environment's variables of the same names."""
+    from tasks import secrets
+
+    return {(s.group, s.key): env[s.env_var] for s in [*secrets.BRIDGE_SECRETS, *secrets.TRAIN_SECRETS] if env.get(s.env_var)}
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repo-url", required=True, help="the DVC repo (git URL) to commit to; needs a DVC remote")
+    parser.add_argument("--launch-plan", default="nightly_retrain")
+    parser.add_argument("--kickoff-time", default="", help="ISO time for a scheduled plan (default: now)")
+    parser.add_argument("--inputs", default='{"tune": {"num_samples": 2, "max_epochs": 1, "batch_sizes": [64]}, '
+                                            '"train": {"epochs": 2, "num_workers": 2}}', help="JSON launch inputs")
+    parser.add_argument("--s3-endpoint", default="", help="S3 endpoint of the blob store (default: start moto_server)")
+    parser.add_argument("--bucket", default="flyte-emulated")
+    parser.add_argument("--workdir", default="", help="where pods and logs go (default: a temp dir)")
+    opts = parser.parse_args(argv)
+
+    workdir = Path(opts.workdir or tempfile.mkdtemp(prefix="emulate-remote-"))
+    moto = None
+    endpoint = opts.s3_endpoint
+    if not endpoint:
+        port = free_port()
+        moto = subprocess.Popen([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        endpoint = f"http://127.0.0.1:{port}"
+        time.sleep(1.5)
+    try:
+        store = BlobStore(endpoint, opts.bucket)
+        with contextlib.suppress(Exception):
+            store.client.create_bucket(Bucket=opts.bucket)
+        env = {**os.environ, "EXPERIMENTS_REPO_URL": opts.repo_url, "HOME": str(workdir / "home")}
+        archive = build_package(workdir / "package.tgz", "localhost:30000/flyte-ray-dvc:emulated", env=env)
+        package = Package.load(archive, workdir / "package")
+        from tasks.settings import TrainSettings, TuneSettings
+
+        given = json.loads(opts.inputs)
+        types = {"tune": TuneSettings, "train": TrainSettings}
+        values = {k: types[k](**v) if k in types else v for k, v in given.items()}
+        literals = python_literals(values, {**types, **{k: type(v) for k, v in values.items() if k not in types}})
+        kickoff = dt.datetime.fromisoformat(opts.kickoff_time) if opts.kickoff_time else dt.datetime.now(dt.timezone.utc)
+        execution = Execution(package, store, workdir, secrets=secrets_from_env(), echo=True)
+        print(f"execution {execution.name}: launch plan {opts.launch_plan}, pods and logs in {workdir}", flush=True)
+        outputs = execution.run_launch_plan(opts.launch_plan, literals, kickoff_time=kickoff)
+        print(json.dumps(MessageToDict(outputs), indent=1)[:3000])
+        return 0
+    finally:
+        if moto:
+            moto.terminate()
+            moto.wait(10)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,136 @@
+"""Golden checks of what `pyflyte package` really produces for a Flyte cluster with KubeRay.
+
+Every expected value comes from the settings (tasks/clusters.py, tasks/secrets.py, the nightly
+configuration in the environment), so these fail when the serialized spec drifts from them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+from flyteidl.core import types_pb2
+from google.protobuf.json_format import MessageToDict
+
+from conftest import CANARIES, IMAGE, NIGHTLY_ENV, archive_files
+from tasks import secrets
+from tasks.clusters import TRAIN_CLUSTER, TRAIN_SHAPE, TUNE_CLUSTER, TUNE_SHAPE
+from workflows.launch_plans import DEFAULT_NAME, KICKOFF_INPUT, NIGHTLY_NAME, experiment_name
+
+RAY_TASKS = {
+    "tasks.flyte_tasks.tune_hyperparameters": (TUNE_SHAPE, TUNE_CLUSTER),
+    "tasks.flyte_tasks.train_model": (TRAIN_SHAPE, TRAIN_CLUSTER),
+}
+# Which task asks Flyte for which secrets; every other task asks for none.
+SECRET_REQUESTS = {
+    "dvc_bridge.flyte_tasks.check_target": secrets.BRIDGE_SECRETS,
+    "dvc_bridge.flyte_tasks.commit_experiment": secrets.BRIDGE_SECRETS,
+    "tasks.flyte_tasks.train_model": secrets.TRAIN_SECRETS,
+}
+
+
+def test_package_holds_the_whole_workflow(golden):
+    assert set(RAY_TASKS) <= set(golden.tasks)
+    assert {"workflows.tune_train.tune_train_wf", "workflows.launch_plans.nightly_wf"} <= set(golden.workflows)
+    assert {DEFAULT_NAME, NIGHTLY_NAME} <= set(golden.launch_plans)
+
+
+def test_every_task_runs_in_the_given_image(golden):
+    for name, task in golden.tasks.items():
+        assert task.container.image == IMAGE, name
+        assert task.container.args[0] == "pyflyte-execute", name  # --copy none: the code is in the image
+
+
+@pytest.mark.parametrize("name", sorted(RAY_TASKS), ids=["train", "tune"])
+def test_ray_task_spec_matches_the_cluster_shape(golden, name):
+    shape, cluster = RAY_TASKS[name]
+    task = golden.tasks[name]
+    assert task.type == "ray"
+    custom = MessageToDict(task.custom)
+
+    assert custom["shutdownAfterJobFinishes"] is True and cluster.shutdown_after_job_finishes is True
+    assert custom["ttlSecondsAfterFinished"] == cluster.ttl_seconds_after_finished == shape.ttl_seconds > 0
+    assert not {"runtimeEnv", "runtimeEnvYAML", "runtimeEnvYaml"} & set(custom), "runtime_env is readable by anyone"
+
+    ray_cluster = custom["rayCluster"]
+    assert ray_cluster.get("enableAutoscaling", False) == shape.autoscaling
+    head = ray_cluster["headGroupSpec"]
+    assert head["rayStartParams"] == {"num-cpus": "0"} == cluster.head_node_config.ray_start_params
+    (head_container,) = head["k8sPod"]["podSpec"]["containers"]
+    head_resources = {"cpu": shape.head_cpus, "memory": shape.head_memory}
+    assert head_container["resources"] == {"requests": head_resources, "limits": head_resources}
+    assert head_container.get("image", IMAGE) == IMAGE
+
+    (group,) = ray_cluster["workerGroupSpec"]
+    (configured,) = cluster.worker_node_config
+    assert group["groupName"] == configured.group_name
+    assert group["replicas"] == shape.workers
+    assert group["minReplicas"] == (shape.min_workers if shape.autoscaling else shape.workers)
+    assert group["maxReplicas"] == (shape.max_workers if shape.autoscaling else shape.workers)
+    assert group["rayStartParams"] == {"num-cpus": str(shape.cpus_per_worker)}
+    (worker_container,) = group["k8sPod"]["podSpec"]["containers"]
+    worker_resources = {"cpu": str(shape.cpus_per_worker), "memory": shape.memory_per_worker}
+    if shape.gpus_per_worker:
+        worker_resources["nvidia.com/gpu"] = str(shape.gpus_per_worker)
+    assert worker_container["resources"] == {"requests": worker_resources, "limits": worker_resources}
+    assert worker_container.get("image", IMAGE) == IMAGE
+
+
+def test_only_ray_tasks_are_ray(golden):
+    assert {n for n, t in golden.tasks.items() if t.type == "ray"} == set(RAY_TASKS)
+
+
+@pytest.mark.parametrize("name", sorted(SECRET_REQUESTS) + ["tasks.flyte_tasks.tune_hyperparameters",
+                                                            "tasks.flyte_tasks.prepare_data"])
+def test_secret_requests_in_the_task_templates(golden, name):
+    requested = [(s.group, s.key, s.env_var) for s in golden.tasks[name].security_context.secrets]
+    expected = [(s.group, s.key, s.env_var) for s in SECRET_REQUESTS.get(name, [])]
+    assert sorted(requested) == sorted(expected), f"{name} requests {requested}"
+    assert all(group == secrets.GROUP for group, _, _ in requested)
+
+
+def test_nightly_launch_plan_carries_its_schedule_and_config(golden):
+    lp = golden.launch_plans[NIGHTLY_NAME]
+    assert lp.spec.workflow_id.name == "workflows.launch_plans.nightly_wf"
+    schedule = lp.spec.entity_metadata.schedule
+    assert schedule.cron_schedule.schedule == NIGHTLY_ENV["NIGHTLY_CRON"]
+    assert schedule.kickoff_time_input_arg == KICKOFF_INPUT
+    fixed = {k: v.scalar.primitive.string_value for k, v in lp.spec.fixed_inputs.literals.items()}
+    assert fixed == {"dataset": NIGHTLY_ENV["NIGHTLY_DATASET"], "repo_url": NIGHTLY_ENV["EXPERIMENTS_REPO_URL"]}
+    # The kickoff time is the one input the schedule fills: required, no default.
+    assert KICKOFF_INPUT in lp.spec.default_inputs.parameters
+    assert lp.spec.default_inputs.parameters[KICKOFF_INPUT].required
+
+
+def test_nightly_workflow_names_the_experiment_from_the_kickoff_time(golden):
+    template = golden.workflows["workflows.launch_plans.nightly_wf"].template
+    kickoff = template.interface.inputs.variables[KICKOFF_INPUT].type
+    assert kickoff.simple == types_pb2.SimpleType.DATETIME
+    (name_node,) = [n for n in template.nodes if n.task_node.reference_id.name == "workflows.launch_plans.nightly_exp_name"]
+    (binding,) = name_node.inputs
+    assert binding.binding.promise.var == KICKOFF_INPUT and binding.binding.promise.node_id == ""
+    (sub,) = [n for n in template.nodes if n.HasField("workflow_node")]
+    assert sub.workflow_node.sub_workflow_ref.name == "workflows.tune_train.tune_train_wf"
+    exp = next(b.binding.promise for b in sub.inputs if b.var == "exp_name")
+    assert exp.node_id == name_node.id
+    assert experiment_name(datetime(2026, 11, 22, 2, 0)) == "nightly-20261122-0200"
+
+
+def test_default_launch_plan_commits_to_the_configured_repo(golden):
+    lp = golden.launch_plans[DEFAULT_NAME]
+    assert lp.spec.workflow_id.name == "workflows.tune_train.tune_train_wf"
+    assert not lp.spec.entity_metadata.HasField("schedule")
+    repo = lp.spec.default_inputs.parameters["repo_url"].default.scalar.primitive.string_value
+    assert repo == NIGHTLY_ENV["EXPERIMENTS_REPO_URL"]
+
+
+@pytest.mark.parametrize("which", ["copy-none", "copy-all"])
+def test_no_secret_anywhere_in_the_package(golden, fast_archive, which):
+    archive = golden.dir.parent / "package.tgz" if which == "copy-none" else fast_archive
+    files = list(archive_files(archive))
+    assert any(IMAGE.encode() in data for _, data in files), "the scan must find a value that is there"
+    if which == "copy-all":
+        assert any(name.endswith("tasks/secrets.py") for name, _ in files), "the code archive must be scanned"
+    for name, data in files:
+        for var, value in CANARIES.items():
+            assert value.encode() not in data, f"{var} leaked into {name}"

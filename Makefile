@@ -9,7 +9,7 @@ TORCH_PIP_ARGS ?=
 export DVC_NO_ANALYTICS := 1
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: setup run test constraints clean
+.PHONY: setup run test constraints clean bench
 
 setup: $(VENV)/.installed
 
@@ -37,3 +37,8 @@ constraints: setup
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+# Benchmarks of issue #7 (bench/): figures, never pass/fail; ends with one JSON line.
+# BENCH_QUICK=1 make bench: tiny sizes, a smoke run of the whole harness.
+bench: setup
+	$(BIN)/python -m bench

@@ -1,0 +1,181 @@
+"""The bridge against the wire: record_experiment with models of 10, 100 and 500 MB vs a raw S3 upload.
+
+    python -m bench.bridge_wire          # BENCH_QUICK=1: 1, 4 and 16 MB
+
+For each size: a bare git remote whose DVC remote is a bucket on moto's S3 server on loopback
+(built like the tests' `remote_target` fixture: dvc_bridge.scaffold + tests/support.bare_remote),
+random bytes as model.pth, then `dvc_bridge.bridge.record_experiment` timed as a whole and by
+step (clone, dvc commit, exp save, dvc push, git push); then the same bytes uploaded raw to the
+same endpoint with boto3 (`upload_file`, multipart, and one `put_object`). The server is reset
+between sizes so it holds at most one size at a time.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import time
+import uuid
+from collections import defaultdict
+from pathlib import Path
+
+from bench import env as E
+
+MB = 1_000_000
+
+
+class StepTimer:
+    """Wraps named callables to add up the wall time spent in each."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+        self._undo = []
+
+    def wrap(self, owner, name: str, label: str, by_first_arg: bool = False) -> None:
+        original = getattr(owner, name, None)
+        if original is None:
+            return
+
+        @functools.wraps(original)
+        def wrapper(*args, **kwargs):
+            key = f"{label} {args[1]}" if by_first_arg and len(args) > 1 else label
+            t = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                self.seconds[key] += time.perf_counter() - t
+
+        setattr(owner, name, wrapper)
+        self._undo.append((owner, name, original))
+
+    def reset(self) -> dict[str, float]:
+        out = {k: round(v, 3) for k, v in self.seconds.items()}
+        self.seconds.clear()
+        return out
+
+    def restore(self) -> None:
+        for owner, name, original in reversed(self._undo):
+            setattr(owner, name, original)
+
+
+def materials(work: Path, size_mb: int, name: str):
+    from dvc_bridge.bridge import Materials
+
+    model = work / "model.pth"
+    with open(model, "wb") as f:
+        for _ in range(size_mb):
+            f.write(os.urandom(MB))
+    live = work / "dvclive"
+    (live / "plots" / "metrics").mkdir(parents=True)
+    (live / "metrics.json").write_text(json.dumps({"accuracy": 0.95, "loss": 0.2, "step": 0}))
+    (live / "plots" / "metrics" / "accuracy.tsv").write_text("step\taccuracy\n0\t0.95\n")
+    (work / "trials.csv").write_text("trial_id,lr,momentum,batch_size,status,epochs,accuracy,error\nt0,0.05,0.9,64,completed,1,0.95,\n")
+    (work / "trials.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    return model, Materials(
+        params={"data": {"source": "bench", "seed": 0}, "tune": {}, "train": {}},
+        best={"lr": 0.05, "momentum": 0.9, "batch_size": 64},
+        trials_csv=work / "trials.csv",
+        trials_png=work / "trials.png",
+        model=model,
+        live_dir=live,
+        accuracy=0.95,
+        run_info={"execution_id": name},
+    )
+
+
+def fit(xs: list[float], ys: list[float]) -> tuple[float, float]:
+    """Least squares y = a + b x; returns (a, b)."""
+    n = len(xs)
+    mx, my = sum(xs) / n, sum(ys) / n
+    sxx = sum((x - mx) ** 2 for x in xs)
+    b = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx if sxx else 0.0
+    return my - b * mx, b
+
+
+def run(sizes_mb: list[int]) -> dict:
+    import boto3
+    import requests
+    from dvc.repo import Repo
+    from dvc.repo.experiments import Experiments
+
+    from dvc_bridge import bridge, gitops
+
+    root = E.scratch("bridge")
+    E.use_env(E.isolated_env(root))
+    timer = StepTimer()
+    timer.wrap(bridge, "clone", "clone")
+    timer.wrap(bridge, "materialize", "write files")
+    timer.wrap(Repo, "commit", "dvc commit")
+    timer.wrap(Experiments, "save", "dvc exp save")
+    timer.wrap(Repo, "push", "dvc push")
+    timer.wrap(gitops.Git, "__call__", "git", by_first_arg=True)
+    rows = []
+    with E.moto_server() as endpoint:
+        s3 = boto3.client("s3", endpoint_url=endpoint)
+        for size in sizes_mb:
+            requests.post(f"{endpoint}/moto-api/reset", timeout=30)
+            bucket = f"bench-{uuid.uuid4().hex[:8]}"
+            s3.create_bucket(Bucket=bucket)
+            url = E.remote_target(root, endpoint, bucket)
+            work = root / f"work-{size}"
+            work.mkdir()
+            name = f"bench-{size}mb"
+            model, mats = materials(work, size, name)
+            timer.reset()
+            t = time.perf_counter()
+            ref = bridge.record_experiment(bridge.Target(url, local=False), name, mats, work / "bridge", min_accuracy=0.9)
+            bridge_s = time.perf_counter() - t
+            steps = timer.reset()
+            assert ref.data_pushed and ref.ref_pushed
+
+            t = time.perf_counter()
+            s3.upload_file(str(model), bucket, f"raw/{name}")
+            upload_file_s = time.perf_counter() - t
+            body = model.read_bytes()
+            t = time.perf_counter()
+            s3.put_object(Bucket=bucket, Key=f"raw/{name}-put", Body=body)
+            put_object_s = time.perf_counter() - t
+            del body
+            raw_s = min(upload_file_s, put_object_s)
+            rows.append({
+                "size_mb": size,
+                "bridge_s": round(bridge_s, 3),
+                "bridge_mb_per_s": round(size / bridge_s, 1),
+                "bridge_steps_s": steps,
+                "raw_upload_file_s": round(upload_file_s, 3),
+                "raw_put_object_s": round(put_object_s, 3),
+                "raw_mb_per_s": round(size / raw_s, 1),
+                "ratio": round(raw_s / bridge_s, 3),
+            })
+            print(json.dumps(rows[-1]), flush=True)
+            E.cleanup(work)
+    timer.restore()
+    E.cleanup(root)
+
+    xs = [r["size_mb"] for r in rows]
+    b0, b1 = fit(xs, [r["bridge_s"] for r in rows])
+    r0, r1 = fit(xs, [min(r["raw_upload_file_s"], r["raw_put_object_s"]) for r in rows])
+    largest = rows[-1]
+    return {
+        "sizes": rows,
+        "fit": {
+            "bridge_fixed_s": round(b0, 3),
+            "bridge_marginal_mb_per_s": round(1 / b1, 1) if b1 > 0 else None,
+            "raw_fixed_s": round(r0, 3),
+            "raw_marginal_mb_per_s": round(1 / r1, 1) if r1 > 0 else None,
+        },
+        "bridge_throughput_ratio": largest["ratio"],  # at the largest size: raw time / bridge time
+        "bridge_fixed_s": round(b0, 3),
+    }
+
+
+def main() -> None:
+    result = run(E.BRIDGE_MB)
+    path = E.write_json("bridge", result)
+    print(json.dumps({"bridge_throughput_ratio": result["bridge_throughput_ratio"], "bridge_fixed_s": result["bridge_fixed_s"],
+                      **result["fit"], "results": str(path)}))
+
+
+if __name__ == "__main__":
+    main()

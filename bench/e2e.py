@@ -1,0 +1,338 @@
+"""End to end: `pyflyte run workflows/tune_train.py tune_train_wf` from a cold start, split into phases.
+
+    python -m bench.e2e default|tutorial      # BENCH_QUICK=1: both at a tiny size
+
+Runs the workflow in a fresh HOME (cold Flyte cache) against a scratch DVC repo made with
+`python -m dvc_bridge.scaffold`, through `bench.launch` (pyflyte plus timing marks), while
+sampling the PSS and CPU time of the whole process tree. Writes bench/out/e2e-<size>.json, the
+timestamped log and the run's trials table (the input of the pure-compute replay).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from bench import env as E
+from bench.marks import read_marks
+from bench.proctree import TreeSampler
+
+TIMEOUT_S = 1500
+
+# First log line matching each pattern: Ray Train's own start-up messages and the project's progress lines.
+LOG_MARKERS = {
+    "train_process_group_setup": r"Setting up process group",
+    "train_worker_group_started": r"Started training worker group",
+    "train_ddp_wrap": r"Wrapping provided model in DistributedDataParallel",
+    "train_first_epoch_line": r"epoch 1/\d+",
+    "tune_first_trial_line": r"trial \d+/\d+ ",
+    "placement_group_cleaner_error": r"Found multiple active Ray instances",
+}
+
+
+def log_markers(lines: list[tuple[float, str]], t0: float) -> dict:
+    found = {}
+    for t, line in lines:
+        for name, pattern in LOG_MARKERS.items():
+            if name not in found and re.search(pattern, line):
+                found[name] = round(t - t0, 2)
+    return found
+
+
+def run_workflow(size: E.RunSize, label: str) -> dict:
+    root = E.scratch(label)
+    marks_file = root / "marks.jsonl"
+    env = E.isolated_env(root, BENCH_MARKS=str(marks_file))
+    target = root / "target"
+    subprocess.run([sys.executable, "-m", "dvc_bridge.scaffold", str(target)], env=env, check=True, capture_output=True)
+
+    cmd = [sys.executable, "-m", "bench.launch", "run", str(E.PROJECT_ROOT / "workflows" / "tune_train.py"),
+           "tune_train_wf", "--repo_url", str(target), *size.pyflyte_args()]
+    log_lines: list[tuple[float, str]] = []
+    t0 = time.time()
+    proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    with TreeSampler(proc.pid, match=str(root)) as sampler:
+        reader = threading.Thread(target=lambda: [log_lines.append((time.time(), line.rstrip("\n"))) for line in proc.stdout])
+        reader.start()
+        try:
+            proc.wait(TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        reader.join(30)
+        t_end = time.time()
+        time.sleep(0.3)  # one more sample: does anything outlive the driver?
+    leftovers = _kill_leftovers(str(root))
+    stats = sampler.stats()
+
+    E.OUT_DIR.mkdir(parents=True, exist_ok=True)
+    log_path = E.OUT_DIR / f"e2e-{label}.log"
+    log_path.write_text("".join(f"{t - t0:8.2f}s {line}\n" for t, line in log_lines))
+    marks = read_marks(marks_file)
+    result = {
+        "size": {"name": size.name, "tune": size.tune, "train": size.train},
+        "command": "pyflyte run workflows/tune_train.py tune_train_wf " + " ".join(f"'{a}'" if a.startswith("{") else a for a in size.pyflyte_args()),
+        "returncode": proc.returncode,
+        "wall_s": round(t_end - t0, 2),
+        "log": str(log_path),
+        "leftover_processes": leftovers,
+        "pss": stats.to_dict(t0),
+        "log_markers_s": log_markers(log_lines, t0),
+        **analyze(marks, t0, t_end),
+        "experiment": read_experiment(target, label),
+    }
+    if proc.returncode != 0:
+        result["error_tail"] = [line for _, line in log_lines[-40:]]
+    E.cleanup(root)
+    return result
+
+
+def _kill_leftovers(match: str) -> list[str]:
+    """Processes of this run still alive after the driver exited (a leak worth reporting); killed."""
+    import psutil
+
+    from bench.proctree import read_cmdline
+
+    left = []
+    for pid in psutil.pids():
+        cmd = " ".join(read_cmdline(pid))
+        if match in cmd:
+            left.append(cmd[:120])
+            try:
+                psutil.Process(pid).kill()
+            except psutil.NoSuchProcess:
+                pass
+    return left
+
+
+# ---------------------------------------------------------------- marks -> phases
+
+
+def spans(marks: list[dict]) -> list[dict]:
+    """Pair each `<x>_start` with the next `<x>_end` of the same process and task."""
+    out, open_ = [], {}
+    for m in marks:
+        ev = m["ev"]
+        key_fields = (m.get("pid"), m.get("task"), m.get("cmd"), m.get("trial"))
+        if ev.endswith("_start"):
+            open_.setdefault((ev[:-6], key_fields), []).append(m)
+        elif ev.endswith("_end"):
+            stack = open_.get((ev[:-4], key_fields))
+            if stack:
+                s = stack.pop()
+                out.append({"name": ev[:-4], "start": s["t"], "end": m["t"],
+                            **{k: v for k, v in s.items() if k not in ("t", "ev", "pid")}})
+    return sorted(out, key=lambda s: s["start"])
+
+
+def _first(items, **match):
+    return next((s for s in items if all(s.get(k) == v for k, v in match.items())), None)
+
+
+def _dur(s) -> float:
+    return round(s["end"] - s["start"], 2) if s else 0.0
+
+
+def analyze(marks: list[dict], t0: float, t_end: float) -> dict:
+    sp = spans(marks)
+    ev = lambda name: [m for m in marks if m["ev"] == name]  # noqa: E731
+    rel = lambda t: round(t - t0, 2) if t is not None else None  # noqa: E731
+    wf = _first(sp, name="workflow")
+    launcher = ev("launcher_start")
+    exit_mark = ev("exit")
+
+    tasks = {}
+    for task in dict.fromkeys(s["task"] for s in sp if s["name"] == "task"):
+        outer = _first(sp, name="task", task=task)
+        dispatch = _first(sp, name="dispatch", task=task)
+        inputs = _first(sp, name="inputs_to_python", task=task)
+        outputs = _first(sp, name="outputs_to_literals", task=task)
+        ray_init = next((s for s in sp if s["name"] == "ray_init" and dispatch and dispatch["start"] <= s["start"] <= dispatch["end"]), None)
+        decks = _first(sp, name="write_decks", task=task)
+        user = (outputs["start"] - inputs["end"]) if inputs and outputs else None
+        tasks[task] = {
+            "start_s": rel(outer["start"]),
+            "wall_s": _dur(outer),
+            "cached": dispatch is None,
+            "ray_init_s": _dur(ray_init),
+            "inputs_to_python_s": _dur(inputs),
+            "user_code_s": round(user, 2) if user is not None else None,
+            "outputs_to_literals_s": _dur(outputs),
+            "write_decks_s": _dur(decks),
+            # literal translation + cache look-up/write around dispatch, and pre_execute minus ray.init
+            "flyte_other_s": round(_dur(outer) - _dur(inputs) - _dur(outputs) - _dur(decks) - (user or 0) - _dur(ray_init), 2),
+        }
+
+    # Phases by task role (names may change; the roles do not): Ray tasks are those that start or
+    # use Ray, the bridge is the task that commits; everything before the first Ray task is checks
+    # and data; anything else is "other tasks".
+    def role(name: str) -> str:
+        if "tune" in name:
+            return "tune"
+        if "train" in name:
+            return "train"
+        if "commit" in name:
+            return "bridge"
+        return "checks_and_data" if tasks[name]["start_s"] <= min(
+            (t["start_s"] for n, t in tasks.items() if "tune" in n or "train" in n), default=float("inf")) else "other_tasks"
+
+    ray_init_s = sum(t["ray_init_s"] for t in tasks.values())
+    first_task = min((s["start"] for s in sp if s["name"] == "task"), default=None)
+    phases = {"python_and_imports": rel(wf["start"]) if wf else None, "checks_and_data": 0.0, "ray_start": round(ray_init_s, 2),
+              "tune": 0.0, "train": 0.0, "bridge": 0.0, "other_tasks": 0.0}
+    for name, t in tasks.items():
+        phases[role(name)] = round(phases[role(name)] + t["wall_s"] - t["ray_init_s"], 2)
+    phases["exit_and_teardown"] = round(t_end - wf["end"], 2) if wf else None  # outputs printed, Ray shut down at exit
+    if wf:
+        in_tasks = sum(t["wall_s"] for t in tasks.values())
+        phases["workflow_glue"] = round((wf["end"] - wf["start"]) - in_tasks, 2)  # between tasks: promises, bindings
+    task_roles = {name: role(name) for name in tasks}
+    spawned: dict[str, dict] = {}
+    for m in ev("spawn"):
+        cmd = m.get("cmd") or []
+        key = " ".join([Path(cmd[0]).name if cmd else "?", *cmd[1:3]])
+        entry = spawned.setdefault(key, {"count": 0, "first_at_s": rel(m["t"]), "caller": m.get("caller")})
+        entry["count"] += 1
+    return {
+        "phases_s": phases,
+        "task_roles": task_roles,
+        "driver_spawned": spawned,  # child processes the workflow's own process started, and from where
+        "tasks": tasks,
+        "startup": {
+            "python_and_bench_import_s": rel(launcher[0]["t"]) if launcher else None,
+            "to_workflow_start_s": rel(wf["start"]) if wf else None,
+            "to_first_task_s": rel(first_task),
+        },
+        "exit": {
+            "after_workflow_to_atexit_s": round(exit_mark[-1]["t"] - wf["end"], 2) if wf and exit_mark else None,
+            "atexit_to_process_end_s": round(t_end - exit_mark[-1]["t"], 2) if exit_mark else None,
+        },
+        "tune": analyze_tune(sp, marks, rel),
+        "train": analyze_train(sp, marks, rel),
+        "bridge": analyze_bridge(sp, next((t for n, t in tasks.items() if task_roles[n] == "bridge"), {}), rel),
+    }
+
+
+def analyze_tune(sp, marks, rel) -> dict:
+    fit = _first(sp, name="tune_fit")
+    if not fit:
+        return {}
+    starts = [m for m in marks if m["ev"] == "trial_start"]
+    results = [m for m in marks if m["ev"] == "trial_result"]
+    ends = [m for m in marks if m["ev"] == "trial_end"]
+    first_result = {}
+    for m in results:
+        first_result.setdefault(m["trial"], m)
+    trial_start = {m["trial"]: m["t"] for m in starts}
+    # A trial's start-up: from Tune starting it to its first epoch's report, minus that epoch's own time.
+    startup = [first_result[t]["t"] - trial_start[t] - (first_result[t].get("iter_s") or 0)
+               for t in first_result if t in trial_start]
+    iter_s = [m.get("iter_s") or 0 for m in results]
+    return {
+        "fit_s": _dur(fit),
+        "trials": len(starts),
+        "epochs_reported": len(results),
+        "errors": sum(1 for m in ends if m.get("error")),
+        "setup_before_first_trial_s": round(starts[0]["t"] - fit["start"], 2) if starts else None,
+        "first_trial_start_to_first_result_s": round(results[0]["t"] - starts[0]["t"], 2) if starts and results else None,
+        "trial_startup_s_mean": round(sum(startup) / len(startup), 2) if startup else None,
+        "trial_startup_s_sum": round(sum(startup), 2),
+        "epoch_s_sum": round(sum(iter_s), 2),  # Tune's time_this_iter_s: compute (train + eval) as trials saw it
+        "tail_after_last_trial_s": round(fit["end"] - ends[-1]["t"], 2) if ends else None,
+        "fit_start_s": rel(fit["start"]),
+        "fit_end_s": rel(fit["end"]),
+    }
+
+
+def analyze_train(sp, marks, rel) -> dict:
+    fit = _first(sp, name="train_fit")
+    if not fit:
+        return {}
+    reports = [m for m in marks if m["ev"] == "train_report" and fit["start"] <= m["t"] <= fit["end"]]
+    gaps = [round(b["t"] - a["t"], 2) for a, b in zip(reports, reports[1:])]
+    return {
+        "fit_s": _dur(fit),
+        "epochs_reported": len(reports),
+        "fit_start_to_first_report_s": round(reports[0]["t"] - fit["start"], 2) if reports else None,
+        "between_reports_s": gaps,
+        "last_report_to_fit_end_s": round(fit["end"] - reports[-1]["t"], 2) if reports else None,
+        "fit_start_s": rel(fit["start"]),
+        "fit_end_s": rel(fit["end"]),
+    }
+
+
+def analyze_bridge(sp, task: dict, rel) -> dict:
+    if not task:
+        return {}
+    start = task["start_s"]
+    inside = [s for s in sp if s["name"] in ("dvc_commit", "dvc_exp_save", "dvc_push", "git") and rel(s["start"]) >= start]
+    git_by_cmd: dict[str, float] = {}
+    for s in inside:
+        if s["name"] == "git":
+            git_by_cmd[s.get("cmd", "?")] = round(git_by_cmd.get(s.get("cmd", "?"), 0) + _dur(s), 2)
+    return {
+        "task_wall_s": task["wall_s"],
+        "dvc_commit_s": round(sum(_dur(s) for s in inside if s["name"] == "dvc_commit"), 2),
+        "dvc_exp_save_s": round(sum(_dur(s) for s in inside if s["name"] == "dvc_exp_save"), 2),
+        "dvc_push_s": round(sum(_dur(s) for s in inside if s["name"] == "dvc_push"), 2),
+        "git_s_by_cmd": git_by_cmd,
+    }
+
+
+# ---------------------------------------------------------------- the experiment the run made
+
+
+def read_experiment(target: Path, label: str) -> dict:
+    """Accuracy, trials and per-epoch training figures from the experiment the run committed."""
+    from support import git
+
+    refs = git("for-each-ref", "--format=%(refname)", "refs/exps", cwd=target).splitlines()
+    if not refs:
+        return {}
+    ref = refs[-1]
+
+    def show(path: str) -> str:
+        try:
+            return git("show", f"{ref}:{path}", cwd=target)
+        except subprocess.CalledProcessError:
+            return ""
+
+    trials_csv = show("results/tune/trials.csv")
+    trials_path = E.OUT_DIR / f"e2e-{label}-trials.csv"
+    trials_path.write_text(trials_csv + "\n")
+    metrics = json.loads(show("results/dvclive/metrics.json") or "{}")
+    params = show("params.yaml")
+    best = show("results/tune/best_params.yaml")
+
+    def tsv(name: str) -> list[float]:
+        lines = show(f"results/dvclive/plots/metrics/{name}.tsv").splitlines()[1:]
+        return [float(line.split("\t")[-1]) for line in lines if line.strip()]
+
+    return {
+        "ref": ref,
+        "accuracy": metrics.get("accuracy"),
+        "metrics": metrics,
+        "trials_csv": str(trials_path),
+        "params_yaml": params,
+        "best_params_yaml": best,
+        "epoch_time_s": tsv("epoch_time_s"),
+        "samples_per_s": tsv("samples_per_s"),
+    }
+
+
+def main() -> None:
+    label = sys.argv[1] if len(sys.argv) > 1 else "default"
+    size = dict(zip(("default", "tutorial"), E.sizes()))[label]
+    result = run_workflow(size, label)
+    path = E.write_json(f"e2e-{label}", result)
+    print(json.dumps({"wall_s": result["wall_s"], "returncode": result["returncode"], "phases_s": result["phases_s"],
+                      "peak_pss_gib": result["pss"]["peak_pss_gib"], "accuracy": result["experiment"].get("accuracy"),
+                      "results": str(path)}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""The peer approach: bench/peer (a dvc.yaml of plain Ray Tune / Ray Train scripts) run with `dvc exp run`.
+
+    python -m bench.peer_run tutorial        # BENCH_QUICK=1: a tiny size
+
+Copies the fixture into a scratch git + DVC repo, sets the size with `-S` (the same tune and
+train settings as our run of that size) and times `dvc exp run` while sampling the PSS and CPU
+of its process tree. Stage boundaries come from DVC's "Running stage" lines and from the
+sampled lifetimes of each stage's python process. Writes bench/out/peer.json.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from bench import env as E
+from bench.proctree import TreeSampler
+
+FIXTURE = Path(__file__).resolve().parent / "peer"
+TIMEOUT_S = 1500
+
+
+def make_repo(root: Path, env: dict) -> Path:
+    repo = root / "peer"
+    shutil.copytree(FIXTURE, repo, ignore=shutil.ignore_patterns("__pycache__"))
+
+    def run(*cmd):
+        subprocess.run(cmd, cwd=repo, env=env, check=True, capture_output=True)
+
+    run("git", "init", "--quiet")
+    run(str(E.BIN / "dvc"), "init", "--quiet")
+    run("git", "add", ".")
+    run("git", "commit", "--quiet", "-m", "peer pipeline")
+    return repo
+
+
+def set_args(size: E.RunSize) -> list[str]:
+    args = []
+    for section, values in (("tune", size.tune), ("train", size.train)):
+        for key, value in values.items():
+            args += ["-S", f"{section}.{key}={json.dumps(value)}"]
+    return args
+
+
+def run_peer(size: E.RunSize) -> dict:
+    root = E.scratch("peer")
+    env = E.isolated_env(root)
+    repo = make_repo(root, env)
+    cmd = [str(E.BIN / "dvc"), "exp", "run", *set_args(size)]
+    lines: list[tuple[float, str]] = []
+    t0 = time.time()
+    proc = subprocess.Popen(cmd, cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    with TreeSampler(proc.pid, match=str(root)) as sampler:
+        reader = threading.Thread(target=lambda: [lines.append((time.time(), ln.rstrip("\n"))) for ln in proc.stdout])
+        reader.start()
+        try:
+            proc.wait(TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        reader.join(30)
+        t_end = time.time()
+    from bench.e2e import _kill_leftovers
+
+    leftovers = _kill_leftovers(str(root))
+    stats = sampler.stats()
+    log_path = E.OUT_DIR / "peer.log"
+    E.OUT_DIR.mkdir(parents=True, exist_ok=True)
+    log_path.write_text("".join(f"{t - t0:8.2f}s {line}\n" for t, line in lines))
+
+    stage_starts = [(t, m.group(1)) for t, line in lines if (m := re.search(r"Running stage '(\w+)'", line))]
+    stages = {name: round((stage_starts[i + 1][0] if i + 1 < len(stage_starts) else t_end) - t, 2)
+              for i, (t, name) in enumerate(stage_starts)}
+    pss = stats.to_dict(t0)
+    scripts = {k: v for k, v in pss["alive_by_kind_s"].items() if k.startswith("python:")}
+
+    def read(path: str):
+        p = repo / path
+        return json.loads(p.read_text()) if p.exists() else {}
+
+    result = {
+        "size": {"name": size.name, "tune": size.tune, "train": size.train},
+        "command": "dvc exp run " + " ".join(set_args(size)),
+        "returncode": proc.returncode,
+        "wall_s": round(t_end - t0, 2),
+        "stages_s": stages,  # from DVC's "Running stage" lines to the next one (or the end)
+        "script_alive_s": scripts,  # each stage script's process, as sampled
+        "accuracy": read("dvclive/metrics.json").get("accuracy"),
+        "tune": read("results/tune.json"),
+        "pss": pss,
+        "leftover_processes": leftovers,
+        "log": str(log_path),
+    }
+    if proc.returncode != 0:
+        result["error_tail"] = [line for _, line in lines[-40:]]
+    E.cleanup(root)
+    return result
+
+
+def main() -> None:
+    label = sys.argv[1] if len(sys.argv) > 1 else "tutorial"
+    size = dict(zip(("default", "tutorial"), E.sizes()))[label]
+    result = run_peer(size)
+    path = E.write_json("peer", result)
+    print(json.dumps({k: result[k] for k in ("wall_s", "returncode", "stages_s", "accuracy")}
+                     | {"peak_pss_gib": result["pss"]["peak_pss_gib"], "results": str(path)}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,193 @@
+"""The driver of `make bench`: every benchmark in order, a summary, and one JSON line at the end.
+
+    python -m bench              # full sizes (~10-15 min on 2 idle cores)
+    BENCH_QUICK=1 python -m bench   # tiny sizes, to check the harness (~1-3 min)
+
+Each benchmark runs in its own process (its own Ray cluster, imports and memory) and writes
+bench/out/<name>.json; this driver times each from the outside, then writes
+bench/out/results.json and prints the headline figures. Benchmarks print figures; nothing here
+passes or fails on a figure.
+
+Sections: e2e-default (our workflow at its default size, phases, PSS) -> pure-default (the
+same trials and epochs in one plain process) -> bridge (record_experiment vs raw upload) ->
+e2e-tutorial (50 trials ASHA, 10 epochs on 2 workers) -> peer (the same, the DVC + Ray
+tutorial's way) -> pure-tutorial (skipped when the time budget is spent). In quick mode the
+tutorial-size run is the quick end-to-end run itself.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import time
+
+from bench import env as E
+
+HEADLINE = ("overhead_s", "peer_ratio", "tutorial_size_wall_s", "tutorial_size_accuracy", "train_throughput_ratio",
+            "bridge_throughput_ratio", "bridge_fixed_s", "peak_pss_gib")
+BUDGET_S = 17 * 60  # optional sections are skipped past this, so `make bench` stays under 20 min
+
+
+def section(module: str, *args: str, timeout: int = 1500) -> dict:
+    """Run `python -m bench.<module> args` and time it from outside; its output goes to a log."""
+    E.OUT_DIR.mkdir(parents=True, exist_ok=True)
+    log = E.OUT_DIR / f"{module}{'-' + args[0] if args else ''}.out"
+    print(f"[bench] {module} {' '.join(args)} ...", flush=True)
+    t = time.time()
+    with open(log, "w") as f:
+        proc = subprocess.run([sys.executable, "-m", f"bench.{module}", *args], cwd=E.PROJECT_ROOT,
+                              stdout=f, stderr=subprocess.STDOUT, timeout=timeout)
+    wall = round(time.time() - t, 2)
+    last = log.read_text().strip().splitlines()[-1:] or [""]
+    print(f"[bench]   {wall:.1f}s rc={proc.returncode} {last[0][:300]}", flush=True)
+    return {"module": module, "args": list(args), "returncode": proc.returncode, "wall_s": wall, "log": str(log)}
+
+
+def median(xs):
+    return statistics.median(xs) if xs else None
+
+
+def steady(xs):
+    return xs[1:] or xs  # epoch 1 includes warm-up
+
+
+def throughput(e2e: dict, pure: dict) -> dict:
+    """Ray Train (the workflow's own epochs) vs one plain process (the replay), same model, data, batch size."""
+    exp, plain = e2e["experiment"], pure["train"]
+    ray_sps = median(steady(exp.get("samples_per_s", [])))
+    one_thread = plain["steady_samples_per_s"]
+    default_threads = plain["default_threads_steady_samples_per_s"]
+    best_plain = max(one_thread, default_threads)
+    return {
+        "ray_train_workers": e2e["size"]["train"].get("num_workers", 2),
+        "batch_size_per_worker": plain["batch_size"],
+        "ray_train_steady_samples_per_s": ray_sps,
+        "ray_train_epoch_time_s": exp.get("epoch_time_s"),
+        "plain_1_thread_steady_samples_per_s": one_thread,
+        f"plain_{plain['default_threads']}_threads_steady_samples_per_s": default_threads,
+        "plain_epoch_train_s": plain["epoch_train_s"],
+        "ratio": round(ray_sps / best_plain, 3) if ray_sps and best_plain else None,
+        "note": "steady state = epochs 2..N (median); the plain reference is the faster of 1 thread and torch's default threads",
+    }
+
+
+def time_budget(e2e: dict, pure: dict, wall_pure: float) -> list[dict]:
+    """Where the workflow's wall time goes, phase by phase, against the same work in the plain process."""
+    ph, tasks, tune, train = e2e["phases_s"], e2e["tasks"], e2e.get("tune", {}), e2e.get("train", {})
+    epochs = e2e["experiment"].get("epoch_time_s") or []
+    n_workers = e2e["size"]["train"].get("num_workers", 2)
+    rows = [
+        {"phase": "python + imports to workflow start", "workflow_s": ph.get("python_and_imports"),
+         "pure_s": pure["interpreter_and_yaml_s"] + pure["torch_and_project_import_s"],
+         "detail": "interpreter, flytekit, the workflow module (the plain process: interpreter + torch)"},
+        {"phase": "checks + prepare_data", "workflow_s": ph.get("checks_and_data"), "pure_s": pure["data_s"],
+         "detail": {k: tasks.get(k, {}).get("wall_s") for k in ("validate_settings", "check_target", "prepare_data")}},
+        {"phase": "Ray start (ray.init)", "workflow_s": ph.get("ray_start"), "pure_s": 0.0, "detail": "local cluster: gcs, raylet, dashboard (minimal), prestarted workers"},
+        {"phase": "tune task", "workflow_s": ph.get("tune"), "pure_s": pure["tune_s"], "detail": {
+            "Tuner.fit": tune.get("fit_s"),
+            "before first trial (Tuner setup, data to object store)": tune.get("setup_before_first_trial_s"),
+            "trial compute as Tune timed it (sum time_this_iter_s, incl. trial start-up in epoch 1)": tune.get("epoch_s_sum"),
+            "trials / epochs reported": [tune.get("trials"), tune.get("epochs_reported")],
+            "after last trial (Tune teardown)": tune.get("tail_after_last_trial_s"),
+            "task minus Tuner.fit (data load, csv, plot, Flyte I/O)": round((ph.get("tune") or 0) - (tune.get("fit_s") or 0), 2),
+        }},
+        {"phase": "train task", "workflow_s": ph.get("train"), "pure_s": pure["train_s"], "detail": {
+            "TorchTrainer.fit": train.get("fit_s"),
+            "fit start -> first epoch reported": train.get("fit_start_to_first_report_s"),
+            "of which epoch 1 train time (rank 0)": round(epochs[0], 2) if epochs else None,
+            "=> worker group start + DDP setup + data to workers + eval/checkpoint": round((train.get("fit_start_to_first_report_s") or 0) - (epochs[0] if epochs else 0), 2),
+            "between epoch reports (train + eval + checkpoint)": train.get("between_reports_s"),
+            "last report -> fit end (worker group teardown)": train.get("last_report_to_fit_end_s"),
+            "task minus TorchTrainer.fit (data load, ray.put, copy outputs, Flyte I/O)": round((ph.get("train") or 0) - (train.get("fit_s") or 0), 2),
+            "workers": n_workers,
+        }},
+        {"phase": "bridge (commit_experiment)", "workflow_s": ph.get("bridge"), "pure_s": 0.0, "detail": e2e.get("bridge")},
+        {"phase": "exit (outputs printed, Ray shutdown)", "workflow_s": ph.get("exit_and_teardown"), "pure_s": 0.0, "detail": e2e.get("exit")},
+        {"phase": "between tasks (Flyte glue)", "workflow_s": ph.get("workflow_glue"), "pure_s": 0.0, "detail": ""},
+    ]
+    for r in rows:
+        r["overhead_s"] = round((r["workflow_s"] or 0) - (r["pure_s"] or 0), 2)
+    rows.append({"phase": "TOTAL (wall, measured outside)", "workflow_s": e2e["wall_s"], "pure_s": wall_pure,
+                 "overhead_s": round(e2e["wall_s"] - wall_pure, 2), "detail": ""})
+    return rows
+
+
+def main() -> None:
+    started = time.time()
+    E.OUT_DIR.mkdir(parents=True, exist_ok=True)
+    for old in E.OUT_DIR.glob("*.json"):
+        old.unlink()
+    results: dict = {"quick": E.QUICK, "load_before": E.machine_load(), "sections": []}
+    run = lambda *a, **k: results["sections"].append(section(*a, **k)) or results["sections"][-1]  # noqa: E731
+
+    run("e2e", "default")
+    pure_default = run("pure", "default")
+    run("bridge_wire")
+    if E.QUICK:
+        tutorial_label = "default"  # the quick run is the only size
+    else:
+        run("e2e", "tutorial")
+        tutorial_label = "tutorial"
+    run("peer_run", "tutorial")
+    pure_tutorial = None
+    if not E.QUICK and time.time() - started < BUDGET_S - 200:
+        pure_tutorial = run("pure", "tutorial")
+    results["load_after"] = E.machine_load()
+
+    def load(name):
+        try:
+            return E.read_json(name)
+        except FileNotFoundError:
+            return {}
+
+    e2e, pure, bridge, peer = load("e2e-default"), load("pure-default"), load("bridge"), load("peer")
+    tut = load(f"e2e-{tutorial_label}")
+    results.update({"e2e": e2e, "pure": pure, "bridge": bridge, "peer": peer, "e2e_tutorial": tut if not E.QUICK else "same as e2e (quick)"})
+    if pure_tutorial:
+        results["pure_tutorial"] = load("pure-tutorial")
+        results["pure_tutorial"]["process_wall_s_outside"] = pure_tutorial["wall_s"]
+
+    headline: dict = {}
+    try:
+        headline["overhead_s"] = round(e2e["wall_s"] - pure_default["wall_s"], 2)
+        results["time_budget"] = time_budget(e2e, pure, pure_default["wall_s"])
+    except (KeyError, TypeError):
+        pass
+    if tut and peer.get("returncode") == 0 and tut.get("returncode") == 0:
+        headline["peer_ratio"] = round(tut["wall_s"] / peer["wall_s"], 3)
+    headline["tutorial_size_wall_s"] = tut.get("wall_s")
+    headline["tutorial_size_accuracy"] = tut.get("experiment", {}).get("accuracy")
+    try:
+        results["throughput"] = throughput(e2e, pure)
+        headline["train_throughput_ratio"] = results["throughput"]["ratio"]
+    except (KeyError, TypeError):
+        pass
+    headline["bridge_throughput_ratio"] = bridge.get("bridge_throughput_ratio")
+    headline["bridge_fixed_s"] = bridge.get("bridge_fixed_s")
+    headline["peak_pss_gib"] = e2e.get("pss", {}).get("peak_pss_gib")
+    headline = {k: headline.get(k) for k in HEADLINE}
+    extras = {
+        "e2e_wall_s": e2e.get("wall_s"),
+        "pure_wall_s": pure_default.get("wall_s"),
+        "peer_wall_s": peer.get("wall_s"),
+        "peer_accuracy": peer.get("accuracy"),
+        "peer_peak_pss_gib": peer.get("pss", {}).get("peak_pss_gib"),
+        "loadavg_before": results["load_before"]["loadavg_1_5_15"],
+        "loadavg_after": results["load_after"]["loadavg_1_5_15"],
+        "quick": E.QUICK,
+        "bench_wall_s": round(time.time() - started, 1),
+    }
+    results["headline"] = headline
+    results["extras"] = extras
+    path = E.write_json("results", results)
+
+    print(f"[bench] results: {path}")
+    for row in results.get("time_budget", []):
+        print(f"[bench]   {row['phase']:<40} workflow {row['workflow_s'] or 0:7.2f}s  pure {row['pure_s'] or 0:7.2f}s  overhead {row['overhead_s']:7.2f}s")
+    print(json.dumps({**headline, **extras}), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -12,17 +12,21 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from contextlib import chdir
+from contextlib import chdir, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 from urllib.parse import urlparse, urlunparse
 
 from dvc_bridge import layout
-from dvc_bridge.errors import ExperimentExistsError, RemoteError, TargetError
+from dvc_bridge.errors import ExperimentExistsError, PushError, RemoteError, TargetError
 from dvc_bridge.gitops import IDENTITY, Git, GitError, retry
 
 EXP_REFS = "refs/exps"
+# botocore's own retries for the S3 calls DVC makes here. Its default (legacy mode, 5 attempts with
+# backoff) made an unreachable endpoint cost ~5 s per request and ~45 s per failed commit; one quick
+# retry per request is enough, since the bridge retries the whole push itself with backoff.
+S3_RETRY_ENV = {"AWS_RETRY_MODE": "standard", "AWS_MAX_ATTEMPTS": "2"}
 
 
 @dataclass
@@ -140,13 +144,28 @@ def default_remote(repo) -> str:
     return repo.config["core"].get("remote", "")
 
 
+@contextmanager
+def bounded_s3_retries() -> Iterator[None]:
+    """botocore reads its retry settings from the environment when DVC creates its S3 client: set them
+    for this block only, unless the user set them (the S3 timeouts are the DVC remote's own
+    `connect_timeout` / `read_timeout`, 5 s and 15 s unless configured)."""
+    added = {k: v for k, v in S3_RETRY_ENV.items() if k not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for k in added:
+            os.environ.pop(k, None)
+
+
 def check_remote(repo, name: str) -> None:
     """The DVC remote answers and its bucket (or directory) exists."""
     try:
-        remote = repo.cloud.get_remote(name)
-        fs, path = remote.fs, remote.path
-        root = path.split("/", 1)[0] if fs.protocol not in ("local", "file") else path
-        fs.ls(root)  # unlike exists(), raises on a connection error
+        with bounded_s3_retries():
+            remote = repo.cloud.get_remote(name)
+            fs, path = remote.fs, remote.path
+            root = path.split("/", 1)[0] if fs.protocol not in ("local", "file") else path
+            fs.ls(root)  # unlike exists(), raises on a connection error
     except FileNotFoundError as e:
         raise RemoteError(f"DVC remote {name!r}: {e.filename or e} does not exist. Create the bucket or directory first.") from e
     except Exception as e:
@@ -257,7 +276,14 @@ def record_experiment(
             repo.experiments.save(name=name, message=f"flyte {execution_id}: accuracy {materials.accuracy:.4f}")
         # Data first: a ref on the remote must never point at data that is not there.
         if remote:
-            retry(lambda: repo.push(remote=remote), what=f"dvc push to remote {remote!r}")
+            try:
+                with bounded_s3_retries():
+                    retry(lambda: repo.push(remote=remote), what=f"dvc push to remote {remote!r}")
+            except PushError as e:
+                raise PushError(
+                    f"{e}. Nothing was recorded: no git ref was pushed, so no experiment points at missing data. "
+                    f"Check that the DVC remote {remote!r} is reachable, then retry the run."
+                ) from e.__cause__
 
     if existing:
         ref, commit = existing

@@ -7,6 +7,7 @@ git process's environment.
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
 import subprocess
@@ -24,6 +25,7 @@ _ASKPASS_TOKEN = "FRD_ASKPASS_TOKEN"
 _ASKPASS_USER = "FRD_ASKPASS_USER"
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class GitError(RuntimeError):
@@ -94,7 +96,7 @@ def _askpass_script() -> Path:
 
 
 def retry(action: Callable[[], T], *, what: str, attempts: int = 4, first_delay: float = 1.0) -> T:
-    """Run `action`, retrying with exponential backoff; then a PushError that says how often it was tried."""
+    """Run `action`, retrying with exponential backoff (1, 2, 4 s); then a PushError that says how often it was tried."""
     delay = first_delay
     for attempt in range(1, attempts + 1):
         try:
@@ -102,6 +104,7 @@ def retry(action: Callable[[], T], *, what: str, attempts: int = 4, first_delay:
         except Exception as e:
             if attempt == attempts:
                 raise PushError(f"{what} failed after {attempts} attempts: {type(e).__name__}: {e}") from e
+            log.warning("%s failed (attempt %d of %d): %s: %s; retrying in %.0f s", what, attempt, attempts, type(e).__name__, e, delay)
             time.sleep(delay)
             delay *= 2
     raise AssertionError("unreachable")

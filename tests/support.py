@@ -74,3 +74,63 @@ def own_processes(marker: str) -> list:
         except psutil.Error:
             pass
     return found
+
+
+def exp_refs(url: str) -> list[str]:
+    """The experiment refs (refs/exps/...) on a git remote."""
+    out = git("ls-remote", url, "refs/exps/*")
+    return [line.split("\t")[1] for line in out.splitlines()]
+
+
+def make_materials(tmp: Path, execution_id: str, seed: int = 0, accuracy: float = 0.95):
+    """A run's outputs as the bridge receives them: a real model, a DVCLive dir, a trials table."""
+    import pandas as pd
+    import torch
+
+    from dvc_bridge.bridge import Materials
+    from dvc_bridge.live import EpochLogger
+    from tasks.model import ConvNet
+
+    tmp.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    torch.save(ConvNet().state_dict(), tmp / "model.pth")
+    live = EpochLogger(tmp / "dvclive", resume=False)
+    for epoch in range(3):
+        live.log_epoch({"loss": 1.0 / (epoch + 1), "accuracy": accuracy - 0.1 * (2 - epoch)})
+    live.close()
+    pd.DataFrame({"trial_id": ["a"], "accuracy": [0.9]}).to_csv(tmp / "trials.csv", index=False)
+    (tmp / "trials.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    return Materials(
+        params={"data": {"source": "embedded", "seed": 0, "sha256": "ab" * 32, "dvc_rev": ""},
+                "tune": {"num_samples": 1}, "train": {"epochs": 3}},
+        best={"lr": 0.05, "momentum": 0.9, "batch_size": 64},
+        trials_csv=tmp / "trials.csv",
+        trials_png=tmp / "trials.png",
+        model=tmp / "model.pth",
+        live_dir=tmp / "dvclive",
+        accuracy=accuracy,
+        run_info={"execution_id": execution_id},
+    )
+
+
+def assert_refs_have_their_data(url: str, workdir: Path) -> dict[str, Path]:
+    """Every branch and experiment ref on the git remote points at a commit whose DVC-tracked data pulls
+    from the DVC remote into an empty cache. Returns each ref's checked-out, pulled clone."""
+    from dvc.repo import Repo
+
+    refs = [line.split("\t")[1] for line in git("ls-remote", url).splitlines()]
+    refs = [r for r in refs if r.startswith(("refs/heads/", "refs/exps/"))]
+    clones = {}
+    for i, ref in enumerate(refs):
+        clone = clones[ref] = workdir / f"refs-have-data-{i}"
+        git("clone", "--quiet", "--no-checkout", url, str(clone))
+        git("fetch", "--quiet", "origin", f"+{ref}:refs/check/{i}", cwd=clone)
+        git("checkout", "--quiet", "--detach", f"refs/check/{i}", cwd=clone)
+        if not (clone / "dvc.lock").exists():
+            continue  # nothing DVC-tracked at this commit
+        try:
+            with Repo(str(clone)) as repo:
+                repo.pull()
+        except Exception as e:
+            raise AssertionError(f"{ref} points at data its DVC remote lacks: {type(e).__name__}: {e}") from e
+    return clones

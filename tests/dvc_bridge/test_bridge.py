@@ -6,44 +6,12 @@ import multiprocessing
 import subprocess
 from pathlib import Path
 
-import pandas as pd
 import pytest
-import torch
 
-from support import assert_experiment_in_remote, bare_remote, dvc, free_port, git
-from dvc_bridge.bridge import Materials, Target, preflight, record_experiment, resolve_target
+from support import assert_experiment_in_remote, bare_remote, dvc, exp_refs, free_port, git, make_materials
+from dvc_bridge.bridge import Target, preflight, record_experiment, resolve_target
 from dvc_bridge.errors import ExperimentExistsError, PushError, RemoteError, TargetError
 from dvc_bridge.gitops import Git
-from dvc_bridge.live import EpochLogger
-from tasks.model import ConvNet
-
-
-def make_materials(tmp: Path, execution_id: str, seed: int = 0, accuracy: float = 0.95) -> Materials:
-    tmp.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(seed)
-    torch.save(ConvNet().state_dict(), tmp / "model.pth")
-    live = EpochLogger(tmp / "dvclive", resume=False)
-    for epoch in range(3):
-        live.log_epoch({"loss": 1.0 / (epoch + 1), "accuracy": accuracy - 0.1 * (2 - epoch)})
-    live.close()
-    pd.DataFrame({"trial_id": ["a"], "accuracy": [0.9]}).to_csv(tmp / "trials.csv", index=False)
-    (tmp / "trials.png").write_bytes(b"\x89PNG\r\n\x1a\n")
-    return Materials(
-        params={"data": {"source": "embedded", "seed": 0, "sha256": "ab" * 32, "dvc_rev": ""},
-                "tune": {"num_samples": 1}, "train": {"epochs": 3}},
-        best={"lr": 0.05, "momentum": 0.9, "batch_size": 64},
-        trials_csv=tmp / "trials.csv",
-        trials_png=tmp / "trials.png",
-        model=tmp / "model.pth",
-        live_dir=tmp / "dvclive",
-        accuracy=accuracy,
-        run_info={"execution_id": execution_id},
-    )
-
-
-def exp_refs(url: str) -> list[str]:
-    out = git("ls-remote", url, "refs/exps/*")
-    return [line.split("\t")[1] for line in out.splitlines()]
 
 
 def test_remote_target_round_trip(tmp_path, remote_target):

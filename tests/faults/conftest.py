@@ -1,17 +1,12 @@
-"""Fixtures for the fault tests: one local Ray cluster for the Ray tests, the embedded digits, a private S3 server."""
+"""Fixtures for the fault tests: one local Ray cluster for the Ray tests, the embedded digits, an S3 endpoint that fails on demand."""
 
 from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
-import subprocess
-import sys
 import tempfile
-import time
-from dataclasses import dataclass
-from pathlib import Path
+import threading
 
 import pytest
 
@@ -52,43 +47,76 @@ def ray_cluster():
     shutil.rmtree(tmp, ignore_errors=True)
 
 
-@dataclass
-class S3Server:
-    """A moto_server of one test, which the test may stop, freeze and resume."""
+class FlakyEndpoint:
+    """A TCP proxy in front of the S3 server that a test can take down (port closed: connection refused,
+    open connections cut) and bring back up on the same port, while the server behind keeps its data."""
 
-    url: str
-    proc: subprocess.Popen
+    def __init__(self, target: str) -> None:
+        host_port = target.rsplit("//", 1)[1]
+        self.target = (host_port.split(":")[0], int(host_port.split(":")[1]))
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._listener: socket.socket | None = None
+        self._conns: list[socket.socket] = []
+        self._lock = threading.Lock()
 
-    def freeze(self) -> None:
-        """Still accepts connections (the kernel does), never answers: a hung endpoint."""
-        self.proc.send_signal(signal.SIGSTOP)
+    def up(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        listener.settimeout(0.1)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
 
-    def thaw(self) -> None:
-        self.proc.send_signal(signal.SIGCONT)
+    def down(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener:
+            listener.close()
+        with self._lock:
+            conns, self._conns = self._conns, []
+        for c in conns:
+            _close(c)
 
-    def kill(self) -> None:
-        self.thaw()
-        self.proc.kill()
-        self.proc.wait(10)
+    def _accept(self, listener: socket.socket) -> None:
+        while self._listener is listener:
+            try:
+                client, _ = listener.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            client.settimeout(None)
+            upstream = socket.create_connection(self.target)
+            with self._lock:
+                self._conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=_pipe, args=(a, b), daemon=True).start()
+
+
+def _close(s: socket.socket) -> None:
+    try:
+        s.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    s.close()
+
+
+def _pipe(a: socket.socket, b: socket.socket) -> None:
+    try:
+        while data := a.recv(65536):
+            b.sendall(data)
+    except OSError:
+        pass
+    finally:
+        _close(a)
+        _close(b)
 
 
 @pytest.fixture
-def private_s3():
-    """A moto_server on loopback for this test alone (the session one is shared and must stay up)."""
-    port = free_port()
-    exe = Path(sys.executable).parent / "moto_server"
-    proc = subprocess.Popen([str(exe), "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 20
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            if time.time() > deadline:
-                proc.kill()
-                raise RuntimeError("moto_server did not start")
-            time.sleep(0.1)
-    server = S3Server(f"http://127.0.0.1:{port}", proc)
-    yield server
-    if proc.poll() is None:
-        server.kill()
+def flaky_s3(s3_endpoint):
+    """The session's S3 server behind a FlakyEndpoint, up."""
+    endpoint = FlakyEndpoint(s3_endpoint)
+    endpoint.up()
+    yield endpoint
+    endpoint.down()

@@ -29,8 +29,8 @@ LOG_MARKERS = {
     "train_process_group_setup": r"Setting up process group",
     "train_worker_group_started": r"Started training worker group",
     "train_ddp_wrap": r"Wrapping provided model in DistributedDataParallel",
-    "train_first_epoch_line": r"epoch 1/\d+",
-    "tune_first_trial_line": r"trial \d+/\d+ ",
+    "train_first_epoch_line": r"RayTrainWorker.*epoch 1/\d+",
+    "tune_first_trial_line": r"trial \d+/\d+ \S+ \[",
     "placement_group_cleaner_error": r"Found multiple active Ray instances",
 }
 

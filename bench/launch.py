@@ -71,10 +71,12 @@ def install_flyte_hooks() -> None:
     _wrap(base_task.PythonTask, "_literal_map_to_python_input", "inputs_to_python", _task_name)
     _wrap(base_task.PythonTask, "_output_to_literal_map", "outputs_to_literals", _task_name)
     _wrap(workflow.WorkflowBase, "local_execute", "workflow")
-    from flytekit.core import python_function_task
 
+
+def install_decks_hook() -> None:
     # decks: a local run renders them too (the dependencies deck runs `pip list` and `pip freeze`)
-    _wrap(python_function_task.PythonFunctionTask, "_write_decks", "write_decks", _task_name)
+    module = sys.modules["flytekit.core.python_function_task"]
+    _wrap(module.PythonFunctionTask, "_write_decks", "write_decks", _task_name)
 
 
 def install_ray_init_hooks() -> None:
@@ -211,6 +213,7 @@ def main() -> None:
     install_spawn_hook()
     sys.meta_path.insert(0, _AfterImport({
         "flytekit.core.workflow": install_flyte_hooks,
+        "flytekit.core.python_function_task": install_decks_hook,
         "ray": install_ray_init_hooks,
         "ray.tune": install_tune_hooks,
         "ray.train.torch": install_train_hooks,

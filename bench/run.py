@@ -77,15 +77,30 @@ def time_budget(e2e: dict, pure: dict, wall_pure: float) -> list[dict]:
     """Where the workflow's wall time goes, phase by phase, against the same work in the plain process."""
     ph, tasks, tune, train = e2e["phases_s"], e2e["tasks"], e2e.get("tune", {}), e2e.get("train", {})
     epochs = e2e["experiment"].get("epoch_time_s") or []
+    alive, logm = e2e["pss"].get("alive_by_kind_s", {}), e2e.get("log_markers_s", {})
+    fit0 = train.get("fit_start_s") or 0
+
+    def since_fit(t):
+        return round(t - fit0, 2) if t is not None else None
+
+    train_timeline = {
+        "TrainController process seen": since_fit(alive.get("ray::TrainController", [None])[0]),
+        "RayTrainWorker processes seen": since_fit(alive.get("ray::RayTrainWorker", [None])[0]),
+        "'Setting up process group'": since_fit(logm.get("train_process_group_setup")),
+        "'Started training worker group'": since_fit(logm.get("train_worker_group_started")),
+        "'Wrapping provided model in DDP'": since_fit(logm.get("train_ddp_wrap")),
+        "first epoch reported": train.get("fit_start_to_first_report_s"),
+    }
     n_workers = e2e["size"]["train"].get("num_workers", 2)
     rows = [
         {"phase": "python + imports to workflow start", "workflow_s": ph.get("python_and_imports"),
          "pure_s": pure["interpreter_and_yaml_s"] + pure["torch_and_project_import_s"],
          "detail": "interpreter, flytekit, the workflow module (the plain process: interpreter + torch)"},
-        {"phase": "checks + prepare_data", "workflow_s": ph.get("checks_and_data"), "pure_s": pure["data_s"],
-         "detail": {k: tasks.get(k, {}).get("wall_s") for k in ("validate_settings", "check_target", "prepare_data")}},
+        {"phase": "checks + data tasks", "workflow_s": ph.get("checks_and_data"), "pure_s": pure["data_s"],
+         "detail": {k: t.get("wall_s") for k, t in tasks.items() if e2e["task_roles"].get(k) == "checks_and_data"}},
         {"phase": "Ray start (ray.init)", "workflow_s": ph.get("ray_start"), "pure_s": 0.0, "detail": "local cluster: gcs, raylet, dashboard (minimal), prestarted workers"},
         {"phase": "tune task", "workflow_s": ph.get("tune"), "pure_s": pure["tune_s"], "detail": {
+            "Flyte decks (pip list + pip freeze) ": next((t.get("write_decks_s") for k, t in tasks.items() if e2e["task_roles"].get(k) == "tune"), None),
             "Tuner.fit": tune.get("fit_s"),
             "before first trial (Tuner setup, data to object store)": tune.get("setup_before_first_trial_s"),
             "trial compute as Tune timed it (sum time_this_iter_s, incl. trial start-up in epoch 1)": tune.get("epoch_s_sum"),
@@ -102,9 +117,12 @@ def time_budget(e2e: dict, pure: dict, wall_pure: float) -> list[dict]:
             "last report -> fit end (worker group teardown)": train.get("last_report_to_fit_end_s"),
             "task minus TorchTrainer.fit (data load, ray.put, copy outputs, Flyte I/O)": round((ph.get("train") or 0) - (train.get("fit_s") or 0), 2),
             "workers": n_workers,
+            "timeline after TorchTrainer.fit start (s)": train_timeline,
         }},
         {"phase": "bridge (commit_experiment)", "workflow_s": ph.get("bridge"), "pure_s": 0.0, "detail": e2e.get("bridge")},
         {"phase": "exit (outputs printed, Ray shutdown)", "workflow_s": ph.get("exit_and_teardown"), "pure_s": 0.0, "detail": e2e.get("exit")},
+        {"phase": "other tasks", "workflow_s": ph.get("other_tasks"), "pure_s": 0.0,
+         "detail": {k: t.get("wall_s") for k, t in tasks.items() if e2e["task_roles"].get(k) == "other_tasks"}},
         {"phase": "between tasks (Flyte glue)", "workflow_s": ph.get("workflow_glue"), "pure_s": 0.0, "detail": ""},
     ]
     for r in rows:

@@ -420,6 +420,10 @@ class LocalRayCluster:
         for proc in self.procs:
             with contextlib.suppress(Exception):
                 proc.wait(timeout=1)
+        # Keep the cluster's logs next to the pods, then drop its temp dir.
+        with contextlib.suppress(OSError):
+            shutil.copytree(self.temp_dir / "session_latest" / "logs", self.pods_dir / f"{self.name}-ray-logs",
+                            ignore=shutil.ignore_patterns("*.sock"), dirs_exist_ok=True)
         shutil.rmtree(self.temp_dir, ignore_errors=True)
 
     def __enter__(self) -> "LocalRayCluster":

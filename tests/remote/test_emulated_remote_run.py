@@ -1,0 +1,155 @@
+"""An emulated remote run: the nightly launch plan from `pyflyte package`, every task through its own
+container command with inputs and outputs in S3 on loopback, the Ray tasks on real multi-node Ray
+clusters built from their RayJob specs (scripts/emulate_remote.py says what is emulated and how).
+
+The run happens once per module; each test checks one promise of the remote path against it.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+import typing
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import boto3
+import pytest
+
+from conftest import CANARIES, IMAGE, package_env
+from emulate_remote import BlobStore, Execution, NodeRun, Package, build_package, python_literals, to_python
+from support import assert_experiment_in_remote, bare_remote
+from tasks import secrets
+from tasks.clusters import TRAIN_SHAPE, TUNE_SHAPE
+from tasks.settings import TrainSettings, TuneSettings
+from workflows.launch_plans import NIGHTLY_NAME, experiment_name
+from workflows.tune_train import TuneTrainOutputs
+
+pytestmark = pytest.mark.slow
+
+TINY_TUNE = TuneSettings(num_samples=2, max_epochs=1, batch_sizes=[64])
+TINY_TRAIN = TrainSettings(epochs=2, num_workers=2)
+KICKOFF = datetime(2026, 11, 22, 2, 0, tzinfo=timezone.utc)
+# The blob store's own key: a credential too, so it must not land in outputs either.
+BLOB_STORE_KEY = f"canary-blob-store-key-{uuid.uuid4().hex}"
+TUNE_TASK, TRAIN_TASK = "tasks.flyte_tasks.tune_hyperparameters", "tasks.flyte_tasks.train_model"
+
+
+@dataclass
+class Emulated:
+    execution: Execution
+    outputs: TuneTrainOutputs
+    store: BlobStore
+    repo_url: str
+    dvc_bucket: str
+    workdir: Path
+    seconds: float
+
+    def run(self, task: str) -> NodeRun:
+        (run,) = [r for r in self.execution.runs if r.task == task]
+        return run
+
+
+@pytest.fixture(scope="module")
+def emulated(tmp_path_factory, s3_endpoint) -> Emulated:
+    started = time.monotonic()
+    work = tmp_path_factory.mktemp("emulated")
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint)
+    blob_bucket, dvc_bucket = f"flyte-{uuid.uuid4().hex[:8]}", f"dvc-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=blob_bucket)
+    s3.create_bucket(Bucket=dvc_bucket)
+
+    # What the remote_target fixture makes, once for the module: a bare git remote with an S3 DVC remote.
+    from dvc_bridge.scaffold import scaffold
+
+    scaffold(work / "seed", remote=f"s3://{dvc_bucket}/dvc", endpoint=s3_endpoint)
+    repo_url = bare_remote(work / "seed", work / "remote.git")
+
+    # Registration: the nightly plan commits to that repo; fast registration, as `pyflyte run --remote`.
+    archive = build_package(work / "package.tgz", IMAGE, env=package_env(EXPERIMENTS_REPO_URL=repo_url), copy="all")
+    package = Package.load(archive, work / "package")
+
+    store = BlobStore(s3_endpoint, blob_bucket, access_key="blob-store-user", secret_key=BLOB_STORE_KEY)
+    flyte_secrets = {(s.group, s.key): CANARIES[s.env_var] for s in [*secrets.BRIDGE_SECRETS, *secrets.TRAIN_SECRETS]}
+    execution = Execution(package, store, work, secrets=flyte_secrets)
+    inputs = python_literals({"tune": TINY_TUNE, "train": TINY_TRAIN}, {"tune": TuneSettings, "train": TrainSettings})
+    literals = execution.run_launch_plan(NIGHTLY_NAME, inputs, kickoff_time=KICKOFF)
+    outputs = TuneTrainOutputs(**to_python(literals, typing.get_type_hints(TuneTrainOutputs)))
+    seconds = time.monotonic() - started
+    print(f"\nemulated remote run: {seconds:.1f} s wall")
+    for r in execution.runs:
+        ray = f" (cluster up {r.ray.seconds_start:.1f} s, job {r.ray.seconds_job:.1f} s, down {r.ray.seconds_stop:.1f} s)" if r.ray else ""
+        print(f"  {r.node_id} {r.task}: {r.seconds:.1f} s{ray}")
+    return Emulated(execution, outputs, store, repo_url, dvc_bucket, work, seconds)
+
+
+def test_emulated_run_commits_the_nightly_experiment_to_the_remote(emulated, tmp_path):
+    exp = emulated.outputs.experiment
+    assert exp.name == experiment_name(KICKOFF) == "nightly-20261122-0200"
+    assert exp.data_pushed and exp.ref_pushed
+    model = emulated.store.get(emulated.outputs.trained.model.remote_source)
+    assert_experiment_in_remote(emulated.repo_url, exp.name, model, tmp_path)
+
+
+def test_emulated_outputs_land_in_s3(emulated):
+    runs = emulated.execution.runs
+    assert {TUNE_TASK, TRAIN_TASK, "dvc_bridge.flyte_tasks.commit_experiment"} <= {r.task for r in runs}
+    for run in runs:
+        assert emulated.store.exists(f"{run.output_prefix}/outputs.pb"), run.node_id
+    train = emulated.run(TRAIN_TASK)
+    trained = emulated.outputs.trained
+    model_uri = trained.model.remote_source
+    assert model_uri.startswith(train.raw_prefix + "/") and model_uri.endswith("model.pth")
+    assert emulated.store.exists(model_uri)
+    live_uri = trained.dvclive.remote_source
+    assert live_uri.startswith(train.raw_prefix + "/")
+    live_files = [k.removeprefix(live_uri.rstrip("/") + "/") for k in emulated.store.keys(live_uri)]
+    assert "metrics.json" in live_files and "plots/metrics/accuracy.tsv" in live_files, live_files
+    assert [m.epoch for m in trained.history] == list(range(1, TINY_TRAIN.epochs + 1))
+
+
+# The actors that compute: Ray Train's DDP workers and Ray Tune's function trainables (one per running trial).
+COMPUTE_ACTORS = {TRAIN_TASK: "RayTrainWorker", TUNE_TASK: "ImplicitFunc"}
+
+
+@pytest.mark.parametrize(("task", "shape"), [(TUNE_TASK, TUNE_SHAPE), (TRAIN_TASK, TRAIN_SHAPE)], ids=["tune", "train"])
+def test_emulated_ray_cluster_follows_the_spec_and_the_head_does_not_compute(emulated, task, shape):
+    ray = emulated.run(task).ray
+    assert ray is not None and ray.job_status == "SUCCEEDED", ray and ray.logs[-3000:]
+    heads = [n for n in ray.nodes if n["is_head"]]
+    workers = [n for n in ray.nodes if not n["is_head"]]
+    assert [n["CPU"] for n in heads] == [0.0]
+    assert [n["CPU"] for n in workers] == [float(shape.cpus_per_worker)] * shape.workers
+
+    computing = [p for p in ray.placements if p.name == COMPUTE_ACTORS[task] or p.cpus > 0]
+    on_head = [p for p in computing if p.node_id == ray.head_node_id]
+    assert not on_head, f"computed on the head: {on_head}"
+    actors = [p for p in computing if p.name == COMPUTE_ACTORS[task]]
+    if task == TRAIN_TASK:  # one DDP worker per worker node (1 CPU each)
+        assert len(actors) == TINY_TRAIN.num_workers == len({p.node_id for p in actors}), ray.placements
+    else:  # trials run in actors, reused between trials
+        assert 1 <= len(actors) <= TINY_TUNE.num_samples, ray.placements
+    assert ray.leftover_pids == [], "the cluster's processes must be gone after teardown"
+
+
+def _git_objects(bare: Path) -> bytes:
+    return subprocess.run("git cat-file --batch-all-objects --batch", shell=True, cwd=bare, capture_output=True,
+                          check=True).stdout
+
+
+def test_emulated_run_leaks_no_secret(emulated):
+    """No secret value in any pod or Ray log, pod directory, S3 object (blob store, DVC remote) or git object."""
+    values = {**CANARIES, "blob store key": BLOB_STORE_KEY}
+    places: dict[str, bytes] = {}
+    for path in (emulated.workdir / "pods").rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            places[str(path)] = path.read_bytes()
+    for bucket in (emulated.store.bucket, emulated.dvc_bucket):
+        for uri in emulated.store.keys(f"s3://{bucket}/"):
+            places[uri] = emulated.store.get(uri)
+    places["git objects of the remote"] = _git_objects(Path(emulated.repo_url.removeprefix("file://")))
+    assert len(places) > 50 and any(b"nightly-20261122-0200" in v for v in places.values())
+    leaks = sorted({f"{name} in {where}" for where, data in places.items() for name, v in values.items() if v.encode() in data})
+    assert not leaks, "\n".join(leaks)

@@ -230,8 +230,13 @@ def _use_target_cache(root: Path, target: Target) -> None:
 
     with chdir(target.url), Repo(".") as target_repo:
         cache_dir = target_repo.cache.local_cache_dir
+    _clone_config(root, f"[cache]\n    dir = {cache_dir}\n")
+
+
+def _clone_config(root: Path, text: str) -> None:
+    """DVC settings for the bridge's clone only (`.dvc/config.local` is never committed)."""
     with open(root / ".dvc" / "config.local", "a") as f:
-        f.write(f"[cache]\n    dir = {cache_dir}\n")
+        f.write(text)
 
 
 def record_experiment(
@@ -253,6 +258,10 @@ def record_experiment(
     root = workdir / "repo"
     baseline = clone(target, root, git, base_rev)
     check_layout(root, target)
+    # `exp save` (DVC 3.67) pickles the Studio settings, token included, into .dvc/tmp/repro.dat and
+    # commits that file into the experiment. The bridge never talks to Studio (DVCLive does, while
+    # training), so its clone is offline for Studio and no token can reach the pushed history.
+    _clone_config(root, "[studio]\n    offline = true\n")
 
     existing = find_experiment(git, target.url, name)
     if existing and _own_execution(git, root, *existing) != execution_id:

@@ -1,114 +1,13 @@
-"""Fixtures for the secret tests: a git server that requires a token, a stand-in DVC Studio, canary values."""
+"""Fixtures for the secret tests: a git remote that requires a token, a stand-in DVC Studio."""
 
 from __future__ import annotations
 
-import base64
-import os
-import subprocess
-import threading
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
+from leakcheck import CANARIES, Requests, read_body, LoopbackServer, git_http_server
 from support import bare_remote
-
-# Values no real run would produce: any appearance in an artifact is a leak.
-CANARIES = {
-    "GIT_TOKEN": "canary-git-token-5f1c9e",
-    "AWS_SECRET_ACCESS_KEY": "canary-aws-secret-8b2d4a",
-    "DVC_STUDIO_TOKEN": "canary-studio-token-3e7f60",
-}
-
-
-@dataclass
-class Requests:
-    """What a loopback server saw: (method, path, authorized) per request, and request bodies."""
-
-    seen: list[tuple[str, str, bool]] = field(default_factory=list)
-    bodies: list[bytes] = field(default_factory=list)
-
-
-class _Server:
-    def __init__(self, handler_cls) -> None:
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler_cls)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-def _read_body(handler: BaseHTTPRequestHandler) -> bytes:
-    if handler.headers.get("Transfer-Encoding", "").lower() == "chunked":
-        body = b""
-        while True:
-            size = int(handler.rfile.readline().strip(), 16)
-            if size == 0:
-                handler.rfile.readline()
-                return body
-            body += handler.rfile.read(size)
-            handler.rfile.readline()
-    return handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
-
-
-def git_http_server(root: Path, token: str) -> tuple[_Server, Requests]:
-    """Smart-HTTP git (`git http-backend`) over the bare repos under `root`, for Basic auth with password `token` only."""
-    requests = Requests()
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args):  # keep the test output quiet
-            pass
-
-        def _authorized(self) -> bool:
-            auth = self.headers.get("Authorization", "")
-            if not auth.startswith("Basic "):
-                return False
-            _, _, password = base64.b64decode(auth[6:]).decode().partition(":")
-            return password == token
-
-        def _serve(self):
-            authorized = self._authorized()
-            requests.seen.append((self.command, self.path, authorized))
-            if not authorized:
-                self.send_response(401)
-                self.send_header("WWW-Authenticate", 'Basic realm="git"')
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            path, _, query = self.path.partition("?")
-            env = {
-                "PATH": os.environ["PATH"],
-                "GIT_PROJECT_ROOT": str(root),
-                "GIT_HTTP_EXPORT_ALL": "1",
-                "REMOTE_USER": "tester",  # lets http-backend accept pushes
-                "REQUEST_METHOD": self.command,
-                "PATH_INFO": path,
-                "QUERY_STRING": query,
-                "CONTENT_TYPE": self.headers.get("Content-Type", ""),
-                "HTTP_CONTENT_ENCODING": self.headers.get("Content-Encoding", ""),
-                "HTTP_GIT_PROTOCOL": self.headers.get("Git-Protocol", ""),
-            }
-            proc = subprocess.run(["git", "http-backend"], input=_read_body(self), env=env, capture_output=True)
-            head, _, body = proc.stdout.partition(b"\r\n\r\n")
-            if not _:
-                head, _, body = proc.stdout.partition(b"\n\n")
-            headers = [line.split(": ", 1) for line in head.decode().splitlines() if ": " in line]
-            status = next((int(v.split()[0]) for k, v in headers if k.lower() == "status"), 200)
-            self.send_response(status)
-            for k, v in headers:
-                if k.lower() != "status":
-                    self.send_header(k, v)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        do_GET = do_POST = _serve
-
-    return _Server(Handler), requests
 
 
 @pytest.fixture
@@ -136,7 +35,7 @@ def studio():
             pass
 
         def do_POST(self):
-            requests.bodies.append(_read_body(self))
+            requests.bodies.append(read_body(self))
             requests.seen.append((self.command, self.path, CANARIES["DVC_STUDIO_TOKEN"] in self.headers.get("Authorization", "")))
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
@@ -144,6 +43,6 @@ def studio():
             self.end_headers()
             self.wfile.write(b"{}")
 
-    server = _Server(Handler)
+    server = LoopbackServer(Handler)
     yield server.url, requests
     server.close()

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from conftest import CANARIES
+from leakcheck import CANARIES
 from support import make_materials
 from dvc_bridge.bridge import record_experiment, resolve_target
 from dvc_bridge.gitops import Git, GitError

@@ -73,6 +73,7 @@ def run_workflow(size: E.RunSize, label: str) -> dict:
     log_path = E.OUT_DIR / f"e2e-{label}.log"
     log_path.write_text("".join(f"{t - t0:8.2f}s {line}\n" for t, line in log_lines))
     marks = read_marks(marks_file)
+    (E.OUT_DIR / f"e2e-{label}-marks.jsonl").write_text("".join(json.dumps(m) + "\n" for m in marks))
     result = {
         "size": {"name": size.name, "tune": size.tune, "train": size.train},
         "command": "pyflyte run workflows/tune_train.py tune_train_wf " + " ".join(f"'{a}'" if a.startswith("{") else a for a in size.pyflyte_args()),
@@ -124,7 +125,7 @@ def spans(marks: list[dict]) -> list[dict]:
             stack = open_.get((ev[:-4], key_fields))
             if stack:
                 s = stack.pop()
-                out.append({"name": ev[:-4], "start": s["t"], "end": m["t"],
+                out.append({"name": ev[:-4], "start": s["t"], "end": m["t"], "_pid": s.get("pid"),
                             **{k: v for k, v in s.items() if k not in ("t", "ev", "pid")}})
     return sorted(out, key=lambda s: s["start"])
 
@@ -213,6 +214,9 @@ def analyze(marks: list[dict], t0: float, t_end: float) -> dict:
         },
         "tune": analyze_tune(sp, marks, rel),
         "train": analyze_train(sp, marks, rel),
+        "imports": analyze_imports(sp, marks),
+        "workers": analyze_workers(sp, marks, {phase: (f["start"], f["end"]) for phase, name in (("tune", "tune_fit"), ("train", "train_fit"))
+                                                if (f := _first(sp, name=name))}),
         "bridge": analyze_bridge(sp, next((t for n, t in tasks.items() if task_roles[n] == "bridge"), {}), rel),
     }
 
@@ -263,6 +267,79 @@ def analyze_train(sp, marks, rel) -> dict:
         "fit_start_s": rel(fit["start"]),
         "fit_end_s": rel(fit["end"]),
     }
+
+
+def analyze_imports(sp: list[dict], marks: list[dict]) -> dict:
+    """Heavy imports: in the driver (module -> seconds) and how often each is paid across all processes."""
+    driver = next((m["pid"] for m in marks if m["ev"] == "launcher_start"), None)
+    imports = [s for s in sp if s["name"].startswith("import_")]
+    in_driver = {s["name"][7:]: _dur(s) for s in imports if s["_pid"] == driver}
+    everywhere: dict[str, dict] = {}
+    for s in imports:
+        e = everywhere.setdefault(s["name"][7:], {"processes": 0, "total_s": 0.0})
+        e["processes"] += 1
+        e["total_s"] = round(e["total_s"] + _dur(s), 2)
+    return {"driver_s": in_driver, "all_processes": everywhere}
+
+
+def analyze_workers(sp: list[dict], marks: list[dict], windows: dict[str, tuple[float, float]]) -> dict:
+    """Inside the Ray worker processes (marks from bench/worker_hooks/sitecustomize.py).
+
+    For the tune phase and the train phase: which processes computed, how long from the phase's
+    start (or the process's birth, if later) to its first epoch, torch import, DDP set-up, and how
+    much of the available worker time went into train_epoch + evaluate.
+    """
+    created = {m["pid"]: m for m in marks if m["ev"] == "process"}
+    out = {}
+    for phase, (start, end) in windows.items():
+        fit = {"start": start, "end": end}
+        inside = [s for s in sp if fit["start"] <= s["start"] <= fit["end"] and s.get("_pid") is not None]
+        pids = sorted({s["_pid"] for s in inside if s["name"] == "train_epoch"})
+        procs, compute, startup, turnover = [], 0.0, [], 0.0
+        for pid in pids:
+            mine = [s for s in inside if s["_pid"] == pid]
+            epochs = [s for s in mine if s["name"] in ("train_epoch", "evaluate")]
+            busy = sum(_dur(s) for s in epochs)
+            compute += busy
+            born = created.get(pid, {}).get("created", fit["start"])
+            begin = max(born, fit["start"])
+            first_epoch = min(s["start"] for s in mine if s["name"] == "train_epoch")
+            torch_imp = next((s for s in sp if s["name"] == "import_torch" and s.get("_pid") == pid), None)
+            builds = sorted(s["start"] for s in mine if s["name"] == "build")
+            ends = sorted(s["end"] for s in mine if s["name"] == "evaluate")
+            # trial turnover in a reused actor: from a trial's last evaluation to the next trial's build
+            gaps = [b - max((e for e in ends if e <= b), default=b) for b in builds[1:]]
+            turnover += sum(gaps)
+            startup.append(first_epoch - begin)
+            row = {
+                "pid": pid,
+                "born_s_after_fit_start": round(born - fit["start"], 2),
+                "torch_import_s": _dur(torch_imp) if torch_imp and torch_imp["start"] >= fit["start"] - 60 else None,
+                "to_first_epoch_s": round(first_epoch - begin, 2),
+                "builds": len(builds),
+                "epochs": sum(1 for s in mine if s["name"] == "train_epoch"),
+                "compute_s": round(busy, 2),
+                "trial_turnover_s": round(sum(gaps), 2),
+                "last_epoch_to_fit_end_s": round(fit["end"] - max(ends), 2) if ends else None,
+            }
+            for name in ("init_process_group", "prepare_model"):
+                span = next((s for s in mine if s["name"] == name), None)
+                if span:
+                    row[f"{name}_s"] = _dur(span)
+                    row[f"{name}_at_s"] = round(span["start"] - fit["start"], 2)
+            procs.append(row)
+        slots = max(len(pids), 1) if phase == "train" else None
+        out[phase] = {
+            "processes": procs,
+            "compute_s": round(compute, 2),
+            "fit_s": _dur(fit),
+            "startup_to_first_epoch_s_mean": round(sum(startup) / len(startup), 2) if startup else None,
+            "trial_turnover_s_sum": round(turnover, 2),
+            "note": "compute = train_epoch + evaluate inside the workers; the rest of each worker's time in fit is start-up, waiting and teardown",
+        }
+        if slots:
+            out[phase]["worker_utilization"] = round(compute / (slots * _dur(fit)), 3) if _dur(fit) else None
+    return out
 
 
 def analyze_bridge(sp, task: dict, rel) -> dict:

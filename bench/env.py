@@ -21,6 +21,7 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 OUT_DIR = Path(os.environ.get("BENCH_OUT", PROJECT_ROOT / "bench" / "out"))
 BIN = Path(sys.executable).parent
+WORKER_HOOKS = PROJECT_ROOT / "bench" / "worker_hooks"
 QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0")
 
 sys.path.append(str(PROJECT_ROOT / "tests"))
@@ -80,7 +81,8 @@ def isolated_env(root: Path, **extra: str) -> dict[str, str]:
         "AWS_SECRET_ACCESS_KEY": "bench",
         "AWS_DEFAULT_REGION": "us-east-1",
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-        "PYTHONPATH": os.pathsep.join(p for p in [str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")] if p),
+        # worker_hooks: a sitecustomize that marks steps inside every Python process (when BENCH_MARKS is set)
+        "PYTHONPATH": os.pathsep.join(p for p in [str(WORKER_HOOKS), str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")] if p),
         "PYTHONUNBUFFERED": "1",
         **extra,
     }

@@ -1,11 +1,13 @@
 """`pyflyte` with timing marks: `python -m bench.launch run workflows/tune_train.py tune_train_wf ...`.
 
 The same click entry point as the `pyflyte` script, with hooks that only record when things
-start and end (bench.marks): each Flyte task (cache check, input/output conversion, user code),
-`ray.init`, `Tuner.fit` with one event per trial start/result/completion (a Tune callback added
-to the run config), `TorchTrainer.fit` with one event per reported epoch (a Ray Train callback
-on the controller), DVC's commit/experiment save/push and git subcommands of the bridge, and the
-exit sequence. No production code is changed; the hooks cost microseconds per event.
+start and end (bench.marks): each Flyte task (cache check, input/output conversion, user code,
+decks), one event per Tune trial start/result/completion (a Tune callback added to the run
+config), one per reported epoch (a Ray Train callback on the controller), DVC's commit,
+experiment save and push and the bridge's git subcommands, every child process the driver
+spawns, and the exit sequence. ray.init, Tuner.fit, the trainer's fit and the steps inside the
+Ray workers are marked by bench/worker_hooks/sitecustomize.py, which every process of the run
+loads. No production code is changed; a mark costs microseconds.
 """
 
 from __future__ import annotations
@@ -79,13 +81,6 @@ def install_decks_hook() -> None:
     _wrap(module.PythonFunctionTask, "_write_decks", "write_decks", _task_name)
 
 
-def install_ray_init_hooks() -> None:
-    import ray
-
-    _wrap(ray, "init", "ray_init")
-    _wrap(ray, "shutdown", "ray_shutdown")
-
-
 def install_tune_hooks() -> None:
     from ray import tune
 
@@ -99,7 +94,6 @@ def install_tune_hooks() -> None:
         original_init(self, *args, **kwargs)
 
     tune.Tuner.__init__ = tuner_init
-    _wrap(tune.Tuner, "fit", "tune_fit")
 
 
 def install_train_hooks() -> None:
@@ -116,7 +110,6 @@ def install_train_hooks() -> None:
         original_trainer_init(self, *args, **kwargs)
 
     TorchTrainer.__init__ = trainer_init
-    _wrap(TorchTrainer, "fit", "train_fit")
 
 
 def _tune_callback():
@@ -186,18 +179,23 @@ class _AfterImport(importlib.abc.MetaPathFinder):
 
     def __init__(self, hooks: dict) -> None:
         self.hooks = dict(hooks)
+        self.busy: set[str] = set()
 
     def find_spec(self, name, path, target=None):
-        if name not in self.hooks:
+        if name not in self.hooks or name in self.busy:
             return None
-        for finder in sys.meta_path:
-            if finder is self or not hasattr(finder, "find_spec"):
-                continue
-            spec = finder.find_spec(name, path, target)
-            if spec is not None and spec.loader is not None:
-                break
-        else:
-            return None
+        self.busy.add(name)  # other finders may ask the finders again (another hook-finder does)
+        try:
+            for finder in sys.meta_path:
+                if finder is self or not hasattr(finder, "find_spec"):
+                    continue
+                spec = finder.find_spec(name, path, target)
+                if spec is not None and spec.loader is not None and hasattr(spec.loader, "exec_module"):
+                    break
+            else:
+                return None
+        finally:
+            self.busy.discard(name)
         hook, loader = self.hooks.pop(name), spec.loader
         original_exec = loader.exec_module
 
@@ -214,7 +212,6 @@ def main() -> None:
     sys.meta_path.insert(0, _AfterImport({
         "flytekit.core.workflow": install_flyte_hooks,
         "flytekit.core.python_function_task": install_decks_hook,
-        "ray": install_ray_init_hooks,
         "ray.tune": install_tune_hooks,
         "ray.train.torch": install_train_hooks,
         "dvc.repo.experiments": install_bridge_hooks,

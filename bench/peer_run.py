@@ -50,7 +50,8 @@ def set_args(size: E.RunSize) -> list[str]:
 
 def run_peer(size: E.RunSize) -> dict:
     root = E.scratch("peer")
-    env = E.isolated_env(root)
+    marks_file = root / "marks.jsonl"
+    env = E.isolated_env(root, BENCH_MARKS=str(marks_file))
     repo = make_repo(root, env)
     cmd = [str(E.BIN / "dvc"), "exp", "run", *set_args(size)]
     lines: list[tuple[float, str]] = []
@@ -65,9 +66,13 @@ def run_peer(size: E.RunSize) -> dict:
             proc.kill()
         reader.join(30)
         t_end = time.time()
-    from bench.e2e import _kill_leftovers
+    from bench.e2e import _first, _kill_leftovers, analyze_workers, spans
+    from bench.marks import read_marks
 
     leftovers = _kill_leftovers(str(root))
+    marks = read_marks(marks_file)
+    (E.OUT_DIR / "peer-marks.jsonl").write_text("".join(json.dumps(m) + "\n" for m in marks))
+    sp = spans(marks)
     stats = sampler.stats()
     log_path = E.OUT_DIR / "peer.log"
     E.OUT_DIR.mkdir(parents=True, exist_ok=True)
@@ -83,6 +88,24 @@ def run_peer(size: E.RunSize) -> dict:
         p = repo / path
         return json.loads(p.read_text()) if p.exists() else {}
 
+    # Per stage script: start-up until ray.init, ray.init, the fit, and from the fit's end to the script's exit.
+    script_phases = {}
+    for stage, fit_name in (("tune", "tune_fit"), ("train", "train_fit")):
+        proc_mark = next((m for m in marks if m["ev"] == "process" and f"{stage}.py" in " ".join(m.get("argv", []))), None)
+        if not proc_mark:
+            continue
+        pid = proc_mark["pid"]
+        init = next((x for x in sp if x["name"] == "ray_init" and x["_pid"] == pid), None)
+        fit = next((x for x in sp if x["name"] == fit_name and x["_pid"] == pid), None)
+        exit_t = t0 + scripts.get(f"python:{stage}.py", [None, t_end - t0])[1]
+        script_phases[stage] = {
+            "start_to_ray_init_s": round(init["start"] - proc_mark["created"], 2) if init else None,
+            "ray_init_s": round(init["end"] - init["start"], 2) if init else None,
+            "fit_s": round(fit["end"] - fit["start"], 2) if fit else None,
+            "fit_end_to_exit_s": round(exit_t - fit["end"], 2) if fit else None,
+        }
+    windows = {phase: (f["start"], f["end"]) for phase, name in (("tune", "tune_fit"), ("train", "train_fit")) if (f := _first(sp, name=name))}
+
     result = {
         "size": {"name": size.name, "tune": size.tune, "train": size.train},
         "command": "dvc exp run " + " ".join(set_args(size)),
@@ -90,6 +113,8 @@ def run_peer(size: E.RunSize) -> dict:
         "wall_s": round(t_end - t0, 2),
         "stages_s": stages,  # from DVC's "Running stage" lines to the next one (or the end)
         "script_alive_s": scripts,  # each stage script's process, as sampled
+        "script_phases_s": script_phases,
+        "workers": analyze_workers(sp, marks, windows),
         "accuracy": read("dvclive/metrics.json").get("accuracy"),
         "tune": read("results/tune.json"),
         "pss": pss,

@@ -74,7 +74,7 @@ def describe(cmdline: list[str]) -> str:
             if a == "-c":
                 return "python -c"
         return "python"
-    return _ray_helper(" ".join(cmdline)) or name
+    return name  # raylet, gcs_server, git... (a raylet's arguments name other Ray scripts)
 
 
 def _ray_helper(text: str) -> str:

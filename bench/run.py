@@ -83,13 +83,33 @@ def time_budget(e2e: dict, pure: dict, wall_pure: float) -> list[dict]:
     def since_fit(t):
         return round(t - fit0, 2) if t is not None else None
 
+    workers = e2e.get("workers", {})
+    train_procs = workers.get("train", {}).get("processes", [])
+    tune_procs = workers.get("tune", {}).get("processes", [])
+
+    def mean(key, procs):
+        xs = [p[key] for p in procs if p.get(key) is not None]
+        return round(sum(xs) / len(xs), 2) if xs else None
+
     train_timeline = {
         "TrainController process seen": since_fit(alive.get("ray::TrainController", [None])[0]),
-        "RayTrainWorker processes seen": since_fit(alive.get("ray::RayTrainWorker", [None])[0]),
-        "'Setting up process group'": since_fit(logm.get("train_process_group_setup")),
-        "'Started training worker group'": since_fit(logm.get("train_worker_group_started")),
-        "'Wrapping provided model in DDP'": since_fit(logm.get("train_ddp_wrap")),
+        "worker processes born": mean("born_s_after_fit_start", train_procs),
+        "torch import in each worker (s)": mean("torch_import_s", train_procs),
+        "init_process_group starts": mean("init_process_group_at_s", train_procs),
+        "init_process_group (s)": mean("init_process_group_s", train_procs),
+        "prepare_model (DDP wrap) starts": mean("prepare_model_at_s", train_procs),
+        "first train_epoch starts": round(mean("born_s_after_fit_start", train_procs) + mean("to_first_epoch_s", train_procs), 2) if train_procs else None,
         "first epoch reported": train.get("fit_start_to_first_report_s"),
+        "compute inside workers (train_epoch + evaluate, sum over workers)": workers.get("train", {}).get("compute_s"),
+        "worker utilization during fit": workers.get("train", {}).get("worker_utilization"),
+        "last epoch end -> fit end": mean("last_epoch_to_fit_end_s", train_procs),
+    }
+    tune_workers = {
+        "trial processes": len(tune_procs),
+        "torch import in each (s)": mean("torch_import_s", tune_procs),
+        "fit start (or birth) -> first train_epoch (s)": mean("to_first_epoch_s", tune_procs),
+        "compute inside trials (train_epoch + evaluate, sum)": workers.get("tune", {}).get("compute_s"),
+        "trial turnover in reused actors (sum, s)": workers.get("tune", {}).get("trial_turnover_s_sum"),
     }
     n_workers = e2e["size"]["train"].get("num_workers", 2)
     rows = [
@@ -100,12 +120,13 @@ def time_budget(e2e: dict, pure: dict, wall_pure: float) -> list[dict]:
          "detail": {k: t.get("wall_s") for k, t in tasks.items() if e2e["task_roles"].get(k) == "checks_and_data"}},
         {"phase": "Ray start (ray.init)", "workflow_s": ph.get("ray_start"), "pure_s": 0.0, "detail": "local cluster: gcs, raylet, dashboard (minimal), prestarted workers"},
         {"phase": "tune task", "workflow_s": ph.get("tune"), "pure_s": pure["tune_s"], "detail": {
-            "Flyte decks (pip list + pip freeze) ": next((t.get("write_decks_s") for k, t in tasks.items() if e2e["task_roles"].get(k) == "tune"), None),
+            "Flyte decks (pip list + pip freeze)": next((t.get("write_decks_s") for k, t in tasks.items() if e2e["task_roles"].get(k) == "tune"), None),
             "Tuner.fit": tune.get("fit_s"),
             "before first trial (Tuner setup, data to object store)": tune.get("setup_before_first_trial_s"),
             "trial compute as Tune timed it (sum time_this_iter_s, incl. trial start-up in epoch 1)": tune.get("epoch_s_sum"),
             "trials / epochs reported": [tune.get("trials"), tune.get("epochs_reported")],
             "after last trial (Tune teardown)": tune.get("tail_after_last_trial_s"),
+            "inside the trial processes": tune_workers,
             "task minus Tuner.fit (data load, csv, plot, Flyte I/O)": round((ph.get("tune") or 0) - (tune.get("fit_s") or 0), 2),
         }},
         {"phase": "train task", "workflow_s": ph.get("train"), "pure_s": pure["train_s"], "detail": {
@@ -117,9 +138,12 @@ def time_budget(e2e: dict, pure: dict, wall_pure: float) -> list[dict]:
             "last report -> fit end (worker group teardown)": train.get("last_report_to_fit_end_s"),
             "task minus TorchTrainer.fit (data load, ray.put, copy outputs, Flyte I/O)": round((ph.get("train") or 0) - (train.get("fit_s") or 0), 2),
             "workers": n_workers,
+            "Flyte decks (pip list + pip freeze)": next((t.get("write_decks_s") for k, t in tasks.items() if e2e["task_roles"].get(k) == "train"), None),
             "timeline after TorchTrainer.fit start (s)": train_timeline,
         }},
-        {"phase": "bridge (commit_experiment)", "workflow_s": ph.get("bridge"), "pure_s": 0.0, "detail": e2e.get("bridge")},
+        {"phase": "bridge (commit_experiment)", "workflow_s": ph.get("bridge"), "pure_s": 0.0, "detail": {
+            **(e2e.get("bridge") or {}),
+            "Flyte decks (pip list + pip freeze)": next((t.get("write_decks_s") for k, t in tasks.items() if e2e["task_roles"].get(k) == "bridge"), None)}},
         {"phase": "exit (outputs printed, Ray shutdown)", "workflow_s": ph.get("exit_and_teardown"), "pure_s": 0.0, "detail": e2e.get("exit")},
         {"phase": "other tasks", "workflow_s": ph.get("other_tasks"), "pure_s": 0.0,
          "detail": {k: t.get("wall_s") for k, t in tasks.items() if e2e["task_roles"].get(k) == "other_tasks"}},

@@ -18,6 +18,8 @@ tutorial-size run is the quick end-to-end run itself.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -30,19 +32,29 @@ HEADLINE = ("overhead_s", "peer_ratio", "tutorial_size_wall_s", "tutorial_size_a
 BUDGET_S = 17 * 60  # optional sections are skipped past this, so `make bench` stays under 20 min
 
 
-def section(module: str, *args: str, timeout: int = 1500) -> dict:
-    """Run `python -m bench.<module> args` and time it from outside; its output goes to a log."""
+def section(module: str, *args: str, timeout: int = 900) -> dict:
+    """Run `python -m bench.<module> args` and time it from outside; its output goes to a log.
+
+    The section runs in its own session; on timeout its whole process group (its Ray cluster
+    included) is killed, and the section is recorded as failed.
+    """
     E.OUT_DIR.mkdir(parents=True, exist_ok=True)
     log = E.OUT_DIR / f"{module}{'-' + args[0] if args else ''}.out"
     print(f"[bench] {module} {' '.join(args)} ...", flush=True)
     t = time.time()
     with open(log, "w") as f:
-        proc = subprocess.run([sys.executable, "-m", f"bench.{module}", *args], cwd=E.PROJECT_ROOT,
-                              stdout=f, stderr=subprocess.STDOUT, timeout=timeout)
+        proc = subprocess.Popen([sys.executable, "-m", f"bench.{module}", *args], cwd=E.PROJECT_ROOT,
+                                stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            returncode = proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            returncode = None
     wall = round(time.time() - t, 2)
     last = log.read_text().strip().splitlines()[-1:] or [""]
-    print(f"[bench]   {wall:.1f}s rc={proc.returncode} {last[0][:300]}", flush=True)
-    return {"module": module, "args": list(args), "returncode": proc.returncode, "wall_s": wall, "log": str(log)}
+    print(f"[bench]   {wall:.1f}s rc={returncode} {last[0][:300]}", flush=True)
+    return {"module": module, "args": list(args), "returncode": returncode, "wall_s": wall, "log": str(log)}
 
 
 def median(xs):
@@ -156,6 +168,40 @@ def time_budget(e2e: dict, pure: dict, wall_pure: float) -> list[dict]:
     return rows
 
 
+def peer_vs_ours(ours: dict, peer: dict) -> dict:
+    """The same tune + train work, side by side: where each spends its wall time."""
+    if not ours or not peer:
+        return {}
+    sp = peer.get("script_phases_s", {})
+    ow, pw = ours.get("workers", {}), peer.get("workers", {})
+
+    def proc_mean(w, phase, key):
+        xs = [p[key] for p in w.get(phase, {}).get("processes", []) if p.get(key) is not None]
+        return round(sum(xs) / len(xs), 2) if xs else None
+
+    return {
+        "wall_s": {"ours": ours.get("wall_s"), "peer": peer.get("wall_s")},
+        "accuracy": {"ours": ours.get("experiment", {}).get("accuracy"), "peer": peer.get("accuracy")},
+        "peak_pss_gib": {"ours": ours.get("pss", {}).get("peak_pss_gib"), "peer": peer.get("pss", {}).get("peak_pss_gib")},
+        "ray_init_s": {"ours": ours["phases_s"].get("ray_start"),
+                       "peer": round(sum(v.get("ray_init_s") or 0 for v in sp.values()), 2)},
+        "script/driver start-up before ray.init_s": {"ours": ours["phases_s"].get("python_and_imports"),
+                                                      "peer": round(sum(v.get("start_to_ray_init_s") or 0 for v in sp.values()), 2)},
+        "tune_fit_s": {"ours": ours.get("tune", {}).get("fit_s"), "peer": sp.get("tune", {}).get("fit_s")},
+        "train_fit_s": {"ours": ours.get("train", {}).get("fit_s"), "peer": sp.get("train", {}).get("fit_s")},
+        "after fits (exit, teardown)_s": {"ours": ours["phases_s"].get("exit_and_teardown"),
+                                          "peer": round(sum(v.get("fit_end_to_exit_s") or 0 for v in sp.values()), 2)},
+        "tune compute inside trials_s": {"ours": ow.get("tune", {}).get("compute_s"), "peer": pw.get("tune", {}).get("compute_s")},
+        "tune trial processes": {"ours": len(ow.get("tune", {}).get("processes", [])), "peer": len(pw.get("tune", {}).get("processes", []))},
+        "torch import per trial process_s": {"ours": proc_mean(ow, "tune", "torch_import_s"), "peer": proc_mean(pw, "tune", "torch_import_s")},
+        "train: fit start -> first epoch_s": {"ours": (proc_mean(ow, "train", "born_s_after_fit_start") or 0) + (proc_mean(ow, "train", "to_first_epoch_s") or 0),
+                                              "peer": (proc_mean(pw, "train", "born_s_after_fit_start") or 0) + (proc_mean(pw, "train", "to_first_epoch_s") or 0)},
+        "train compute inside workers_s": {"ours": ow.get("train", {}).get("compute_s"), "peer": pw.get("train", {}).get("compute_s")},
+        "bridge / DVC bookkeeping_s": {"ours": ours["phases_s"].get("bridge"),
+                                       "peer": round((peer.get("wall_s") or 0) - sum(peer.get("stages_s", {}).get(k, 0) for k in ("tune", "train")), 2)},
+    }
+
+
 def main() -> None:
     started = time.time()
     E.OUT_DIR.mkdir(parents=True, exist_ok=True)
@@ -170,9 +216,9 @@ def main() -> None:
     if E.QUICK:
         tutorial_label = "default"  # the quick run is the only size
     else:
-        run("e2e", "tutorial")
+        run("e2e", "tutorial", timeout=1200)
         tutorial_label = "tutorial"
-    run("peer_run", "tutorial")
+    run("peer_run", "tutorial", timeout=1200)
     pure_tutorial = None
     if not E.QUICK and time.time() - started < BUDGET_S - 200:
         pure_tutorial = run("pure", "tutorial")
@@ -187,6 +233,7 @@ def main() -> None:
     e2e, pure, bridge, peer = load("e2e-default"), load("pure-default"), load("bridge"), load("peer")
     tut = load(f"e2e-{tutorial_label}")
     results.update({"e2e": e2e, "pure": pure, "bridge": bridge, "peer": peer, "e2e_tutorial": tut if not E.QUICK else "same as e2e (quick)"})
+    results["peer_vs_ours"] = peer_vs_ours(tut, peer)
     if pure_tutorial:
         results["pure_tutorial"] = load("pure-tutorial")
         results["pure_tutorial"]["process_wall_s_outside"] = pure_tutorial["wall_s"]

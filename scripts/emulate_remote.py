@@ -46,10 +46,11 @@ import sys
 import tarfile
 import tempfile
 import time
+import typing
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Optional
 
 import boto3
 import msgpack
@@ -292,7 +293,8 @@ class LocalRayCluster:
         self.name = name
         self.pods_dir = pods_dir
         self.base_env = base_env
-        # Ray's temp dir: unique (it marks this cluster's processes) and short (socket paths are limited).
+        # Ray's temp dirs, one per node under this one: unique (it marks this cluster's processes) and
+        # short (Ray's socket paths must fit in 107 characters).
         self.temp_dir = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
         self.procs: list[subprocess.Popen] = []
         self.pods: list[Pod] = []
@@ -304,13 +306,14 @@ class LocalRayCluster:
         return f"http://127.0.0.1:{self.dashboard_port}"
 
     def _ray_start(self, pod: Pod, args: list[str]) -> None:
-        # Each node its own ports, as separate pods would have.
-        node_ports = ["--node-ip-address=127.0.0.1", f"--dashboard-agent-listen-port={free_port()}",
+        # Each node its own temp dir (sockets, logs) and ports, as separate pods would have.
+        node_temp = self.temp_dir / f"node{len(self.pods)}"
+        node_ports = [f"--temp-dir={node_temp}", "--node-ip-address=127.0.0.1", f"--dashboard-agent-listen-port={free_port()}",
                       f"--dashboard-agent-grpc-port={free_port()}", f"--runtime-env-agent-port={free_port()}",
                       f"--metrics-export-port={free_port()}", "--object-store-memory=200000000", "--disable-usage-stats"]
         log = open(pod.root / "ray-start.log", "wb")
         # RAY_ADDRESS: a pod holds one Ray instance; on this shared machine a node must be told which is its own.
-        env = {**pod.env, "RAY_TMPDIR": str(self.temp_dir), "RAY_ADDRESS": f"127.0.0.1:{self.gcs_port}"}
+        env = {**pod.env, "RAY_TMPDIR": str(node_temp), "RAY_ADDRESS": f"127.0.0.1:{self.gcs_port}"}
         proc = subprocess.Popen([str(BIN / "ray"), "start", "--block", *args, *node_ports], cwd=pod.app,
                                 env=env, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
@@ -320,7 +323,7 @@ class LocalRayCluster:
     def start(self, timeout: float = 120) -> None:
         head_spec = self.spec.get("headGroupSpec", {})
         head = Pod.create(f"{self.name}-head", self.pods_dir, self.base_env)
-        self._ray_start(head, ["--head", f"--port={self.gcs_port}", f"--temp-dir={self.temp_dir}",
+        self._ray_start(head, ["--head", f"--port={self.gcs_port}",
                                "--include-dashboard=true", "--dashboard-host=127.0.0.1",
                                f"--dashboard-port={self.dashboard_port}", f"--ray-client-server-port={free_port()}",
                                *start_params(head_spec.get("rayStartParams", {}))])
@@ -329,12 +332,7 @@ class LocalRayCluster:
             for i in range(int(group.get("replicas", 1))):
                 pod = Pod.create(f"{self.name}-{group['groupName']}-{i}", self.pods_dir, self.base_env)
                 self._ray_start(pod, [f"--address=127.0.0.1:{self.gcs_port}", *start_params(group.get("rayStartParams", {}))])
-                # One at a time: nodes sharing a machine pick their socket names racily (pods do not share one).
-                self._wait_for_nodes(len(self.pods), timeout)
-
-    @property
-    def expected_nodes(self) -> int:
-        return 1 + sum(int(g.get("replicas", 1)) for g in self.spec.get("workerGroupSpec", []))
+        self._wait_for_nodes(len(self.pods), timeout)
 
     def _alive_nodes(self) -> list:
         from ray.util.state import list_nodes
@@ -406,7 +404,7 @@ class LocalRayCluster:
         found.pop(os.getpid(), None)
         return list(found.values())
 
-    def stop(self, grace: float = 5) -> None:
+    def stop(self, grace: float = 2) -> None:
         """Kill exactly this cluster's processes: SIGTERM, then SIGKILL what is left after `grace` s."""
         procs = self.processes()
         for p in procs:
@@ -420,10 +418,10 @@ class LocalRayCluster:
         for proc in self.procs:
             with contextlib.suppress(Exception):
                 proc.wait(timeout=1)
-        # Keep the cluster's logs next to the pods, then drop its temp dir.
-        with contextlib.suppress(OSError):
-            shutil.copytree(self.temp_dir / "session_latest" / "logs", self.pods_dir / f"{self.name}-ray-logs",
-                            ignore=shutil.ignore_patterns("*.sock"), dirs_exist_ok=True)
+        # Keep each node's Ray logs in its pod directory, then drop the temp dirs.
+        for i, pod in enumerate(self.pods):
+            with contextlib.suppress(OSError):
+                shutil.copytree(self.temp_dir / f"node{i}" / "session_latest" / "logs", pod.root / "ray-logs")
         shutil.rmtree(self.temp_dir, ignore_errors=True)
 
     def __enter__(self) -> "LocalRayCluster":
@@ -774,8 +772,13 @@ def main(argv: Optional[list[str]] = None) -> int:
         kickoff = dt.datetime.fromisoformat(opts.kickoff_time) if opts.kickoff_time else dt.datetime.now(dt.timezone.utc)
         execution = Execution(package, store, workdir, secrets=secrets_from_env(), echo=True)
         print(f"execution {execution.name}: launch plan {opts.launch_plan}, pods and logs in {workdir}", flush=True)
-        outputs = execution.run_launch_plan(opts.launch_plan, literals, kickoff_time=kickoff)
-        print(json.dumps(MessageToDict(outputs), indent=1)[:3000])
+        literals_out = execution.run_launch_plan(opts.launch_plan, literals, kickoff_time=kickoff)
+        from workflows.tune_train import TuneTrainOutputs
+
+        out = TuneTrainOutputs(**to_python(literals_out, typing.get_type_hints(TuneTrainOutputs)))
+        exp, trained = out.experiment, out.trained
+        print(f"experiment {exp.name} ({exp.commit[:8]}) in {exp.repo}: data pushed {exp.data_pushed}, "
+              f"ref pushed {exp.ref_pushed}; accuracy {trained.accuracy:.4f}; model {trained.model.remote_source}")
         return 0
     finally:
         if moto:

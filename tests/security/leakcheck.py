@@ -6,17 +6,16 @@ import base64
 import os
 import subprocess
 import threading
+import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 
-# Values no real run would produce: any appearance in an artifact is a leak.
-CANARIES = {
-    "GIT_TOKEN": "canary-git-token-5f1c9e",
-    "AWS_SECRET_ACCESS_KEY": "canary-aws-secret-8b2d4a",
-    "DVC_STUDIO_TOKEN": "canary-studio-token-3e7f60",
-}
+# Values no real run would produce: any appearance in an artifact is a leak. Made at run time: a literal
+# here would itself be packaged by `pyflyte package --copy all` (fast registration ships tests/ too).
+CANARIES = {var: f"canary-{var.lower().replace('_', '-')}-{uuid.uuid4().hex}"
+            for var in ("GIT_TOKEN", "AWS_SECRET_ACCESS_KEY", "DVC_STUDIO_TOKEN")}
 
 
 @dataclass
@@ -106,3 +105,46 @@ def git_http_server(root: Path, token: str) -> tuple[LoopbackServer, Requests]:
         do_GET = do_POST = _serve
 
     return LoopbackServer(Handler), requests
+
+
+def canaries_in(data: bytes, where: str) -> list[str]:
+    """"WHERE: VAR" for each canary found in `data`."""
+    return [f"{where}: {var}" for var, value in CANARIES.items() if value.encode() in data]
+
+
+def scan_bytes(data: bytes, where: str) -> list[str]:
+    """Canaries in `data`, looking inside gzip and tar archives too (compression would hide them)."""
+    import gzip
+    import io
+    import tarfile
+
+    found = canaries_in(data, where)
+    if data[:2] == b"\x1f\x8b":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError):
+            return found
+        found += canaries_in(data, f"{where} (gunzipped)")
+    if len(data) > 262 and data[257:262] == b"ustar":
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            for member in tar.getmembers():
+                if member.isfile():
+                    found += scan_bytes(tar.extractfile(member).read(), f"{where}!{member.name}")
+    return found
+
+
+def scan_tree(root: Path) -> tuple[int, list[str]]:
+    """(files read, canaries found) over every regular file under `root`."""
+    count, found = 0, []
+    for dirpath, _, names in os.walk(root):
+        for name in names:
+            path = Path(dirpath) / name
+            if not path.is_file() or path.is_symlink():
+                continue
+            try:
+                data = path.read_bytes()
+            except OSError:
+                continue
+            count += 1
+            found += scan_bytes(data, str(path))
+    return count, found

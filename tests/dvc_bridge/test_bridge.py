@@ -81,9 +81,17 @@ def test_unreachable_s3_fails_clearly_and_leaves_no_ref(tmp_path):
 
 @pytest.mark.parametrize(
     "repo_url, error",
-    [("/nonexistent/repo", "does not exist"), ("plain-git", "not a DVC repo"), ("file:///nonexistent.git", "cannot clone")],
+    [
+        ("/nonexistent/repo", "does not exist"),
+        ("plain-dir", "is not a git repository: give the top directory of a DVC repo"),
+        ("plain-git", "not a DVC repo"),
+        ("file:///nonexistent.git", "cannot clone"),
+    ],
 )
 def test_bad_targets_are_refused(tmp_path, repo_url, error):
+    if repo_url == "plain-dir":
+        (tmp_path / "plain-dir").mkdir()
+        repo_url = str(tmp_path / "plain-dir")
     if repo_url == "plain-git":
         repo = tmp_path / "plain"
         git("init", "--quiet", str(repo))

@@ -432,14 +432,36 @@ def test_empty_test_split_after_splitting(synthetic):
 
 
 def test_bad_data_through_a_file(synthetic, write_npz):
-    """The same checks apply to arrays loaded from a file."""
+    """The same checks apply to arrays loaded from a file, at load time, and the error names the file."""
     x, y = synthetic(200)
     x = x.astype(np.float32)
     x[0, 0] = np.nan
     path = write_npz(x=x, y=y)
-    arrays, _ = load_raw(parse_source(str(path)))
-    with pytest.raises(DataError, match="NaN"):
-        make_splits(arrays)
+    with pytest.raises(DataError, match=rf"^dataset '{path}': x contains NaN"):
+        load_raw(parse_source(str(path)))
+
+
+@pytest.mark.parametrize(
+    "broken, message",
+    [
+        ({"x": "27x27"}, r"x has shape \(200, 27, 27\): images must be \(N, 28, 28\)"),
+        ({"y": "labels 0-11"}, r"y has labels in \[0, 11\]: labels must be in 0-9"),
+        ({"y_test": "one short"}, r"y_test has shape \(49,\): labels must be one integer per image, shape \(50,\)"),
+    ],
+)
+def test_wrong_shape_or_labels_are_refused_at_load_naming_the_dataset(synthetic, write_npz, broken, message):
+    x, y = synthetic(200)
+    x = x.reshape(200, 28, 28)
+    if "x" in broken:
+        x = x[:, :27, :27]
+    if "y" in broken:
+        y = y + 2 * (y >= 8)  # 8, 9 -> 10, 11
+    if "y_test" in broken:
+        path = write_npz(x_train=x[:150], y_train=y[:150], x_test=x[150:], y_test=y[151:])
+    else:
+        path = write_npz(x=x, y=y)
+    with pytest.raises(DataError, match=rf"^dataset '{path}': {message}"):
+        load_raw(parse_source(str(path)))
 
 
 # --------------------------------------------------------------------------- IDX

@@ -228,7 +228,7 @@ def image_env() -> dict[str, str]:
         "PYTHONUNBUFFERED": "1",
         "RAY_USAGE_STATS_ENABLED": "0",
         "DVC_NO_ANALYTICS": "1",
-        "RAY_AUTH_MODE": "disabled",  # Ray 2.60 token auth; see /work/shared/ENVIRONMENT.md
+        "RAY_AUTH_MODE": "disabled",  # no Ray token authentication between the emulated nodes
     }
 
 
@@ -600,9 +600,10 @@ class Execution:
     # ----------------------------------------------------------------- propeller
 
     def _run_template(self, template, inputs, subs, prefix: str) -> literals_pb2.LiteralMap:
-        missing = [k for k in template.interface.inputs.variables if k not in inputs]
-        if missing:
-            raise ValueError(f"workflow {template.id.name} is missing inputs {missing}")
+        declared = template.interface.inputs.variables
+        missing, unknown = [k for k in declared if k not in inputs], [k for k in inputs if k not in declared]
+        if missing or unknown:
+            raise ValueError(f"workflow {template.id.name}: missing inputs {missing}, unknown inputs {unknown}")
         outputs = {k: literals_pb2.LiteralMap(literals=inputs) for k in WORKFLOW_INPUTS}
         for node in topological(template.nodes):
             node_inputs = {b.var: resolve_binding(b.binding, outputs) for b in node.inputs}
@@ -616,7 +617,7 @@ class Execution:
                 raise NotImplementedError(f"node {node_id}: only task and sub-workflow nodes are emulated")
         return literals_pb2.LiteralMap(literals={b.var: resolve_binding(b.binding, outputs) for b in template.outputs})
 
-    def _base_env(self, task: tasks_pb2.TaskTemplate, node_id: str) -> dict[str, str]:
+    def _base_env(self, task: tasks_pb2.TaskTemplate, node_id: str, attempt: int) -> dict[str, str]:
         env = {
             **image_env(),
             **self.store.pod_env(),
@@ -629,7 +630,7 @@ class Execution:
             "FLYTE_INTERNAL_TASK_DOMAIN": DOMAIN,
             "FLYTE_INTERNAL_TASK_NAME": task.id.name,
             "FLYTE_INTERNAL_TASK_VERSION": VERSION,
-            "FLYTE_INTERNAL_NODE_ID": node_id,
+            "FLYTE_ATTEMPT_NUMBER": str(attempt),
         }
         env.update({e.key: e.value for e in task.container.env})  # `pyflyte ... --env`
         for secret in task.security_context.secrets:  # what Flyte's secret webhook injects
@@ -695,7 +696,7 @@ class Execution:
         return uri
 
     def _run_pod(self, run: NodeRun, task, args: list[str], pod_name: str) -> bool:
-        pod = Pod.create(pod_name, self.workdir / "pods", self._base_env(task, run.node_id))
+        pod = Pod.create(pod_name, self.workdir / "pods", self._base_env(task, run.node_id, run.attempts - 1))
         run.log = pod.root / "pod.log"
         with open(run.log, "wb") as log:
             proc = subprocess.run(pod.args(args), cwd=pod.app, env=pod.env, stdout=log, stderr=subprocess.STDOUT, timeout=900)
@@ -705,7 +706,7 @@ class Execution:
         spec = self.package.custom(run.task).get("rayCluster", {})
         ray = run.ray = RayRun()
         t0 = time.monotonic()
-        cluster = LocalRayCluster(spec, self.workdir / "pods", self._base_env(task, run.node_id), pod_name)
+        cluster = LocalRayCluster(spec, self.workdir / "pods", self._base_env(task, run.node_id, run.attempts - 1), pod_name)
         try:
             cluster.start()
             ray.seconds_start = time.monotonic() - t0

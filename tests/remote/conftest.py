@@ -1,39 +1,14 @@
-"""Fixtures for the remote-path checks: real `pyflyte package` archives and the remote emulator."""
+"""Fixtures for the remote-path checks: real `pyflyte package` archives of the project."""
 
 from __future__ import annotations
 
-import os
-import sys
-import tarfile
-import uuid
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
-from support import PROJECT_ROOT
-
-sys.path.insert(0, str(PROJECT_ROOT / "scripts"))
+from remote_env import IMAGE, NIGHTLY_ENV, package_env  # also puts scripts/ on sys.path
 
 import emulate_remote  # noqa: E402  (scripts/ is not a package)
-
-IMAGE = "localhost:30000/flyte-ray-dvc:golden"
-
-# Values no package, log, output or commit may ever contain, set where the secrets would be.
-# Made at run time: a literal here would itself be packaged (fast registration ships the tests too).
-CANARIES = {var: f"canary-{var.lower().replace('_', '-')}-{uuid.uuid4().hex}"
-            for var in ("GIT_TOKEN", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "DVC_STUDIO_TOKEN")}
-
-# The nightly plan's configuration, as a user would export it before `pyflyte register`.
-NIGHTLY_ENV = {
-    "NIGHTLY_CRON": "30 3 * * *",
-    "NIGHTLY_DATASET": "dvc://data/mnist.npz?repo=https://git.example/team/data.git",
-    "EXPERIMENTS_REPO_URL": "https://git.example/team/experiments.git",
-}
-
-
-def package_env(**extra: str) -> dict[str, str]:
-    return {**os.environ, **CANARIES, **extra}
 
 
 @pytest.fixture(scope="module")
@@ -49,18 +24,3 @@ def fast_archive(tmp_path_factory) -> Path:
     """`pyflyte package --copy all` (fast registration: the code archive inside), same environment."""
     out = tmp_path_factory.mktemp("fast")
     return emulate_remote.build_package(out / "package.tgz", IMAGE, env=package_env(**NIGHTLY_ENV), copy="all")
-
-
-def archive_files(path: Path) -> Iterator[tuple[str, bytes]]:
-    """(name, raw bytes) of every file in a tar archive, descending into archives inside it."""
-    with tarfile.open(path) as tar:
-        for member in tar.getmembers():
-            if not member.isfile():
-                continue
-            data = tar.extractfile(member).read()
-            yield member.name, data
-            if member.name.endswith((".tar.gz", ".tgz")):
-                nested = path.parent / f"nested-{Path(member.name).name}"
-                nested.write_bytes(data)
-                for name, inner in archive_files(nested):
-                    yield f"{member.name}!{name}", inner

@@ -18,7 +18,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from conftest import CANARIES, IMAGE, package_env
+from remote_env import CANARIES, IMAGE, package_env
 from emulate_remote import BlobStore, Execution, NodeRun, Package, build_package, python_literals, to_python
 from support import assert_experiment_in_remote, bare_remote
 from tasks import secrets

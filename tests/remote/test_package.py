@@ -12,7 +12,7 @@ import pytest
 from flyteidl.core import types_pb2
 from google.protobuf.json_format import MessageToDict
 
-from conftest import CANARIES, IMAGE, NIGHTLY_ENV, archive_files
+from remote_env import CANARIES, IMAGE, NIGHTLY_ENV, archive_files
 from tasks import secrets
 from tasks.clusters import TRAIN_CLUSTER, TRAIN_SHAPE, TUNE_CLUSTER, TUNE_SHAPE
 from workflows.launch_plans import DEFAULT_NAME, KICKOFF_INPUT, NIGHTLY_NAME, experiment_name

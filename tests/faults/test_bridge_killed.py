@@ -12,7 +12,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from support import assert_experiment_in_remote, assert_refs_have_their_data, exp_refs, git
+from support import assert_refs_have_their_data, exp_refs, git
 
 CHILD = Path(__file__).with_name("record_child.py")
 
@@ -59,7 +59,7 @@ def test_bridge_killed_between_data_and_ref_push_then_retried_lands_once(
     left = exp_refs(remote_target)
     assert len(left) == refs_left
     assert git("ls-remote", remote_target, "refs/heads/exp-killed") == ""
-    assert_refs_have_their_data(remote_target, tmp_path / "after-kill")
+    assert_refs_have_their_data(remote_target, tmp_path / "after-kill")  # what did land is complete
 
     retry = _record(remote_target, tmp_path / "attempt2")  # Flyte's retry: same execution, same inputs, new pod
     assert retry.returncode == 0, retry.stderr[-3000:]
@@ -68,7 +68,7 @@ def test_bridge_killed_between_data_and_ref_push_then_retried_lands_once(
     if left:  # the retry found its own experiment and did not make a second one
         assert git("ls-remote", remote_target, left[0]).startswith(ref["commit"])
     assert ref["promoted"] and git("ls-remote", remote_target, "refs/heads/exp-killed").startswith(ref["commit"])
-    assert_refs_have_their_data(remote_target, tmp_path / "after-retry")
+    clones = assert_refs_have_their_data(remote_target, tmp_path / "after-retry")
     model = (tmp_path / "attempt1" / "m" / "model.pth").read_bytes()
     assert (tmp_path / "attempt2" / "m" / "model.pth").read_bytes() == model
-    assert_experiment_in_remote(remote_target, "killed", model, tmp_path)
+    assert (clones[ref["git_ref"]] / "results/train/model.pth").read_bytes() == model

@@ -27,6 +27,8 @@ EXP_REFS = "refs/exps"
 # backoff) made an unreachable endpoint cost ~5 s per request and ~45 s per failed commit; one quick
 # retry per request is enough, since the bridge retries the whole push itself with backoff.
 S3_RETRY_ENV = {"AWS_RETRY_MODE": "standard", "AWS_MAX_ATTEMPTS": "2"}
+# Seconds to wait for a TCP connection to an S3 DVC remote that sets no `connect_timeout` (s3fs: 5).
+S3_CONNECT_TIMEOUT = 3
 
 
 @dataclass
@@ -194,6 +196,9 @@ def preflight(target: Target, git: Git, workdir: Path, rev: str = "") -> str:
         if not remote and not target.local:
             raise RemoteError(_no_remote_message(target))
         if remote:
+            _bound_s3_connect_timeout(dest, repo, remote)
+    if remote:
+        with chdir(dest), Repo(".") as repo:
             check_remote(repo, remote)
     return baseline
 
@@ -238,6 +243,13 @@ def _use_target_cache(root: Path, target: Target) -> None:
     _clone_config(root, f"[cache]\n    dir = {cache_dir}\n")
 
 
+def _bound_s3_connect_timeout(root: Path, repo, remote: str) -> None:
+    """An S3 DVC remote without its own `connect_timeout` gets S3_CONNECT_TIMEOUT in this clone."""
+    conf = repo.config["remote"].get(remote, {})
+    if conf.get("url", "").startswith("s3://") and "connect_timeout" not in conf:
+        _clone_config(root, f"['remote \"{remote}\"']\n    connect_timeout = {S3_CONNECT_TIMEOUT}\n")
+
+
 def _clone_config(root: Path, text: str) -> None:
     """DVC settings for the bridge's clone only (`.dvc/config.local` is never committed)."""
     with open(root / ".dvc" / "config.local", "a") as f:
@@ -277,6 +289,8 @@ def record_experiment(
 
     with chdir(root), Repo(".") as repo:
         remote = default_remote(repo)
+        if remote:
+            _bound_s3_connect_timeout(root, repo, remote)
     if not remote and not target.local:
         raise RemoteError(_no_remote_message(target))
     if not remote:

@@ -120,3 +120,25 @@ def flaky_s3(s3_endpoint):
     endpoint.up()
     yield endpoint
     endpoint.down()
+
+
+@pytest.fixture
+def silent_endpoint():
+    """http://127.0.0.1:PORT of a listener that never accepts: once its backlog is full the kernel drops
+    new connection attempts, so a client waits for its connect timeout (a firewalled or dead host)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = []
+    for _ in range(4):
+        s = socket.socket()
+        s.setblocking(False)
+        try:
+            s.connect(("127.0.0.1", port))
+        except BlockingIOError:
+            pass
+        fillers.append(s)
+    yield f"http://127.0.0.1:{port}"
+    for s in fillers + [listener]:
+        s.close()

@@ -11,7 +11,7 @@ import pytest
 
 from support import assert_refs_have_their_data, bare_remote, exp_refs, git, make_materials
 from dvc_bridge.bridge import preflight, record_experiment, resolve_target
-from dvc_bridge.errors import PushError
+from dvc_bridge.errors import PushError, RemoteError
 from dvc_bridge.gitops import Git
 
 RETRY_LOGGER = "dvc_bridge.gitops"
@@ -86,3 +86,15 @@ def test_s3_back_after_a_failed_push_attempt_lands_the_experiment_with_its_data(
     clones = assert_refs_have_their_data(url, tmp_path)
     assert set(clones) == {"refs/heads/main", ref.git_ref, f"refs/heads/{ref.branch}"}
     assert (clones[ref.git_ref] / "results/train/model.pth").read_bytes() == m.model.read_bytes()
+
+
+def test_s3_endpoint_that_never_answers_the_connect_fails_the_preflight_clearly(tmp_path, silent_endpoint):
+    """A dropped connect is bounded by the bridge's S3 connect timeout (3 s, 2 attempts), not s3fs's 5 s x 5."""
+    from dvc_bridge.scaffold import scaffold
+
+    scaffold(tmp_path / "seed", remote="s3://nowhere/dvc", endpoint=silent_endpoint)
+    url = bare_remote(tmp_path / "seed", tmp_path / "remote.git")
+    started = time.monotonic()
+    with pytest.raises(RemoteError, match=r"DVC remote 'storage' is unreachable: ConnectTimeoutError.*Check its URL, endpoint"):
+        preflight(resolve_target(url), Git(), tmp_path / "preflight")
+    print(f"silent endpoint: RemoteError after {time.monotonic() - started:.1f} s")  # no timing assertion

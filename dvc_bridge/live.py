@@ -60,8 +60,12 @@ class Mirror:
     def __init__(self, uri: str, storage_options: Optional[dict] = None) -> None:
         import fsspec
 
+        from tasks.storage import fsspec_options
+
         self.uri = uri
-        self._fs, self._root = fsspec.core.url_to_fs(uri, **(storage_options or {}))
+        # The endpoint comes from the task; credentials from this node's own environment.
+        options = {**fsspec_options(uri), **(storage_options or {})}
+        self._fs, self._root = fsspec.core.url_to_fs(uri, **options)
         self._warned = False
 
     def sync(self, directory: Path) -> None:

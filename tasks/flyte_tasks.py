@@ -123,7 +123,7 @@ def live_config(run: RunTarget, live_uri: str, raw_output_prefix: str) -> LiveCo
     token = secrets.read(secrets.STUDIO_TOKEN)
     if token:
         env[secrets.STUDIO_TOKEN.env_var] = token
-    return LiveConfig(mirror_uri=mirror, storage_options=fsspec_options(mirror), env=env)
+    return LiveConfig(mirror_uri=mirror, storage_options=fsspec_options(mirror, credentials=False), env=env)
 
 
 @task(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 import pandas as pd
@@ -16,6 +17,7 @@ from ray.tune.search.basic_variant import BasicVariantGenerator
 from tasks.data import Splits
 from tasks.report import trial_line
 from tasks.settings import HyperParams, TuneSettings
+from tasks.storage import AWS_CREDENTIAL_ENV_VARS
 from tasks.training import build, evaluate, make_loader, train_epoch
 
 log = logging.getLogger(__name__)
@@ -112,8 +114,24 @@ def run_tune(data: Splits, settings: TuneSettings, storage_path: str, storage_fi
             callbacks=[ProgressLines(settings.num_samples, settings.max_epochs)],
         ),
     )
-    grid = tuner.fit()
+    with without_cloud_keys():
+        grid = tuner.fit()
     return summarize(grid, settings)
+
+
+@contextmanager
+def without_cloud_keys():
+    """Hide the driver's AWS keys from Tune, which copies them into every trial's runtime_env.
+
+    Ray logs and shows a runtime_env (runtime_env_agent.log, the state API), so the keys would be
+    readable there. Trials read storage with their own node's credentials instead
+    (tasks/storage.py); local trial processes inherited them when the local cluster started.
+    """
+    saved = {k: os.environ.pop(k) for k in AWS_CREDENTIAL_ENV_VARS if k in os.environ}
+    try:
+        yield
+    finally:
+        os.environ.update(saved)
 
 
 def summarize(grid, settings: TuneSettings) -> TuneOutcome:

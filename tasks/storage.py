@@ -1,8 +1,13 @@
-"""Where Ray puts checkpoints and trial results: storage every node can reach.
+"""Where Ray puts checkpoints and trial results, and how any process reaches object storage.
 
 Remote runs use the execution's raw-output prefix (an object-store URI); local runs a local
 directory. S3-compatible endpoints other than AWS (MinIO, a loopback test server) are read
 from the environment at run time, never from the task spec.
+
+Credentials never travel: Ray pickles the storage filesystem into its experiment state (which
+Tune writes to storage) and ships it to every node, so what is pickled here holds the endpoint
+only, and each node reads its own credentials from its own environment when it unpickles it
+(the `AWS_*` variables, an instance role, or the `FLYTE_AWS_*` variables Flyte gives its pods).
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ import os
 from urllib.parse import urlparse
 
 ENDPOINT_ENV_VARS = ("FLYTE_AWS_ENDPOINT", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
+# Variables boto reads itself; Ray Tune copies these from the driver into every trial's runtime_env.
+AWS_CREDENTIAL_ENV_VARS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
 
 
 def s3_endpoint() -> str:
@@ -21,11 +28,51 @@ def s3_endpoint() -> str:
     return ""
 
 
+def node_s3_credentials() -> dict:
+    """s3fs options for Flyte's own credential variables; {} leaves boto its usual chain (AWS_*, roles)."""
+    if os.environ.get("AWS_ACCESS_KEY_ID"):
+        return {}
+    key, secret = os.environ.get("FLYTE_AWS_ACCESS_KEY_ID"), os.environ.get("FLYTE_AWS_SECRET_ACCESS_KEY")
+    return {"key": key, "secret": secret} if key and secret else {}
+
+
+def fsspec_options(uri: str, *, credentials: bool = True) -> dict:
+    """fsspec storage options for `uri` on this node: the endpoint and, if asked, this node's credentials.
+
+    Options handed to another node (a Ray worker) must be built with `credentials=False`.
+    """
+    if urlparse(uri).scheme not in ("s3", "s3a"):
+        return {}
+    options: dict = {"client_kwargs": {"endpoint_url": s3_endpoint()}} if s3_endpoint() else {}
+    if credentials:
+        options.update(node_s3_credentials())
+    return options
+
+
+def _node_s3_filesystem(endpoint: str):
+    """An s3fs filesystem for this node; pickles as its endpoint only (see `ray_storage`)."""
+    import s3fs
+
+    class NodeS3FileSystem(s3fs.S3FileSystem):
+        def __reduce__(self):
+            return _node_s3_filesystem, (endpoint,)
+
+    kwargs = {"client_kwargs": {"endpoint_url": endpoint}} if endpoint else {}
+    return NodeS3FileSystem(**kwargs, **node_s3_credentials())
+
+
+def node_pyarrow_s3(endpoint: str):
+    """The pyarrow filesystem Ray gets: s3fs behind pyarrow's fsspec handler, pickled without secrets."""
+    from pyarrow.fs import FSSpecHandler, PyFileSystem
+
+    return PyFileSystem(FSSpecHandler(_node_s3_filesystem(endpoint)))
+
+
 def ray_storage(prefix: str, *parts: str):
     """(storage_path, storage_filesystem) for Ray's RunConfig under `prefix`.
 
-    A plain path or file:// URI gives a local directory; s3:// gives a pyarrow S3 filesystem
-    pointed at the configured endpoint, so Ray workers on other nodes write to the same place.
+    A plain path or file:// URI gives a local directory; s3:// gives a filesystem pointed at the
+    configured endpoint, so Ray workers on other nodes write to the same place.
     """
     parsed = urlparse(prefix)
     if parsed.scheme in ("", "file"):
@@ -33,30 +80,7 @@ def ray_storage(prefix: str, *parts: str):
         os.makedirs(path, exist_ok=True)
         return path, None
     if parsed.scheme == "s3":
-        from pyarrow import fs
-
-        endpoint = s3_endpoint()
-        kwargs = {}
-        if endpoint:
-            ep = urlparse(endpoint)
-            kwargs = {"endpoint_override": ep.netloc, "scheme": ep.scheme or "https"}
-        key = os.environ.get("FLYTE_AWS_ACCESS_KEY_ID") or os.environ.get("AWS_ACCESS_KEY_ID")
-        secret = os.environ.get("FLYTE_AWS_SECRET_ACCESS_KEY") or os.environ.get("AWS_SECRET_ACCESS_KEY")
-        if key and secret:
-            kwargs.update(access_key=key, secret_key=secret)
         path = "/".join([parsed.netloc + parsed.path.rstrip("/"), *parts])
-        return path, fs.S3FileSystem(**kwargs)
+        return path, node_pyarrow_s3(s3_endpoint())
     # Any other scheme (gs://, abfs://...) is passed through; pyarrow resolves it itself.
     return "/".join([prefix.rstrip("/"), *parts]), None
-
-
-def fsspec_options(uri: str) -> dict:
-    """fsspec storage options for `uri`: the S3 endpoint from the environment, nothing secret.
-
-    Credentials stay with the process that uses them (environment, instance role); only the
-    endpoint travels, so the options can be handed to another node.
-    """
-    endpoint = s3_endpoint()
-    if urlparse(uri).scheme in ("s3", "s3a") and endpoint:
-        return {"client_kwargs": {"endpoint_url": endpoint}}
-    return {}

@@ -82,7 +82,7 @@ def live_run(tmp_path_factory, s3_endpoint):
         import os
 
         os.environ["FLYTE_AWS_ENDPOINT"] = s3_endpoint  # what a pod has; fsspec_options reads it
-        live = LiveConfig(mirror_uri=mirror, storage_options=fsspec_options(mirror), env=env)
+        live = LiveConfig(mirror_uri=mirror, storage_options=fsspec_options(mirror, credentials=False), env=env)
         result["outcome"] = run_train(data, HyperParams(lr=0.1, momentum=0.8, batch_size=64), settings, tmp / "out",
                                       str(tmp / "ray"), live=live)
 

@@ -25,6 +25,7 @@ from dvc_bridge.gitops import Git
 from dvc_bridge.summary import summary_html
 from tasks import secrets
 from tasks.contracts import Dataset, RunTarget, TrainResult, TuneResult
+from tasks.flyte_tasks import DECK_FIELDS
 from tasks.settings import TrainSettings, TuneSettings
 
 
@@ -52,7 +53,7 @@ def check_target(repo_url: str, exp_name: str, base_rev: str) -> RunTarget:
     return RunTarget(repo=target.url, exp_name=name, baseline_rev=baseline)
 
 
-@task(retries=2, secret_requests=secrets.BRIDGE_SECRETS, enable_deck=True)
+@task(retries=2, secret_requests=secrets.BRIDGE_SECRETS, enable_deck=True, deck_fields=DECK_FIELDS)
 def commit_experiment(
     repo: RunTarget,
     min_accuracy: float,

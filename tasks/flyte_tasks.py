@@ -10,6 +10,7 @@ from typing import Annotated, NamedTuple
 import flytekit
 import pandas as pd
 from flytekit import Deck, HashMethod, task
+from flytekit.deck import DeckField
 from flytekit.types.directory import FlyteDirectory
 from flytekit.types.file import FlyteFile
 
@@ -23,6 +24,9 @@ from tasks.storage import fsspec_options
 
 # Bump when a change to the code should invalidate cached task outputs.
 CACHE_VERSION = "1"
+# Decks show our own pages plus inputs, outputs and the timeline; flytekit's default also has a
+# "Dependencies" page, which runs `pip` after every task (seconds each, and noise in the log).
+DECK_FIELDS = (DeckField.INPUT, DeckField.OUTPUT, DeckField.TIMELINE)
 
 
 def _workdir(name: str) -> Path:
@@ -86,7 +90,7 @@ def _load(data: Dataset) -> Splits:
     return Splits.load(data.file.download())
 
 
-@task(task_config=TUNE_CLUSTER, cache=True, cache_version=CACHE_VERSION, enable_deck=True)
+@task(task_config=TUNE_CLUSTER, cache=True, cache_version=CACHE_VERSION, enable_deck=True, deck_fields=DECK_FIELDS)
 def tune_hyperparameters(data: Dataset, settings: TuneSettings) -> TuneResult:
     """Ray Tune search with ASHA early stopping on the task's own Ray cluster."""
     from tasks.ray_tune import run_tune
@@ -134,6 +138,7 @@ def live_config(run: RunTarget, live_uri: str, raw_output_prefix: str) -> LiveCo
     cache_ignore_input_vars=("run", "live_uri"),
     secret_requests=secrets.TRAIN_SECRETS,
     enable_deck=True,
+    deck_fields=DECK_FIELDS,
 )
 def train_model(data: Dataset, params: HyperParams, settings: TrainSettings, run: RunTarget, live_uri: str) -> TrainResult:
     """Ray Train TorchTrainer (DDP) with the tuned hyper-parameters, a checkpoint every epoch.

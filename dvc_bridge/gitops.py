@@ -7,6 +7,7 @@ git process's environment.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import stat
@@ -92,6 +93,7 @@ def _askpass_script() -> Path:
             )
         os.chmod(name, stat.S_IRWXU)
         _ASKPASS_PATH = Path(name)
+        atexit.register(_ASKPASS_PATH.unlink, missing_ok=True)
     return _ASKPASS_PATH
 
 

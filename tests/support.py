@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -134,3 +136,45 @@ def assert_refs_have_their_data(url: str, workdir: Path) -> dict[str, Path]:
         except Exception as e:
             raise AssertionError(f"{ref} points at data its DVC remote lacks: {type(e).__name__}: {e}") from e
     return clones
+
+
+# --------------------------------------------------------------------------- fixtures shared by tests/faults and tests/security
+# (imported into their conftest modules; a session fixture instantiated twice reuses the one cluster)
+
+
+@pytest.fixture(scope="session")
+def digits():
+    """The embedded MNIST digits, split (4000 train, 1000 test)."""
+    from tasks.data import load_raw, make_splits, parse_source
+
+    raw, _ = load_raw(parse_source(""))
+    return make_splits(raw, seed=0)
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """A local Ray cluster of this test process (2 CPUs), started as the Ray tasks start it locally.
+
+    Its session files live in a private temp dir (short path: Ray's socket names have a length limit).
+    """
+    import os
+    import shutil
+    import tempfile
+
+    import ray
+
+    from tasks.clusters import init_local_ray
+
+    started_here = not ray.is_initialized()
+    tmp = tempfile.mkdtemp(prefix="frdray", dir="/tmp")
+    old = os.environ.get("RAY_TMPDIR")
+    os.environ["RAY_TMPDIR"] = tmp
+    init_local_ray(num_cpus=2)
+    yield ray
+    if started_here:
+        ray.shutdown()
+    if old is None:
+        os.environ.pop("RAY_TMPDIR", None)
+    else:
+        os.environ["RAY_TMPDIR"] = old
+    shutil.rmtree(tmp, ignore_errors=True)

@@ -2,49 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
-import tempfile
 import threading
 
 import pytest
 
-from support import free_port
-
-
-@pytest.fixture(scope="session")
-def digits():
-    """The embedded MNIST digits, split (4000 train, 1000 test)."""
-    from tasks.data import load_raw, make_splits, parse_source
-
-    raw, _ = load_raw(parse_source(""))
-    return make_splits(raw, seed=0)
-
-
-@pytest.fixture(scope="session")
-def ray_cluster():
-    """A local Ray cluster of this test process (2 CPUs), started as the Ray tasks start it locally.
-
-    Its session files live in a private temp dir (short path: Ray's socket names have a length limit).
-    """
-    import ray
-
-    from tasks.clusters import init_local_ray
-
-    started_here = not ray.is_initialized()
-    tmp = tempfile.mkdtemp(prefix="frdray", dir="/tmp")
-    old = os.environ.get("RAY_TMPDIR")
-    os.environ["RAY_TMPDIR"] = tmp
-    init_local_ray(num_cpus=2)
-    yield ray
-    if started_here:
-        ray.shutdown()
-    if old is None:
-        os.environ.pop("RAY_TMPDIR", None)
-    else:
-        os.environ["RAY_TMPDIR"] = old
-    shutil.rmtree(tmp, ignore_errors=True)
+from support import digits, free_port, ray_cluster  # noqa: F401  (shared fixtures)
 
 
 class FlakyEndpoint:

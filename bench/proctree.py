@@ -117,6 +117,7 @@ class TreeStats:
             "peak_pss_gib": round(self.peak_pss_gib, 3),
             "peak_at_s": rel(self.peak_t),
             "peak_by_kind_gib": {k: round(v, 3) for k, v in sorted(self.peak_by_kind_gib.items(), key=lambda kv: -kv[1])},
+            "cpu_s_total": round(sum(self.cpu_s_by_kind.values()), 2),
             "cpu_s_by_kind": {k: round(v, 2) for k, v in sorted(self.cpu_s_by_kind.items(), key=lambda kv: -kv[1])},
             "alive_by_kind_s": {k: [rel(a), rel(b)] for k, (a, b) in sorted(self.alive_by_kind.items(), key=lambda kv: kv[1][0])},
             "processes_by_kind": self.processes_by_kind,

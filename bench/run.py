@@ -59,6 +59,10 @@ def section(module: str, *args: str, timeout: int = 900, env: dict | None = None
     return {"module": module, "args": list(args), "returncode": returncode, "wall_s": wall, "log": str(log)}
 
 
+def _ratio(a, b):
+    return round(a / b, 3) if isinstance(a, (int, float)) and isinstance(b, (int, float)) and b else None
+
+
 def median(xs):
     return statistics.median(xs) if xs else None
 
@@ -202,6 +206,8 @@ def peer_vs_ours(ours: dict, peer: dict) -> dict:
         "wall_s": {"ours": ours.get("wall_s"), "peer": peer.get("wall_s")},
         "accuracy": {"ours": ours.get("experiment", {}).get("accuracy"), "peer": peer.get("accuracy")},
         "peak_pss_gib": {"ours": ours.get("pss", {}).get("peak_pss_gib"), "peer": peer.get("pss", {}).get("peak_pss_gib")},
+        # CPU-seconds of each whole process tree: far less sensitive to other load on the machine than wall time
+        "cpu_s_total": {"ours": ours.get("pss", {}).get("cpu_s_total"), "peer": peer.get("pss", {}).get("cpu_s_total")},
         "ray_init_s": {"ours": ours["phases_s"].get("ray_start"),
                        "peer": round(sum(v.get("ray_init_s") or 0 for v in sp.values()), 2)},
         "script/driver start-up before ray.init_s": {"ours": ours["phases_s"].get("python_and_imports"),
@@ -287,6 +293,7 @@ def main() -> None:
         "peer_wall_s": peer.get("wall_s"),
         "peer_accuracy": peer.get("accuracy"),
         "peer_peak_pss_gib": peer.get("pss", {}).get("peak_pss_gib"),
+        "peer_cpu_ratio": _ratio(tut.get("pss", {}).get("cpu_s_total"), peer.get("pss", {}).get("cpu_s_total")),
         "loadavg_before": results["load_before"]["loadavg_1_5_15"],
         "loadavg_after": results["load_after"]["loadavg_1_5_15"],
         "quick": E.QUICK,

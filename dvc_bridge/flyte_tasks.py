@@ -45,12 +45,15 @@ def check_target(repo_url: str, exp_name: str, base_rev: str) -> RunTarget:
             f"repo_url {redact_url(repo_url)!r} carries credentials in the URL, where logs and outputs would show "
             f"them: drop the user:password part and put the token in the {secrets.GIT_TOKEN.env_var} secret."
         )
-    name = exp_name or default_exp_name(flytekit.current_context().execution_id.name)
+    execution_id = flytekit.current_context().execution_id.name
+    name = exp_name or default_exp_name(execution_id)
     validate_exp_name(name)
     target = resolve_target(repo_url)
     with tempfile.TemporaryDirectory(prefix="frd-preflight-") as d:
         baseline = preflight(target, Git(), Path(d), base_rev)
-    return RunTarget(repo=target.url, exp_name=name, baseline_rev=baseline)
+    # A retry of the same run finds its experiment by this id; two local runs must not share one.
+    run_id = execution_id if execution_id != "local" else f"local-{uuid.uuid4().hex}"
+    return RunTarget(repo=target.url, exp_name=name, baseline_rev=baseline, run_id=run_id)
 
 
 @task(retries=2, secret_requests=secrets.BRIDGE_SECRETS, enable_deck=True, deck_fields=DECK_FIELDS)
@@ -67,7 +70,7 @@ def commit_experiment(
     """Write the run into its own clone of `repo` as a DVC experiment; push data, then the ref."""
     secrets.export(secrets.BRIDGE_SECRETS)
     ctx = flytekit.current_context()
-    execution_id = ctx.execution_id.name
+    execution_id = repo.run_id or ctx.execution_id.name
     name = repo.exp_name
     version = {"source": data.source, "sha256": data.sha256, "dvc_rev": data.dvc_rev}
     materials = Materials(
@@ -83,7 +86,7 @@ def commit_experiment(
         live_dir=Path(trained.dvclive.download()),
         accuracy=trained.accuracy,
         run_info={
-            "execution_id": execution_id if execution_id != "local" else name,
+            "execution_id": execution_id,
             "project": ctx.execution_id.project,
             "domain": ctx.execution_id.domain,
             "data": {**version, "n_train": data.n_train, "n_test": data.n_test},

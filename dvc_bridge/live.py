@@ -96,6 +96,9 @@ class EpochLogger:
             report=None,
             cache_images=False,
         )
+        if resume and (self.directory / METRICS_FILE).exists():
+            # DVCLive resumes at the saved step + 1, except after step 0, which it would log again.
+            self._live.step = self._live.read_step() + 1
 
     @property
     def step(self) -> int:

@@ -33,6 +33,7 @@ class RunTarget:
     repo: str  # the DVC repo the bridge commits to: a git URL or a local path
     exp_name: str  # the experiment's name
     baseline_rev: str  # the commit the experiment is based on
+    run_id: str = ""  # the Flyte execution id; local runs get a unique one (their execution id is "local")
 
 
 @dataclass

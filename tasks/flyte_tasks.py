@@ -47,9 +47,14 @@ def check_settings(tune: TuneSettings, train: TrainSettings, cluster_cpus: int) 
 
 
 @task
-def validate_settings(tune: TuneSettings, train: TrainSettings) -> bool:
+def validate_settings(tune: TuneSettings, train: TrainSettings, min_accuracy: float) -> bool:
     """Refuse bad settings before any Ray cluster starts."""
     check_settings(tune, train, training_capacity_cpus())
+    if not 0 <= min_accuracy <= 1:
+        raise SettingsError(
+            f"min_accuracy={min_accuracy!r} is not valid: it is a held-out accuracy, give a value in [0, 1] "
+            "(0 promotes every run, 1 only perfect ones)."
+        )
     return True
 
 

@@ -134,6 +134,13 @@ def without_cloud_keys():
         os.environ.update(saved)
 
 
+def error_text(error: BaseException) -> str:
+    """The trial's own exception in one line (Ray wraps it in a RayTaskError whose first line is Ray's)."""
+    cause = getattr(error, "cause", None) or error
+    lines = str(cause).strip().splitlines() or [""]
+    return f"{type(cause).__name__}: {lines[-1][:200]}"
+
+
 def summarize(grid, settings: TuneSettings) -> TuneOutcome:
     rows, history = [], []
     for result in grid:
@@ -151,7 +158,7 @@ def summarize(grid, settings: TuneSettings) -> TuneOutcome:
                 "status": status,
                 "epochs": epochs,
                 "accuracy": best_acc,
-                "error": "" if not result.error else f"{type(result.error).__name__}: {str(result.error).splitlines()[0][:200]}",
+                "error": error_text(result.error) if result.error else "",
             }
         )
     trials = pd.DataFrame(rows).sort_values("accuracy", ascending=False, na_position="last").reset_index(drop=True)

@@ -44,7 +44,7 @@ def tune_train_wf(
     derives one from the execution id. live_uri: an fsspec URI (s3://..., file://...) under which
     rank 0 mirrors its DVCLive directory each epoch, "" for this execution's raw-output location.
     """
-    checked = validate_settings(tune=tune, train=train)
+    checked = validate_settings(tune=tune, train=train, min_accuracy=min_accuracy)
     run = check_target(repo_url=repo_url, exp_name=exp_name, base_rev=base_rev)
     pinned = pin_dataset(source=dataset)
     data = prepare_data(source=pinned.source, version=pinned.version, seed=seed)

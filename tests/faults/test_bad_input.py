@@ -35,6 +35,7 @@ CASES = {
     "zero-workers": (["--train", '{"num_workers": 0}'], ["train.num_workers=0 is not valid", "use at least 1 worker"]),
     "more-workers-than-cluster": (["--train", json.dumps({"num_workers": TOO_MANY_WORKERS})],
                                   [f"train.num_workers={TOO_MANY_WORKERS} is not valid", "holds at most"]),
+    "min-accuracy-above-one": (["--min_accuracy", "1.5"], ["min_accuracy=1.5 is not valid", "give a value in [0, 1]"]),
     "dataset-missing": (["--dataset", "/nonexistent/digits.npz"],
                         ["dataset '/nonexistent/digits.npz' does not exist", "give an existing .npz file"]),
     "dataset-wrong-shape": (["--dataset", "{data}/wrong-shape.npz"],

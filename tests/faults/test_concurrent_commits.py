@@ -57,11 +57,13 @@ def test_two_workflows_commit_to_one_repo_at_once_each_with_only_its_own_files(t
     refs = exp_refs(remote_target)
     assert sorted(r.rsplit("/", 1)[1] for r in refs) == ["par1", "par2"]
     clones = assert_refs_have_their_data(remote_target, tmp_path)
+    run_ids: dict[int, str] = {}
     for seed in (1, 2):
         ref = next(r for r in refs if r.endswith(f"/par{seed}"))
         clone = clones[ref]
         assert (clone / "results/train/model.pth").read_bytes() == stand_in_model(seed)
-        assert json.loads((clone / "results/run.json").read_text())["execution_id"] == f"par{seed}"
+        run_ids[seed] = json.loads((clone / "results/run.json").read_text())["execution_id"]
+        assert run_ids[seed].startswith("local-")  # a local run's own id, not a name another run could reuse
         params = yaml.safe_load((clone / "params.yaml").read_text())
         assert params["data"]["seed"] == seed and params["data"]["source"] == f"stand-in-{seed}"
         metrics = json.loads((clone / "results/dvclive/metrics.json").read_text())
@@ -75,3 +77,4 @@ def test_two_workflows_commit_to_one_repo_at_once_each_with_only_its_own_files(t
         for path in changed:
             text = (clone / path).read_bytes()
             assert f"par{other}".encode() not in text and f"stand-in-{other}".encode() not in text, path
+    assert run_ids[1] != run_ids[2]

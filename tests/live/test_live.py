@@ -162,15 +162,17 @@ def test_only_dvc_and_studio_variables_reach_rank_0_with_the_experiment_identity
     assert "tok-3f9a" not in repr(LiveConfig(env={"DVC_STUDIO_TOKEN": "tok-3f9a"}))
 
 
-def test_a_resumed_logger_continues_at_the_next_step(tmp_path):
+@pytest.mark.parametrize("done", [1, 2])
+def test_a_resumed_logger_continues_at_the_next_step(tmp_path, done):
     """What a restart from a checkpoint does: the restored directory, then the remaining epochs."""
     first = EpochLogger(tmp_path / "a", resume=False)
-    for epoch in range(2):
+    for epoch in range(done):
         first.log_epoch({"accuracy": epoch / 10})
-    # The checkpoint holds the directory as it was after epoch 2; a new worker resumes from it.
+    # The checkpoint holds the directory as it was after `done` epochs; a new worker resumes from it.
     resumed = EpochLogger(tmp_path / "a", resume=True, config=LiveConfig(mirror_uri=str(tmp_path / "mirror")))
-    assert resumed.step == 2
-    resumed.log_epoch({"accuracy": 0.2})
+    assert resumed.step == done
+    for epoch in range(done, 3):
+        resumed.log_epoch({"accuracy": epoch / 10})
     resumed.close()
     for root in (tmp_path / "a", tmp_path / "mirror"):
         rows = _rows((root / "plots/metrics/accuracy.tsv").read_text())

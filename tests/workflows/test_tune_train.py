@@ -77,26 +77,6 @@ def test_pyflyte_run_commits_to_the_repo_it_runs_from(tmp_path, local_target):
     assert "up to date" in dvc("status", cwd=local_target)
 
 
-@pytest.mark.parametrize(
-    "args, message",
-    [
-        (["--tune", '{"lr_min": 1.0, "lr_max": 0.1}'], "tune.lr_min"),
-        (["--train", '{"num_workers": 64}'], "train.num_workers=64"),
-        (["--repo_url", "/nonexistent/repo"], "does not exist"),
-        (["--exp_name", "bad name"], "not a valid git ref"),
-    ],
-)
-def test_bad_input_is_refused_before_any_cluster_starts(tmp_path, local_target, args, message):
-    started = time.monotonic()
-    proc = _pyflyte(*args, cwd=local_target)
-    assert proc.returncode != 0
-    assert message in proc.stdout + proc.stderr
-    # Markers only a started Ray cluster, Tune search or Train worker group prints.
-    for marker in ("Started a local Ray instance", "Configuration for experiment", "trial_on_worker", "RayTrainWorker"):
-        assert marker not in proc.stdout + proc.stderr
-    assert time.monotonic() - started < 60
-
-
 def test_dvc_tracked_dataset_is_read_at_its_revision_and_the_cache_follows_new_revisions(tmp_path, local_target):
     """A pinned rev reads that rev; no rev reads HEAD as it is now, even though data preparation is cached."""
     @workflow

@@ -1,8 +1,10 @@
-"""The peer approach: bench/peer (a dvc.yaml of plain Ray Tune / Ray Train scripts) run with `dvc exp run`.
+"""The peer approach: bench/peer (a DVC pipeline of plain Ray Tune / Ray Train scripts) run with `dvc exp run`.
 
     python -m bench.peer_run tutorial        # BENCH_QUICK=1: a tiny size
 
-Copies the fixture into a scratch git + DVC repo, sets the size with `-S` (the same tune and
+Copies the fixture into a scratch git + DVC repo (bench/peer/pipeline.yaml becomes its
+dvc.yaml: under that name in this project, DVC would add the stages to the project's own
+pipeline), sets the size with `-S` (the same tune and
 train settings as our run of that size) and times `dvc exp run` while sampling the PSS and CPU
 of its process tree. Stage boundaries come from DVC's "Running stage" lines and from the
 sampled lifetimes of each stage's python process. Writes bench/out/peer.json.
@@ -29,6 +31,8 @@ TIMEOUT_S = 1500
 def make_repo(root: Path, env: dict) -> Path:
     repo = root / "peer"
     shutil.copytree(FIXTURE, repo, ignore=shutil.ignore_patterns("__pycache__"))
+    # Kept as pipeline.yaml here: a dvc.yaml anywhere in this project would join its own pipeline.
+    (repo / "pipeline.yaml").rename(repo / "dvc.yaml")
 
     def run(*cmd):
         subprocess.run(cmd, cwd=repo, env=env, check=True, capture_output=True)

@@ -11,7 +11,6 @@ timestamped log and the run's trials table (the input of the pure-compute replay
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -403,17 +402,16 @@ def read_experiment(target: Path, label: str) -> dict:
 
 
 def main() -> None:
-    """python -m bench.e2e default|tutorial [TAG]; with BENCH_LEVERS=a,b (see bench/launch.py) to try levers."""
+    """python -m bench.e2e default|tutorial [TAG]"""
     label = sys.argv[1] if len(sys.argv) > 1 else "default"
     tag = sys.argv[2] if len(sys.argv) > 2 else ""
     size = dict(zip(("default", "tutorial"), E.sizes()))[label]
     name = f"{label}-{tag}" if tag else label
     result = run_workflow(size, name)
-    result["levers"] = sorted(x for x in os.environ.get("BENCH_LEVERS", "").split(",") if x)
     path = E.write_json(f"e2e-{name}", result)
     print(json.dumps({"wall_s": result["wall_s"], "returncode": result["returncode"], "phases_s": result["phases_s"],
                       "peak_pss_gib": result["pss"]["peak_pss_gib"], "cpu_s_total": result["pss"]["cpu_s_total"],
-                      "accuracy": result["experiment"].get("accuracy"), "levers": result["levers"], "results": str(path)}))
+                      "accuracy": result["experiment"].get("accuracy"), "results": str(path)}))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ import atexit
 import functools
 import importlib.abc
 import inspect
-import os
 import sys
 import time
 
@@ -157,38 +156,6 @@ def install_git_hooks(module=None) -> None:
     _wrap(gitops.Git, "__call__", "git", lambda self, *args, **kw: {"cmd": args[0] if args else "?"})
 
 
-# Levers: emulations of proposed production changes, off unless BENCH_LEVERS names them, so a
-# run with and one without show what a change would gain before anyone makes it.
-LEVERS = {x for x in os.environ.get("BENCH_LEVERS", "").split(",") if x}
-KNOWN_LEVERS = {
-    "no_deps_deck": "decks without the dependencies deck (it runs `pip list` and `pip freeze` per task)",
-    "light_setup_hook": "Ray worker_process_setup_hook from a module without flytekit imports",
-    "train_poll": "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S=0.25 (Ray Train controller polls every 2 s by default)",
-}
-
-
-def install_lever_deck(module) -> None:
-    module.PythonDependencyRenderer.to_html = lambda self: ""
-
-
-def install_lever_setup_hook(module) -> None:
-    original = module.init
-
-    @functools.wraps(original)
-    def init(*args, **kwargs):
-        runtime_env = dict(kwargs.get("runtime_env") or {})
-        hook = runtime_env.get("worker_process_setup_hook")
-        if hook is not None and getattr(hook, "__module__", "") == "tasks.clusters":
-            import bench_light_setup  # bench/worker_hooks is on PYTHONPATH
-
-            os.environ["BENCH_QUIET_LOGGERS"] = ",".join(getattr(sys.modules["tasks.clusters"], "QUIET_LOGGERS", ()))
-            runtime_env["worker_process_setup_hook"] = bench_light_setup.quiet_local_worker_logs
-            kwargs["runtime_env"] = runtime_env
-        return original(*args, **kwargs)
-
-    module.init = init
-
-
 def install_spawn_hook() -> None:
     """Mark every child process the driver starts, with the code that started it."""
     import subprocess
@@ -241,20 +208,8 @@ class _AfterImport(importlib.abc.MetaPathFinder):
 
 
 def main() -> None:
-    unknown = LEVERS - set(KNOWN_LEVERS)
-    if unknown:
-        raise SystemExit(f"BENCH_LEVERS: unknown {sorted(unknown)}; known: {KNOWN_LEVERS}")
-    mark("levers", levers=sorted(LEVERS))
-    if "train_poll" in LEVERS:
-        os.environ["RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"] = "0.25"
-    lever_hooks = {}
-    if "no_deps_deck" in LEVERS:
-        lever_hooks["flytekit.deck.renderer"] = install_lever_deck
-    if "light_setup_hook" in LEVERS:
-        lever_hooks["ray"] = install_lever_setup_hook
     install_spawn_hook()
     sys.meta_path.insert(0, _AfterImport({
-        **lever_hooks,
         "flytekit.core.workflow": install_flyte_hooks,
         "flytekit.core.python_function_task": install_decks_hook,
         "ray.tune": install_tune_hooks,

@@ -30,7 +30,7 @@ from bench import env as E
 HEADLINE = ("overhead_s", "peer_ratio", "tutorial_size_wall_s", "tutorial_size_accuracy", "train_throughput_ratio",
             "bridge_throughput_ratio", "bridge_fixed_s", "peak_pss_gib")
 BUDGET_S = 17 * 60
-LEVERS = ("no_deps_deck", "light_setup_hook", "train_poll")  # see bench/launch.py  # optional sections are skipped past this, so `make bench` stays under 20 min
+# optional sections are skipped past BUDGET_S, so `make bench` stays under 20 min
 
 
 def section(module: str, *args: str, timeout: int = 900, env: dict | None = None) -> dict:
@@ -174,23 +174,6 @@ def time_budget(e2e: dict, pure: dict, wall_pure: float) -> list[dict]:
     return rows
 
 
-def levers_ab(base: dict, levers: dict) -> dict:
-    """The default run as it is and with the levers emulated (bench/launch.py), back to back."""
-    if not base or not levers or levers.get("returncode") != 0:
-        return {}
-
-    def pick(d):
-        return {"wall_s": d["wall_s"], "cpu_s_total": d["pss"].get("cpu_s_total"), "peak_pss_gib": d["pss"]["peak_pss_gib"],
-                **{f"phase_{k}": v for k, v in d["phases_s"].items()},
-                "tune_before_first_trial_s": d.get("tune", {}).get("setup_before_first_trial_s"),
-                "train_last_report_to_fit_end_s": d.get("train", {}).get("last_report_to_fit_end_s"),
-                "flytekit_imports_in_processes": d.get("imports", {}).get("all_processes", {}).get("flytekit", {}).get("processes")}
-
-    a, b = pick(base), pick(levers)
-    return {"levers": levers.get("levers"), "base": a, "with_levers": b,
-            "delta": {k: round(b[k] - a[k], 2) for k in a if isinstance(a[k], (int, float)) and isinstance(b.get(k), (int, float))}}
-
-
 def peer_vs_ours(ours: dict, peer: dict) -> dict:
     """The same tune + train work, side by side: where each spends its wall time."""
     if not ours or not peer:
@@ -236,9 +219,6 @@ def main() -> None:
     run = lambda *a, **k: results["sections"].append(section(*a, **k)) or results["sections"][-1]  # noqa: E731
 
     run("e2e", "default")
-    if not E.QUICK or os.environ.get("BENCH_LEVERS_AB") == "1":
-        # Right after the plain run, so both see about the same machine load.
-        run("e2e", "default", "levers", env={"BENCH_LEVERS": ",".join(LEVERS)})
     pure_default = run("pure", "default")
     run("bridge_wire")
     if E.QUICK:
@@ -262,7 +242,6 @@ def main() -> None:
     tut = load(f"e2e-{tutorial_label}")
     results.update({"e2e": e2e, "pure": pure, "bridge": bridge, "peer": peer, "e2e_tutorial": tut if not E.QUICK else "same as e2e (quick)"})
     results["peer_vs_ours"] = peer_vs_ours(tut, peer)
-    results["levers_ab"] = levers_ab(e2e, load("e2e-default-levers"))
     if pure_tutorial:
         results["pure_tutorial"] = load("pure-tutorial")
         results["pure_tutorial"]["process_wall_s_outside"] = pure_tutorial["wall_s"]
@@ -288,7 +267,6 @@ def main() -> None:
     headline = {k: headline.get(k) for k in HEADLINE}
     extras = {
         "e2e_wall_s": e2e.get("wall_s"),
-        "e2e_with_levers_wall_s": results["levers_ab"].get("with_levers", {}).get("wall_s"),
         "pure_wall_s": pure_default.get("wall_s"),
         "peer_wall_s": peer.get("wall_s"),
         "peer_accuracy": peer.get("accuracy"),

@@ -20,20 +20,14 @@ from urllib.parse import urlparse, urlunparse
 
 from dvc_bridge import layout
 from dvc_bridge.errors import ExperimentExistsError, PushError, RemoteError, TargetError
+from dvc_bridge.fastpush import preupload_large_files
 from dvc_bridge.gitops import IDENTITY, Git, GitError, retry
 
 EXP_REFS = "refs/exps"
 # botocore's own retries for the S3 calls DVC makes here. Its default (legacy mode, 5 attempts with
 # backoff) made an unreachable endpoint cost ~5 s per request and ~45 s per failed commit; one quick
 # retry per request is enough, since the bridge retries the whole push itself with backoff.
-# Checksums only where S3 requires them: botocore's default CRC of every upload part costs ~10%
-# throughput; the pushed objects are content-addressed by DVC's own md5 anyway.
-S3_RETRY_ENV = {
-    "AWS_RETRY_MODE": "standard",
-    "AWS_MAX_ATTEMPTS": "2",
-    "AWS_REQUEST_CHECKSUM_CALCULATION": "when_required",
-    "AWS_RESPONSE_CHECKSUM_VALIDATION": "when_required",
-}
+S3_RETRY_ENV = {"AWS_RETRY_MODE": "standard", "AWS_MAX_ATTEMPTS": "2"}
 # Seconds to wait for a TCP connection to an S3 DVC remote that sets no `connect_timeout` (s3fs: 5).
 S3_CONNECT_TIMEOUT = 3
 
@@ -241,13 +235,11 @@ def materialize(root: Path, m: Materials) -> None:
     layout.write_run_info(root, m.run_info)
 
 
-def _use_target_cache(root: Path, target: Target) -> None:
-    """A local target without a DVC remote keeps the model in its own cache: share that cache."""
+def _target_cache_dir(target: Target) -> str:
     from dvc.repo import Repo
 
     with chdir(target.url), Repo(".") as target_repo:
-        cache_dir = target_repo.cache.local_cache_dir
-    _clone_config(root, f"[cache]\n    dir = {cache_dir}\n")
+        return target_repo.cache.local_cache_dir
 
 
 def _bound_s3_connect_timeout(root: Path, repo, remote: str) -> None:
@@ -300,8 +292,11 @@ def record_experiment(
             _bound_s3_connect_timeout(root, repo, remote)
     if not remote and not target.local:
         raise RemoteError(_no_remote_message(target))
-    if not remote:
-        _use_target_cache(root, target)
+    # The clone is thrown away, so its cache may share the files' inodes instead of copying them.
+    cache = {"type": "hardlink,copy"}
+    if not remote:  # a local target without a DVC remote keeps the model in its own cache: share it
+        cache["dir"] = _target_cache_dir(target)
+    _clone_config(root, "[cache]\n" + "".join(f"    {k} = {v}\n" for k, v in cache.items()))
 
     materialize(root, materials)
     with chdir(root), Repo(".") as repo:
@@ -313,6 +308,7 @@ def record_experiment(
         if remote:
             try:
                 with bounded_s3_retries():
+                    preupload_large_files(repo, remote)
                     retry(lambda: repo.push(remote=remote), what=f"dvc push to remote {remote!r}")
             except PushError as e:
                 raise PushError(

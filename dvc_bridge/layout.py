@@ -7,6 +7,7 @@ The same writers serve the bridge (Flyte outputs -> experiment) and the `dvc exp
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -113,5 +114,9 @@ def write_run_info(root: Path, info: dict) -> None:
 
 
 def _copy(src: Path, dst: Path) -> None:
+    """A hard link where the filesystem allows (the model can be large), else a copy."""
     dst.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(src, dst)
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)

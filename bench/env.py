@@ -9,12 +9,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -25,7 +22,7 @@ WORKER_HOOKS = PROJECT_ROOT / "bench" / "worker_hooks"
 QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0")
 
 sys.path.append(str(PROJECT_ROOT / "tests"))
-from support import bare_remote, free_port  # noqa: E402  (the tests' own helpers, reused)
+from support import bare_remote, moto_server  # noqa: E402  (the tests' own helpers, reused)
 
 
 @dataclass(frozen=True)
@@ -99,28 +96,6 @@ def use_env(env: dict[str, str]) -> None:
 
 def cleanup(root: Path) -> None:
     shutil.rmtree(root, ignore_errors=True)
-
-
-@contextmanager
-def moto_server():
-    """moto's S3 server on loopback in its own process, as the tests start it; yields its URL."""
-    port = free_port()
-    proc = subprocess.Popen([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.time() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.time() > deadline or proc.poll() is not None:
-                    raise RuntimeError("moto_server did not start")
-                time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def remote_target(root: Path, endpoint: str, bucket: str) -> str:

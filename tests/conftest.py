@@ -7,16 +7,12 @@ Ray's auth token), DVC's site cache and analytics all go to a temp dir of this s
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
-from support import bare_remote, free_port
+from support import bare_remote, moto_server
 
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="frd-tests-"))
 os.environ.update(
@@ -40,23 +36,8 @@ os.environ.update(
 @pytest.fixture(scope="session")
 def s3_endpoint():
     """moto's standalone S3 server on loopback, in its own process."""
-    port = free_port()
-    exe = Path(sys.executable).parent / "moto_server"
-    proc = subprocess.Popen([str(exe), "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 20
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.1)
-    else:
-        proc.kill()
-        raise RuntimeError("moto_server did not start")
-    yield url
-    proc.terminate()
-    proc.wait(10)
+    with moto_server() as url:
+        yield url
 
 
 @pytest.fixture

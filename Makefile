@@ -25,7 +25,7 @@ run: setup
 	$(BIN)/pyflyte run workflows/tune_train.py tune_train_wf
 	@echo
 	@echo "Experiments in this checkout (dvc exp show):"
-	@$(BIN)/dvc exp show --no-pager --only-changed --drop 'tune\.|train\.|data\.seed|data\.source' || true
+	@$(BIN)/dvc exp show --no-pager --md --drop '.*' --keep 'Experiment|^accuracy$$|^loss$$|momentum|batch_size' || true
 
 test: setup
 	$(BIN)/python -m pytest

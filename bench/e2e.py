@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from bench import env as E
@@ -44,6 +45,33 @@ def log_markers(lines: list[tuple[float, str]], t0: float) -> dict:
     return found
 
 
+@dataclass
+class Watched:
+    proc: subprocess.Popen
+    lines: list[tuple[float, str]]  # (time, line) of its combined output
+    t0: float
+    t_end: float
+    stats: object  # the TreeSampler's statistics of the whole process tree
+
+
+def run_watched(cmd: list[str], *, cwd: Path, env: dict, root: Path) -> Watched:
+    """Run `cmd` to its end (or TIMEOUT_S), timestamping its output and sampling its process tree."""
+    lines: list[tuple[float, str]] = []
+    t0 = time.time()
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    with TreeSampler(proc.pid, match=str(root)) as sampler:
+        reader = threading.Thread(target=lambda: [lines.append((time.time(), line.rstrip("\n"))) for line in proc.stdout])
+        reader.start()
+        try:
+            proc.wait(TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        reader.join(30)
+        t_end = time.time()
+        time.sleep(0.3)  # one more sample: does anything outlive the driver?
+    return Watched(proc, lines, t0, t_end, sampler.stats())
+
+
 def run_workflow(size: E.RunSize, label: str) -> dict:
     root = E.scratch(label)
     marks_file = root / "marks.jsonl"
@@ -53,21 +81,9 @@ def run_workflow(size: E.RunSize, label: str) -> dict:
 
     cmd = [sys.executable, "-m", "bench.launch", "run", str(E.PROJECT_ROOT / "workflows" / "tune_train.py"),
            "tune_train_wf", "--repo_url", str(target), *size.pyflyte_args()]
-    log_lines: list[tuple[float, str]] = []
-    t0 = time.time()
-    proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    with TreeSampler(proc.pid, match=str(root)) as sampler:
-        reader = threading.Thread(target=lambda: [log_lines.append((time.time(), line.rstrip("\n"))) for line in proc.stdout])
-        reader.start()
-        try:
-            proc.wait(TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        reader.join(30)
-        t_end = time.time()
-        time.sleep(0.3)  # one more sample: does anything outlive the driver?
+    watched = run_watched(cmd, cwd=root, env=env, root=root)
+    proc, log_lines, t0, t_end, stats = watched.proc, watched.lines, watched.t0, watched.t_end, watched.stats
     leftovers = _kill_leftovers(str(root))
-    stats = sampler.stats()
 
     E.OUT_DIR.mkdir(parents=True, exist_ok=True)
     log_path = E.OUT_DIR / f"e2e-{label}.log"

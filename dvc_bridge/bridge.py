@@ -15,7 +15,7 @@ import subprocess
 from contextlib import chdir, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Iterable, Iterator, Optional
 from urllib.parse import urlparse, urlunparse
 
 from dvc_bridge import layout
@@ -46,21 +46,38 @@ class ExperimentRef:
     promoted: bool = False
     branch: str = ""
     decision: str = ""
-    accuracy: float = 0.0
+    metric: str = ""  # the gate's metric, e.g. "test/accuracy"
+    score: float = float("nan")
 
 
 @dataclass
-class Materials:
-    """What goes into the experiment: local files and the values actually used."""
+class Gate:
+    """Promote the experiment to a branch when `score` is at least as good as `threshold` ("max": >=, "min": <=)."""
 
-    params: dict  # {"data": ..., "tune": ..., "train": ...}
-    best: dict
-    trials_csv: Path
-    trials_png: Path
-    model: Path
-    live_dir: Path
-    accuracy: float
-    run_info: dict = field(default_factory=dict)  # must hold "execution_id"
+    metric: str
+    score: float
+    threshold: float
+    mode: str = "max"
+
+    def passes(self) -> bool:
+        return self.score >= self.threshold if self.mode == "max" else self.score <= self.threshold
+
+    def describe(self) -> str:
+        op = (">=" if self.mode == "max" else "<=") if self.passes() else ("<" if self.mode == "max" else ">")
+        return f"{self.metric} {self.score:.4f} {op} {self.threshold:.4f}"
+
+
+@dataclass
+class ExperimentRecord:
+    """What the caller wants recorded, described generically: the bridge knows nothing of any problem."""
+
+    documents: dict[str, dict]  # repo path -> YAML document (params.yaml, ...), committed to git
+    git_files: dict[str, Path]  # repo path -> local file or directory, committed to git
+    dvc_files: dict[str, Path]  # repo path -> local file tracked by DVC; the repo's dvc.yaml must declare it an out
+    run_info: dict  # written to results/run.json; must hold "execution_id"
+    dvc_yaml: dict = field(default_factory=dict)  # top-level dvc.yaml sections to set (metrics, plots, artifacts)
+    message: str = ""  # one line for the experiment's commit message
+    gate: Optional[Gate] = None  # no gate: never promoted
 
 
 @dataclass
@@ -105,7 +122,7 @@ def resolve_target(repo_url: str, cwd: Optional[Path] = None) -> Target:
     if not ((path / ".git").exists() or ((path / "HEAD").is_file() and (path / "objects").is_dir())):
         raise TargetError(
             f"repo_url {repo_url!r} is not a git repository: give the top directory of a DVC repo (make one with "
-            f"`python -m dvc_bridge.scaffold {repo_url}`) or a git URL."
+            f"`python -m tasks.scaffold {repo_url}`) or a git URL."
         )
     return Target(str(path), local=True)
 
@@ -136,20 +153,18 @@ def clone(target: Target, dest: Path, git: Git, rev: str = "") -> str:
     return sha
 
 
-def check_layout(root: Path, target: Target) -> None:
-    """The clone is a DVC repo whose dvc.yaml declares this project's outputs."""
+def check_layout(root: Path, target: Target, outs: Iterable[str]) -> None:
+    """The clone is a DVC repo whose dvc.yaml declares every DVC-tracked path the record will write."""
     if not (root / ".dvc").is_dir():
         raise TargetError(
-            f"{target.display} is not a DVC repo (no .dvc/ directory): run `python -m dvc_bridge.scaffold` "
+            f"{target.display} is not a DVC repo (no .dvc/ directory): run `python -m tasks.scaffold` "
             "in it, or `dvc init` and add this project's dvc.yaml and params.yaml."
         )
-    dvc_yaml = root / "dvc.yaml"
-    stages = layout.read_yaml(dvc_yaml).get("stages", {}) if dvc_yaml.exists() else {}
-    outs = [o if isinstance(o, str) else next(iter(o)) for o in stages.get("train", {}).get("outs", [])]
-    if layout.MODEL not in outs:
+    missing = sorted(set(outs) - layout.declared_outs(root))
+    if missing:
         raise TargetError(
-            f"{target.display}'s dvc.yaml has no stage 'train' with out {layout.MODEL}: "
-            "add this project's stages (python -m dvc_bridge.scaffold writes them)."
+            f"{target.display}'s dvc.yaml declares no stage out for {', '.join(missing)}: "
+            "add this project's stages (python -m tasks.scaffold writes them)."
         )
 
 
@@ -187,7 +202,7 @@ def check_remote(repo, name: str) -> None:
         ) from e
 
 
-def preflight(target: Target, git: Git, workdir: Path, rev: str = "") -> str:
+def preflight(target: Target, git: Git, workdir: Path, rev: str = "", outs: Iterable[str] = ()) -> str:
     """Cheap checks before any cluster starts: reachable, a DVC repo, a DVC remote when one is required.
 
     Returns the commit `rev` (default: HEAD) resolves to: the experiment's baseline.
@@ -196,7 +211,7 @@ def preflight(target: Target, git: Git, workdir: Path, rev: str = "") -> str:
 
     dest = workdir / "preflight"
     baseline = clone(target, dest, git, rev)
-    check_layout(dest, target)
+    check_layout(dest, target, outs)
     with chdir(dest), Repo(".") as repo:
         remote = default_remote(repo)
         if not remote and not target.local:
@@ -233,11 +248,16 @@ def _own_execution(git: Git, root: Path, ref: str, sha: str) -> str:
         return ""
 
 
-def materialize(root: Path, m: Materials) -> None:
-    layout.write_params(root, m.params["data"], m.params["tune"], m.params["train"])
-    layout.write_tune_outputs(root, m.best, m.trials_csv, m.trials_png)
-    layout.write_train_outputs(root, m.model, m.live_dir)
-    layout.write_run_info(root, m.run_info)
+def materialize(root: Path, record: ExperimentRecord) -> list[str]:
+    """Write the record into the work tree; returns the paths git must track."""
+    for path, doc in record.documents.items():
+        layout.write_yaml(root / path, doc)
+    for path, src in {**record.git_files, **record.dvc_files}.items():
+        layout.place(Path(src), root / path)
+    layout.merge_declarations(root, record.dvc_yaml)
+    layout.write_run_info(root, record.run_info)
+    gitignores = [str(Path(p).parent / ".gitignore") for p in record.dvc_files]  # written by `dvc commit`
+    return [*record.documents, *record.git_files, layout.DVC_YAML, "dvc.lock", layout.RUN_INFO, *gitignores]
 
 
 def _target_cache_dir(target: Target) -> str:
@@ -263,22 +283,21 @@ def _clone_config(root: Path, text: str) -> None:
 def record_experiment(
     target: Target,
     name: str,
-    materials: Materials,
+    record: ExperimentRecord,
     workdir: Path,
     *,
     base_rev: str = "",
-    min_accuracy: float = 0.0,
     git: Optional[Git] = None,
 ) -> ExperimentRef:
-    """Clone, write, `dvc commit`, `exp save`, push data, push the ref, promote if good enough."""
+    """Clone, write, `dvc commit`, `exp save`, push data, push the ref, promote if the gate passes."""
     from dvc.repo import Repo
 
     git = git or Git()
     validate_exp_name(name)
-    execution_id = materials.run_info["execution_id"]
+    execution_id = record.run_info["execution_id"]
     root = workdir / "repo"
     baseline = clone(target, root, git, base_rev)
-    check_layout(root, target)
+    check_layout(root, target, record.dvc_files)
     # `exp save` (DVC 3.67) pickles the Studio settings, token included, into .dvc/tmp/repro.dat and
     # commits that file into the experiment. The bridge never talks to Studio (DVCLive does, while
     # training), so its clone is offline for Studio and no token can reach the pushed history.
@@ -303,12 +322,12 @@ def record_experiment(
         cache["dir"] = _target_cache_dir(target)
     _clone_config(root, "[cache]\n" + "".join(f"    {k} = {v}\n" for k, v in cache.items()))
 
-    materialize(root, materials)
+    tracked = materialize(root, record)
     with chdir(root), Repo(".") as repo:
         repo.commit(force=True)
-        git("add", "--", *[p for p in layout.GIT_TRACKED if (root / p).exists()], cwd=root)
+        git("add", "--", *[p for p in tracked if (root / p).exists()], cwd=root)
         if not existing:
-            repo.experiments.save(name=name, message=f"flyte {execution_id}: accuracy {materials.accuracy:.4f}")
+            repo.experiments.save(name=name, message=f"flyte {execution_id}: {record.message}".rstrip(": "))
         # Data first: a ref on the remote must never point at data that is not there.
         if remote:
             try:
@@ -336,15 +355,18 @@ def record_experiment(
         repo=target.display,
         data_pushed=True,  # reached only after the data push (or the shared cache) holds the model
         ref_pushed=True,
-        accuracy=materials.accuracy,
     )
-    return promote(result, root, git, min_accuracy)
+    return promote(result, root, git, record.gate)
 
 
-def promote(exp: ExperimentRef, root: Path, git: Git, min_accuracy: float) -> ExperimentRef:
-    """Every run is recorded; one at or above the threshold also gets a pushed branch."""
-    if exp.accuracy < min_accuracy:
-        exp.decision = f"recorded, not promoted: accuracy {exp.accuracy:.4f} < min_accuracy {min_accuracy:.4f}"
+def promote(exp: ExperimentRef, root: Path, git: Git, gate: Optional[Gate]) -> ExperimentRef:
+    """Every run is recorded; one whose gate passes also gets a pushed branch."""
+    if gate is None:
+        exp.decision = "recorded (no gate)"
+        return exp
+    exp.metric, exp.score = gate.metric, gate.score
+    if not gate.passes():
+        exp.decision = f"recorded, not promoted: {gate.describe()}"
         return exp
     branch = f"exp-{exp.name}"
     retry(
@@ -352,5 +374,5 @@ def promote(exp: ExperimentRef, root: Path, git: Git, min_accuracy: float) -> Ex
         what=f"git push of branch {branch}",
     )
     exp.promoted, exp.branch = True, branch
-    exp.decision = f"promoted to branch {branch}: accuracy {exp.accuracy:.4f} >= min_accuracy {min_accuracy:.4f}"
+    exp.decision = f"promoted to branch {branch}: {gate.describe()}"
     return exp

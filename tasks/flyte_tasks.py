@@ -1,11 +1,19 @@
-"""The Flyte tasks: a few lines each over the pure logic and the Ray glue."""
+"""The Flyte tasks: a few lines each over the pure logic, the Ray glue and the DVC bridge.
+
+Every task that needs the problem resolves it from its name (`problem` input, or `Dataset.problem`).
+The mapping from tune/train outputs to the bridge's generic record is `tasks.experiment`.
+"""
 
 from __future__ import annotations
 
 import html
+import math
+import tempfile
+import uuid
 from dataclasses import asdict
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated, NamedTuple
+from typing import Annotated, Any, NamedTuple, Optional
 
 import flytekit
 import pandas as pd
@@ -14,16 +22,23 @@ from flytekit.deck import DeckField
 from flytekit.types.directory import FlyteDirectory
 from flytekit.types.file import FlyteFile
 
+from dvc_bridge.bridge import ExperimentRef, preflight, record_experiment, redact_url, resolve_target, validate_exp_name
+from dvc_bridge.errors import TargetError
+from dvc_bridge.gitops import Git
 from dvc_bridge.live import LiveConfig, live_env
-from tasks import report, secrets
+from dvc_bridge.recoverable import recoverable_on_transient
+from dvc_bridge.summary import summary_html
+from tasks import experiment, report, secrets
 from tasks.clusters import TRAIN_CLUSTER, TUNE_CLUSTER, training_capacity_cpus
-from tasks.contracts import Dataset, EpochMetrics, RunTarget, TrainResult, TuneResult
+from tasks.contracts import Dataset, RunTarget, TrainResult, TuneResult
 from tasks.data import Splits, load_raw, make_splits, parse_source, pin_source
-from tasks.settings import HyperParams, SettingsError, TrainSettings, TuneSettings
+from tasks.problem import Problem, complete, load_problem, metric_key, search_space, smallest_batch, space_document
+from tasks.settings import SettingsError, TrainSettings, TuneSettings
 from tasks.storage import fsspec_options
+from tasks.training import effective_global_batch
 
 # Bump when a change to the code should invalidate cached task outputs.
-CACHE_VERSION = "1"
+CACHE_VERSION = "2"
 # Decks show our own pages plus inputs, outputs and the timeline; flytekit's default also has a
 # "Dependencies" page, which runs `pip` after every task (seconds each, and noise in the log).
 DECK_FIELDS = (DeckField.INPUT, DeckField.OUTPUT, DeckField.TIMELINE)
@@ -35,25 +50,37 @@ def _workdir(name: str) -> Path:
     return path
 
 
-def check_settings(tune: TuneSettings, train: TrainSettings, cluster_cpus: int) -> None:
-    """Validate what a user set, including whether the training workers fit on the cluster."""
+def check_settings(problem: Problem, tune: TuneSettings, train: TrainSettings, cluster_cpus: int) -> None:
+    """Validate what a user set against the problem and the cluster, before any cluster starts."""
     tune.validate()
     train.validate()
+    space = search_space(problem, tune.space)  # unknown names, wrong bounds, empty choices
     if train.num_workers > cluster_cpus:
         raise SettingsError(
             f"train.num_workers={train.num_workers} is not valid: the training cluster holds at most "
             f"{cluster_cpus} one-CPU workers; lower it or enlarge TRAIN_SHAPE in tasks/clusters.py."
         )
+    if smallest_batch(space) < train.num_workers:
+        raise SettingsError(
+            f"train.num_workers={train.num_workers} is not valid: the search can choose batch_size "
+            f"{smallest_batch(space)}, and each worker takes a share of the batch; use at most "
+            f"{smallest_batch(space)} workers or search larger batch sizes."
+        )
+
+
+def gate_threshold(problem: Problem, gate: Optional[float]) -> float:
+    return problem.gate if gate is None else gate
 
 
 @task
-def validate_settings(tune: TuneSettings, train: TrainSettings, min_accuracy: float) -> bool:
-    """Refuse bad settings before any Ray cluster starts."""
-    check_settings(tune, train, training_capacity_cpus())
-    if not 0 <= min_accuracy <= 1:
+def validate_settings(problem: str, tune: TuneSettings, train: TrainSettings, gate: Optional[float]) -> bool:
+    """Refuse a bad problem, bad settings or a bad search space before any Ray cluster starts."""
+    p = load_problem(problem)
+    check_settings(p, tune, train, training_capacity_cpus())
+    if gate is not None and not math.isfinite(gate):
         raise SettingsError(
-            f"min_accuracy={min_accuracy!r} is not valid: it is a held-out accuracy, give a value in [0, 1] "
-            "(0 promotes every run, 1 only perfect ones)."
+            f"gate={gate!r} is not valid: give the test {p.select} at which a run is promoted "
+            f"({'at least' if p.mode == 'max' else 'at most'} it), or leave it out for {p.gate}."
         )
     return True
 
@@ -64,29 +91,34 @@ class PinnedSource(NamedTuple):
 
 
 @task
-def pin_dataset(source: str) -> PinnedSource:
+def pin_dataset(source: str, problem: str) -> PinnedSource:
     """Never cached: pins the source to what it names now, so the cached preparation sees new data."""
-    return PinnedSource(*pin_source(source))
+    return PinnedSource(*pin_source(source, load_problem(problem)))
 
 
 @task(cache=True, cache_version=CACHE_VERSION)
-def prepare_data(source: str, version: str, seed: int = 0) -> Annotated[Dataset, HashMethod(lambda d: d.sha256)]:
-    """Load, check, split and normalize the data; the output is keyed by its content hash.
+def prepare_data(source: str, version: str, problem: str, seed: int = 0) -> Annotated[Dataset, HashMethod(lambda d: d.sha256)]:
+    """Load, check against the problem's schema, split (train / validation / test) and prepare the data.
 
-    `version` (from `pin_dataset`) is only part of the cache key: new content, new preparation.
+    The output is keyed by its content hash; `version` (from `pin_dataset`) is only part of the
+    cache key: new content, new preparation.
     """
+    p = load_problem(problem)
     parsed = parse_source(source)
-    raw, rev = load_raw(parsed)
-    splits = make_splits(raw, seed=seed)
+    raw, rev = load_raw(parsed, p)
+    splits = make_splits(raw, p, seed=seed)
     digest = splits.content_hash()
     path = _workdir("data") / f"dataset-{digest[:16]}.npz"
     splits.save(path)
+    sizes = splits.sizes()
     return Dataset(
         file=FlyteFile(str(path)),
         sha256=digest,
-        n_train=len(splits.y_train),
-        n_test=len(splits.y_test),
-        source=parsed.describe(),
+        n_train=sizes["train"],
+        n_val=sizes["val"],
+        n_test=sizes["test"],
+        source=parsed.describe(p),
+        problem=problem,
         dvc_rev=rev,
     )
 
@@ -97,25 +129,29 @@ def _load(data: Dataset) -> Splits:
 
 @task(task_config=TUNE_CLUSTER, cache=True, cache_version=CACHE_VERSION, enable_deck=True, deck_fields=DECK_FIELDS)
 def tune_hyperparameters(data: Dataset, settings: TuneSettings) -> TuneResult:
-    """Ray Tune search with ASHA early stopping on the task's own Ray cluster."""
+    """Ray Tune search with ASHA early stopping on the task's own Ray cluster; trials ranked on validation."""
     from tasks.ray_tune import run_tune
     from tasks.storage import ray_storage
 
     settings.validate()
+    problem = load_problem(data.problem)
     storage_path, fs = ray_storage(flytekit.current_context().raw_output_prefix, "ray")
-    outcome = run_tune(_load(data), settings, storage_path, fs)
+    outcome = run_tune(_load(data), data.problem, settings, storage_path, fs)
     out = _workdir("tune")
     outcome.trials.to_csv(out / "trials.csv", index=False)
-    report.trials_plot(outcome.history, out / "trials.png")
+    report.trials_plot(outcome.history, out / "trials.png", outcome.metric)
+    shown = {k: outcome.best[k] for k in outcome.searched}
     Deck(
         "Trials",
-        f"<h3>Best: accuracy {outcome.best_accuracy:.4f} with {html.escape(str(asdict(outcome.best)))}</h3>"
-        + report.png_html(out / "trials.png", "held-out accuracy per trial")
+        f"<h3>Best: {outcome.metric} {outcome.best_score:.4f} with {html.escape(report.format_params(shown))}</h3>"
+        + report.png_html(out / "trials.png", f"{outcome.metric} per trial")
         + report.table_html(outcome.trials),
     )
     return TuneResult(
         best=outcome.best,
-        best_accuracy=outcome.best_accuracy,
+        metric=outcome.metric,
+        best_score=outcome.best_score,
+        space=space_document(search_space(problem, settings.space)),
         trials_csv=FlyteFile(str(out / "trials.csv")),
         trials_png=FlyteFile(str(out / "trials.png")),
     )
@@ -145,8 +181,8 @@ def live_config(run: RunTarget, live_uri: str, raw_output_prefix: str) -> LiveCo
     enable_deck=True,
     deck_fields=DECK_FIELDS,
 )
-def train_model(data: Dataset, params: HyperParams, settings: TrainSettings, run: RunTarget, live_uri: str) -> TrainResult:
-    """Ray Train TorchTrainer (DDP) with the tuned hyper-parameters, a checkpoint every epoch.
+def train_model(data: Dataset, params: dict[str, Any], settings: TrainSettings, run: RunTarget, live_uri: str) -> TrainResult:
+    """Ray Train TorchTrainer (DDP) with the tuned hyper-parameters, a checkpoint every epoch, test scored once.
 
     Rank 0 logs each epoch with DVCLive and mirrors it to `live_uri`/<experiment> (default: under
     this execution's raw-output prefix) while training runs.
@@ -154,27 +190,112 @@ def train_model(data: Dataset, params: HyperParams, settings: TrainSettings, run
     from tasks.ray_train import run_train
     from tasks.storage import ray_storage
 
-    params.validate()
     settings.validate()
+    problem = load_problem(data.problem)
+    hp = complete(problem, params)
     ctx = flytekit.current_context()
     live = live_config(run, live_uri, ctx.raw_output_prefix)
-    print(f"live metrics (DVCLive metrics.json, plots/metrics/*.tsv) are copied each epoch to {live.mirror_uri}", flush=True)
+    print(f"live metrics (DVCLive metrics.json, plots/metrics/*) are copied each epoch to {live.mirror_uri}", flush=True)
+    global_batch = effective_global_batch(hp["batch_size"], settings.num_workers)
+    if global_batch != hp["batch_size"]:
+        print(f"batch_size {hp['batch_size']} does not divide over {settings.num_workers} workers: "
+              f"training with a global batch of {global_batch}", flush=True)
     storage_path, fs = ray_storage(ctx.raw_output_prefix, "ray")
-    outcome = run_train(_load(data), params, settings, _workdir("train"), storage_path, fs, live=live)
+    outcome = run_train(_load(data), data.problem, hp, settings, _workdir("train"), storage_path, fs, live=live)
+    val = {k: v for k, v in outcome.final.items() if k.startswith("val/")}
+    select = metric_key("val", problem.select)
     curves = _workdir("train-report") / "curves.png"
-    report.curves_plot(outcome.history, curves)
+    report.curves_plot(outcome.history, curves, select)
     Deck(
         "Training",
-        f"<h3>Held-out accuracy {outcome.final['accuracy']:.4f} after {len(outcome.history)} epochs</h3>"
+        f"<h3>{select} {val[select]:.4f} after {len(outcome.history)} epochs; "
+        f"test/{problem.select} {outcome.test[metric_key('test', problem.select)]:.4f} (scored once)</h3>"
         + f"<p>Live DVCLive copy: <code>{html.escape(live.mirror_uri)}</code></p>"
-        + report.png_html(curves, "loss and accuracy per epoch")
+        + report.png_html(curves, f"loss and {select} per epoch")
         + report.table_html(pd.DataFrame(outcome.history)),
     )
     return TrainResult(
         model=FlyteFile(str(outcome.model_path)),
         dvclive=FlyteDirectory(str(outcome.live_dir)),
-        accuracy=float(outcome.final["accuracy"]),
-        loss=float(outcome.final["loss"]),
-        history=[EpochMetrics(**m) for m in outcome.history],
+        val=val,
+        test=outcome.test,
+        global_batch_size=global_batch,
+        history=outcome.history,
         live_uri=live.mirror_uri,
     )
+
+
+def default_exp_name(execution_id: str) -> str:
+    """flyte-<execution id>; a local run (whose id is just 'local') gets a timestamp instead."""
+    if execution_id and execution_id != "local":
+        return f"flyte-{execution_id}"
+    return f"local-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:4]}"
+
+
+@task(retries=2, secret_requests=secrets.BRIDGE_SECRETS)
+def check_target(repo_url: str, exp_name: str, base_rev: str) -> RunTarget:
+    """Reachable, a DVC repo, a DVC remote when the target is a URL; fixes the experiment's name and baseline."""
+    secrets.export(secrets.BRIDGE_SECRETS)
+    if redact_url(repo_url) != repo_url:
+        raise TargetError(
+            f"repo_url {redact_url(repo_url)!r} carries credentials in the URL, where logs and outputs would show "
+            f"them: drop the user:password part and put the token in the {secrets.GIT_TOKEN.env_var} secret."
+        )
+    execution_id = flytekit.current_context().execution_id.name
+    name = exp_name or default_exp_name(execution_id)
+    validate_exp_name(name)
+    target = resolve_target(repo_url)
+    with tempfile.TemporaryDirectory(prefix="frd-preflight-") as d, recoverable_on_transient():
+        baseline = preflight(target, Git(), Path(d), base_rev, outs=[experiment.MODEL])
+    # A retry of the same run finds its experiment by this id; two local runs must not share one.
+    run_id = execution_id if execution_id != "local" else f"local-{uuid.uuid4().hex}"
+    return RunTarget(repo=target.url, exp_name=name, baseline_rev=baseline, run_id=run_id)
+
+
+@task(retries=2, secret_requests=secrets.BRIDGE_SECRETS, enable_deck=True, deck_fields=DECK_FIELDS)
+def commit_experiment(
+    repo: RunTarget,
+    gate: Optional[float],
+    data: Dataset,
+    tuned: TuneResult,
+    trained: TrainResult,
+    tune: TuneSettings,
+    train: TrainSettings,
+    seed: int,
+) -> ExperimentRef:
+    """Write the run into its own clone of `repo` as a DVC experiment; push data, then the ref."""
+    secrets.export(secrets.BRIDGE_SECRETS)
+    ctx = flytekit.current_context()
+    problem = load_problem(data.problem)
+    execution_id = repo.run_id or ctx.execution_id.name
+    version = {"source": data.source, "sha256": data.sha256, "dvc_rev": data.dvc_rev}
+    record = experiment.describe_run(
+        problem,
+        params=experiment.params_document(
+            data.problem, {**version, "seed": seed}, {**asdict(tune), "space": tuned.space}, asdict(train)
+        ),
+        best=tuned.best,
+        trials_csv=Path(tuned.trials_csv.download()),
+        trials_png=Path(tuned.trials_png.download()),
+        model=Path(trained.model.download()),
+        live_dir=Path(trained.dvclive.download()),
+        val=trained.val,
+        test=trained.test,
+        run_info={
+            "execution_id": execution_id,
+            "project": ctx.execution_id.project,
+            "domain": ctx.execution_id.domain,
+            "data": {**version, "n_train": data.n_train, "n_val": data.n_val, "n_test": data.n_test},
+            "tune": {"metric": tuned.metric, "best_score": tuned.best_score},
+            "global_batch_size": trained.global_batch_size,
+        },
+        gate=gate_threshold(problem, gate),
+    )
+    workdir = Path(tempfile.mkdtemp(prefix="frd-bridge-", dir=ctx.working_directory))
+    with recoverable_on_transient():
+        ref = record_experiment(
+            resolve_target(repo.repo), repo.exp_name, record, workdir, base_rev=repo.baseline_rev, git=Git()
+        )
+    print(f"experiment {ref.name} ({ref.commit[:8]}) in {ref.repo}: {ref.decision}")
+    Deck("Experiment", summary_html(ref))
+    return ref

@@ -22,9 +22,10 @@ from ray.train.torch import TorchTrainer
 
 from dvc_bridge.live import EpochLogger, LiveConfig
 from tasks.data import Splits
+from tasks.problem import Problem, complete, load_problem, metric_key
 from tasks.report import epoch_line
-from tasks.settings import HyperParams, TrainSettings
-from tasks.training import EvalSums, build, evaluate, make_loader, train_epoch
+from tasks.settings import TrainSettings
+from tasks.training import EVAL_BATCH, EvalSums, build, evaluate, make_loader, train_epoch, worker_batch_size
 
 MODEL_FILE = "model.pth"
 OPTIMIZER_FILE = "optimizer.pt"
@@ -36,6 +37,7 @@ LIVE_DIR = "dvclive"
 class TrainJob:
     """Everything a worker needs; travels as a dict across the Ray boundary."""
 
+    problem: str  # the problem's name or module:attribute, resolved again on each worker
     hp: dict
     settings: dict
     data: object  # ray.ObjectRef to a Splits, put once into the object store
@@ -46,19 +48,22 @@ class TrainJob:
 class TrainOutcome:
     model_path: Path
     live_dir: Path
-    history: list[dict] = field(default_factory=list)
+    history: list[dict] = field(default_factory=list)  # one row per epoch: train/loss, val/*, lr, timings
+    test: dict = field(default_factory=dict)  # test/loss, test/<metric>: the final model, scored once
 
     @property
     def final(self) -> dict:
         return self.history[-1]
 
 
-def _all_reduce(sums: EvalSums) -> EvalSums:
+def _all_reduce(sums: EvalSums, problem: Problem, device: torch.device) -> EvalSums:
+    """Sums of every worker's shard (on the model's device: NCCL takes no CPU tensors)."""
     if not (dist.is_available() and dist.is_initialized()):
         return sums
-    t = torch.tensor([sums.loss_sum, sums.correct, sums.count], dtype=torch.float64)
+    names = [m.name for m in problem.metrics]
+    t = torch.tensor(sums.as_vector(names), dtype=torch.float64, device=device)
     dist.all_reduce(t)
-    return EvalSums(float(t[0]), int(t[1]), int(t[2]))
+    return EvalSums.from_vector(t.cpu().tolist(), names)
 
 
 def _quiet_report_logs() -> None:
@@ -75,16 +80,19 @@ def _quiet_report_logs() -> None:
 
 
 def train_loop_per_worker(config: dict) -> None:
-    """Runs on every Ray Train worker: DDP training, sharded evaluation, a checkpoint each epoch."""
+    """Runs on every Ray Train worker: DDP training on the global batch, sharded validation each epoch,
+    a checkpoint each epoch; after the last epoch rank 0 scores the final model on test, once."""
     job = TrainJob(**config)
-    hp, settings = HyperParams(**job.hp), TrainSettings(**job.settings)
+    problem = load_problem(job.problem)
+    hp, settings = complete(problem, job.hp), TrainSettings(**job.settings)
     data: Splits = ray.get(job.data)
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     _quiet_report_logs()
     torch.set_num_threads(1)
 
-    model, optimizer = build(hp, settings.seed)
+    model, optimizer = build(problem, hp, settings.seed)
+    loss_fn = problem.loss()
     workdir = Path(tempfile.mkdtemp(prefix=f"train-rank{rank}-"))
     history: list[dict] = []
     start_epoch = 1
@@ -98,22 +106,23 @@ def train_loop_per_worker(config: dict) -> None:
                 shutil.copytree(Path(d) / LIVE_DIR, workdir / LIVE_DIR)
         start_epoch = len(history) + 1
     model = ray.train.torch.prepare_model(model)
+    device = next(model.parameters()).device
     live = EpochLogger(workdir / LIVE_DIR, resume=bool(checkpoint), config=ray.get(job.live)) if rank == 0 else None
 
+    # The tuned batch is the global one: each worker takes its share, so lr and momentum mean what they meant.
     train_loader = make_loader(
-        data.x_train, data.y_train, hp.batch_size, shuffle=True, seed=settings.seed, rank=rank, world_size=world
+        data.x_train, data.y_train, worker_batch_size(hp["batch_size"], world), shuffle=True, seed=settings.seed,
+        rank=rank, world_size=world,
     )
-    test_loader = make_loader(data.x_test[rank::world], data.y_test[rank::world], 512, shuffle=False)
+    val_loader = make_loader(data.x_val[rank::world], data.y_val[rank::world], EVAL_BATCH, shuffle=False)
     for epoch in range(start_epoch, settings.epochs + 1):
         t0 = time.perf_counter()
-        train_loss = train_epoch(model, train_loader, optimizer, epoch)
+        train_loss = train_epoch(model, train_loader, optimizer, loss_fn, epoch)
         seconds = time.perf_counter() - t0
-        ev = _all_reduce(evaluate(model, test_loader))
         metrics = {
             "epoch": epoch,
-            "train_loss": train_loss,
-            "loss": ev.loss,
-            "accuracy": ev.accuracy,
+            metric_key("train", "loss"): train_loss,
+            **_all_reduce(evaluate(model, val_loader, problem), problem, device).scores(problem, "val"),
             "lr": optimizer.param_groups[0]["lr"],
             "epoch_time_s": seconds,
             "samples_per_s": len(data.x_train) / seconds,
@@ -124,23 +133,36 @@ def train_loop_per_worker(config: dict) -> None:
             continue
         live.log_epoch({k: v for k, v in metrics.items() if k != "epoch"})
         # Straight to stdout: Ray Train's print patch would log it twice, as an INFO record.
-        sys.stdout.write(epoch_line(metrics, settings.epochs) + "\n")
+        sys.stdout.write(epoch_line(metrics, settings.epochs, metric_key("val", problem.select)) + "\n")
         sys.stdout.flush()
-        with tempfile.TemporaryDirectory() as d:
-            inner = model.module if hasattr(model, "module") else model
-            torch.save(inner.state_dict(), Path(d) / MODEL_FILE)
-            torch.save(optimizer.state_dict(), Path(d) / OPTIMIZER_FILE)
-            (Path(d) / STATE_FILE).write_text(json.dumps({"history": history}))
-            shutil.copytree(workdir / LIVE_DIR, Path(d) / LIVE_DIR)
-            ray.train.report(metrics, checkpoint=Checkpoint.from_directory(d))
-    if live:
+        _report_checkpoint(model, optimizer, {"history": history}, workdir, metrics)
+    # Ray Train's report() is a barrier: every rank reports once more, rank 0 with the test scores.
+    if rank != 0:
+        ray.train.report(history[-1] if history else {})
+    else:
+        inner = model.module if hasattr(model, "module") else model  # no DDP collectives: rank 0 alone
+        test = evaluate(inner, make_loader(data.x_test, data.y_test, EVAL_BATCH, shuffle=False), problem).scores(problem, "test")
+        live.log_summary(test)
         live.close()
+        _report_checkpoint(model, optimizer, {"history": history, "test": test}, workdir, {**history[-1], **test})
     shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _report_checkpoint(model, optimizer, state: dict, workdir: Path, metrics: dict) -> None:
+    """Model, optimizer, history (and test scores) and the DVCLive directory, reported as one checkpoint."""
+    with tempfile.TemporaryDirectory() as d:
+        inner = model.module if hasattr(model, "module") else model
+        torch.save(inner.state_dict(), Path(d) / MODEL_FILE)
+        torch.save(optimizer.state_dict(), Path(d) / OPTIMIZER_FILE)
+        (Path(d) / STATE_FILE).write_text(json.dumps(state))
+        shutil.copytree(workdir / LIVE_DIR, Path(d) / LIVE_DIR)
+        ray.train.report(metrics, checkpoint=Checkpoint.from_directory(d))
 
 
 def run_train(
     data: Splits,
-    hp: HyperParams,
+    problem_ref: str,
+    hp: dict,
     settings: TrainSettings,
     out_dir: Path,
     storage_path: str,
@@ -153,7 +175,9 @@ def run_train(
     `live` says where rank 0 mirrors its DVCLive directory each epoch and which DVC / Studio
     settings it logs with.
     """
-    job = TrainJob(hp=asdict(hp), settings=asdict(settings), data=ray.put(data), live=ray.put(live or LiveConfig()))
+    job = TrainJob(
+        problem=problem_ref, hp=dict(hp), settings=asdict(settings), data=ray.put(data), live=ray.put(live or LiveConfig())
+    )
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config=asdict(job),
@@ -174,5 +198,7 @@ def run_train(
     with result.checkpoint.as_directory() as d:
         shutil.copy2(Path(d) / MODEL_FILE, out_dir / MODEL_FILE)
         shutil.copytree(Path(d) / LIVE_DIR, out_dir / LIVE_DIR, dirs_exist_ok=True)
-        history = json.loads((Path(d) / STATE_FILE).read_text())["history"]
-    return TrainOutcome(model_path=out_dir / MODEL_FILE, live_dir=out_dir / LIVE_DIR, history=history)
+        state = json.loads((Path(d) / STATE_FILE).read_text())
+    return TrainOutcome(
+        model_path=out_dir / MODEL_FILE, live_dir=out_dir / LIVE_DIR, history=state["history"], test=state.get("test", {})
+    )

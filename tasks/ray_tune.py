@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import pandas as pd
 import ray
@@ -15,13 +15,14 @@ from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.basic_variant import BasicVariantGenerator
 
 from tasks.data import Splits
+from tasks.problem import Choice, IntRange, LogUniform, Problem, Uniform, complete, load_problem, metric_key
+from tasks.problem import search_space as problem_space
 from tasks.report import trial_line
-from tasks.settings import HyperParams, TuneSettings
+from tasks.settings import TuneSettings
 from tasks.storage import AWS_CREDENTIAL_ENV_VARS
-from tasks.training import build, evaluate, make_loader, train_epoch
+from tasks.training import EVAL_BATCH, build, evaluate, make_loader, train_epoch
 
 log = logging.getLogger(__name__)
-METRIC = "accuracy"
 
 
 class TuneError(RuntimeError):
@@ -30,41 +31,46 @@ class TuneError(RuntimeError):
 
 @dataclass
 class TuneOutcome:
-    best: HyperParams
-    best_accuracy: float
+    best: dict  # every hyper-parameter of the problem, the searched ones as the best trial had them
+    best_score: float  # the best trial's best validation score of the selecting metric
+    metric: str  # that score's name, e.g. "val/accuracy"
+    searched: list[str]  # the hyper-parameters the space searched
     trials: pd.DataFrame  # one row per trial
     history: pd.DataFrame  # one row per trial and epoch
 
 
-def trial_on_worker(config: dict, data: Splits, max_epochs: int, seed: int) -> None:
-    """One Tune trial: train with sampled hyper-parameters, report held-out metrics each epoch."""
-    hp = HyperParams(**config)
+def trial_on_worker(config: dict, data: Splits, problem_ref: str, max_epochs: int, seed: int) -> None:
+    """One Tune trial: train with sampled hyper-parameters, report validation metrics each epoch (never test)."""
+    problem = load_problem(problem_ref)
+    hp = complete(problem, config)
     torch.set_num_threads(1)
-    model, optimizer = build(hp, seed)
-    train_loader = make_loader(data.x_train, data.y_train, hp.batch_size, shuffle=True, seed=seed)
-    test_loader = make_loader(data.x_test, data.y_test, 512, shuffle=False)
+    model, optimizer = build(problem, hp, seed)
+    loss_fn = problem.loss()
+    train_loader = make_loader(data.x_train, data.y_train, hp["batch_size"], shuffle=True, seed=seed)
+    val_loader = make_loader(data.x_val, data.y_val, EVAL_BATCH, shuffle=False)
     for epoch in range(1, max_epochs + 1):
-        train_loss = train_epoch(model, train_loader, optimizer, epoch)
-        ev = evaluate(model, test_loader)
-        tune.report({"epoch": epoch, "train_loss": train_loss, "loss": ev.loss, METRIC: ev.accuracy})
+        train_loss = train_epoch(model, train_loader, optimizer, loss_fn, epoch)
+        scores = evaluate(model, val_loader, problem).scores(problem, "val")
+        tune.report({"epoch": epoch, metric_key("train", "loss"): train_loss, **scores})
 
 
 class ProgressLines(tune.Callback):
     """One readable line per trial event in the task log, in place of Tune's status tables."""
 
-    def __init__(self, total: int, max_epochs: int) -> None:
-        self.total, self.max_epochs = total, max_epochs
+    def __init__(self, total: int, max_epochs: int, metric: str, searched: list[str]) -> None:
+        self.total, self.max_epochs, self.metric, self.searched = total, max_epochs, metric, searched
         self._numbers: dict[str, int] = {}
 
     def _say(self, trial, what: str) -> None:
         n = self._numbers.setdefault(trial.trial_id, len(self._numbers) + 1)
-        print(trial_line(n, self.total, trial.trial_id, trial.config, what), flush=True)
+        shown = {k: trial.config.get(k) for k in self.searched}
+        print(trial_line(n, self.total, trial.trial_id, shown, what), flush=True)
 
     def on_trial_start(self, iteration, trials, trial, **info):
         self._numbers.setdefault(trial.trial_id, len(self._numbers) + 1)
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        self._say(trial, f"epoch {result['epoch']}/{self.max_epochs} accuracy {result[METRIC]:.4f}")
+        self._say(trial, f"epoch {result['epoch']}/{self.max_epochs} {self.metric} {result[self.metric]:.4f}")
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         epochs = (trial.last_result or {}).get("epoch", 0)
@@ -75,16 +81,33 @@ class ProgressLines(tune.Callback):
         self._say(trial, f"error (the search goes on; details in {error or 'the trial log'})")
 
 
-def search_space(s: TuneSettings) -> dict:
-    return {
-        "lr": tune.loguniform(s.lr_min, s.lr_max) if s.lr_min < s.lr_max else s.lr_min,
-        "momentum": tune.uniform(s.momentum_min, s.momentum_max) if s.momentum_min < s.momentum_max else s.momentum_min,
-        "batch_size": tune.choice(s.batch_sizes),
-    }
+def tune_space(space: dict) -> dict:
+    """The problem's space in Ray Tune's terms (randint's high is exclusive in Tune, inclusive here)."""
+    def one(d):
+        if isinstance(d, LogUniform):
+            return tune.loguniform(d.low, d.high) if d.low < d.high else d.low
+        if isinstance(d, Uniform):
+            return tune.uniform(d.low, d.high) if d.low < d.high else d.low
+        if isinstance(d, IntRange):
+            return tune.randint(d.low, d.high + 1)
+        if isinstance(d, Choice):
+            return tune.choice(list(d.options))
+        return d
+
+    return {name: one(d) for name, d in space.items()}
 
 
-def run_tune(data: Splits, settings: TuneSettings, storage_path: str, storage_filesystem=None) -> TuneOutcome:
+def searched_names(space: dict) -> list[str]:
+    return [n for n, d in space.items() if isinstance(d, (LogUniform, Uniform, IntRange, Choice))]
+
+
+def run_tune(
+    data: Splits, problem_ref: str, settings: TuneSettings, storage_path: str, storage_filesystem=None
+) -> TuneOutcome:
     """Run the search on the connected Ray cluster; one failing trial does not sink it."""
+    problem = load_problem(problem_ref)
+    space = problem_space(problem, settings.space)
+    metric = metric_key("val", problem.select)
     # Tune's status tables and INFO logs drown the log; ProgressLines prints one line per event.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     logging.getLogger("ray.tune").setLevel(logging.WARNING)
@@ -92,13 +115,15 @@ def run_tune(data: Splits, settings: TuneSettings, storage_path: str, storage_fi
     concurrency = min(settings.max_concurrent_trials or cpus, cpus)
     tuner = tune.Tuner(
         tune.with_resources(
-            tune.with_parameters(trial_on_worker, data=data, max_epochs=settings.max_epochs, seed=settings.seed),
+            tune.with_parameters(
+                trial_on_worker, data=data, problem_ref=problem_ref, max_epochs=settings.max_epochs, seed=settings.seed
+            ),
             {"cpu": 1},
         ),
-        param_space=search_space(settings),
+        param_space=tune_space(space),
         tune_config=tune.TuneConfig(
-            metric=METRIC,
-            mode="max",
+            metric=metric,
+            mode=problem.mode,
             num_samples=settings.num_samples,
             # The bound lives on the generator: Tune ignores max_concurrent_trials with a SearchGenerator.
             search_alg=BasicVariantGenerator(random_state=settings.seed, max_concurrent=concurrency),
@@ -111,12 +136,12 @@ def run_tune(data: Splits, settings: TuneSettings, storage_path: str, storage_fi
             storage_filesystem=storage_filesystem,
             failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
             verbose=0,
-            callbacks=[ProgressLines(settings.num_samples, settings.max_epochs)],
+            callbacks=[ProgressLines(settings.num_samples, settings.max_epochs, metric, searched_names(space))],
         ),
     )
     with without_cloud_keys():
         grid = tuner.fit()
-    return summarize(grid, settings)
+    return summarize(grid, settings, problem, searched_names(space))
 
 
 @contextmanager
@@ -141,32 +166,41 @@ def error_text(error: BaseException) -> str:
     return f"{type(cause).__name__}: {lines[-1][:200]}"
 
 
-def summarize(grid, settings: TuneSettings) -> TuneOutcome:
-    rows, history = [], []
+def summarize(grid, settings: TuneSettings, problem: Problem, searched: list[str]) -> TuneOutcome:
+    """One row per trial (its searched hyper-parameters, status, epochs, best validation score, error); the best trial."""
+    metric = metric_key("val", problem.select)
+    best_of = (lambda s: s.max()) if problem.mode == "max" else (lambda s: s.min())
+    rows, history, configs = [], [], {}
     for result in grid:
         trial_id = result.path.rstrip("/").rsplit("/", 1)[-1] if result.path else "?"
+        configs[trial_id] = result.config or {}
         df = result.metrics_dataframe
         epochs = 0 if df is None or df.empty else int(df["epoch"].max())
-        if df is not None and not df.empty and METRIC in df:
-            history.append(df[["epoch", "train_loss", "loss", METRIC]].assign(trial_id=trial_id))
-        best_acc = float(df[METRIC].max()) if epochs else float("nan")
+        if epochs and metric in df:
+            keep = ["epoch", *[c for c in df.columns if c.startswith(("train/", "val/"))]]
+            history.append(df[keep].assign(trial_id=trial_id))
+        score = float(best_of(df[metric])) if epochs and metric in df else float("nan")
         status = "error" if result.error else ("completed" if epochs >= settings.max_epochs else "stopped_early")
         rows.append(
             {
                 "trial_id": trial_id,
-                **{k: result.config.get(k) for k in ("lr", "momentum", "batch_size")},
+                **{k: configs[trial_id].get(k) for k in searched},
                 "status": status,
                 "epochs": epochs,
-                "accuracy": best_acc,
+                metric: score,
                 "error": error_text(result.error) if result.error else "",
             }
         )
-    trials = pd.DataFrame(rows).sort_values("accuracy", ascending=False, na_position="last").reset_index(drop=True)
-    ok = trials[trials["status"] != "error"].dropna(subset=["accuracy"])
+    trials = (
+        pd.DataFrame(rows)
+        .sort_values(metric, ascending=problem.mode == "min", na_position="last")
+        .reset_index(drop=True)
+    )
+    ok = trials[trials["status"] != "error"].dropna(subset=[metric])
     if ok.empty:
         raise TuneError(f"all {len(trials)} trials failed; first error: {trials['error'].iloc[0]}")
-    best = ok.iloc[0]
-    hp = HyperParams(lr=float(best["lr"]), momentum=float(best["momentum"]), batch_size=int(best["batch_size"]))
-    hist = pd.concat(history, ignore_index=True) if history else pd.DataFrame(columns=["trial_id", "epoch", "train_loss", "loss", METRIC])
-    log.info("best trial %s: accuracy %.4f with %s", best["trial_id"], best["accuracy"], asdict(hp))
-    return TuneOutcome(best=hp, best_accuracy=float(best["accuracy"]), trials=trials, history=hist)
+    top = ok.iloc[0]
+    best = complete(problem, configs[top["trial_id"]])
+    hist = pd.concat(history, ignore_index=True) if history else pd.DataFrame(columns=["trial_id", "epoch", metric])
+    log.info("best trial %s: %s %.4f with %s", top["trial_id"], metric, top[metric], best)
+    return TuneOutcome(best=best, best_score=float(top[metric]), metric=metric, searched=searched, trials=trials, history=hist)

@@ -13,22 +13,30 @@ from typing import Mapping, Sequence
 import pandas as pd
 
 
-def epoch_line(m: Mapping[str, float], epochs: int) -> str:
-    """One compact line per training epoch."""
+def _fmt(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def epoch_line(m: Mapping[str, float], epochs: int, metric: str) -> str:
+    """One compact line per training epoch: losses, the selecting validation metric, lr, speed."""
     return (
-        f"epoch {int(m['epoch'])}/{epochs}: loss {m['loss']:.4f}  accuracy {m['accuracy']:.4f}  "
-        f"lr {m['lr']:.4g}  {m['epoch_time_s']:.1f} s  {m['samples_per_s']:.0f} samples/s"
+        f"epoch {int(m['epoch'])}/{epochs}: train/loss {m['train/loss']:.4f}  val/loss {m['val/loss']:.4f}  "
+        f"{metric} {m[metric]:.4f}  lr {m['lr']:.4g}  {m['epoch_time_s']:.1f} s  {m['samples_per_s']:.0f} samples/s"
     )
 
 
+def format_params(params: Mapping) -> str:
+    """Hyper-parameters in one line, floats to 4 significant digits: "lr=0.0674 batch_size=64"."""
+    return " ".join(f"{k}={_fmt(v)}" for k, v in params.items())
+
+
 def trial_line(n: int, total: int, trial_id: str, config: Mapping, what: str) -> str:
-    """One compact line per trial event ("epoch 2 accuracy 0.93", "stopped early", "error: ...")."""
-    hp = f"lr={config.get('lr', float('nan')):.4g} momentum={config.get('momentum', float('nan')):.3f} batch_size={config.get('batch_size')}"
-    return f"trial {n}/{total} {trial_id} [{hp}]: {what}"
+    """One compact line per trial event ("epoch 2/2 val/accuracy 0.93", "stopped early", "error: ...")."""
+    return f"trial {n}/{total} {trial_id} [{format_params(config)}]: {what}"
 
 
-def trials_plot(history: pd.DataFrame, path: str | Path, metric: str = "accuracy") -> None:
-    """Held-out accuracy over epochs, one line per trial (a trial stopped early ends early)."""
+def trials_plot(history: pd.DataFrame, path: str | Path, metric: str) -> None:
+    """A validation metric over epochs, one line per trial (a trial stopped early ends early)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -40,7 +48,7 @@ def trials_plot(history: pd.DataFrame, path: str | Path, metric: str = "accuracy
             rows = rows.sort_values("epoch")
             ax.plot(rows["epoch"], rows[metric], marker="o", label=str(trial_id))
     ax.set_xlabel("epoch")
-    ax.set_ylabel(f"held-out {metric}")
+    ax.set_ylabel(metric)
     ax.set_title("Ray Tune trials")
     ax.grid(alpha=0.3)
     if not history.empty and history["trial_id"].nunique() <= 12:
@@ -50,8 +58,8 @@ def trials_plot(history: pd.DataFrame, path: str | Path, metric: str = "accuracy
     plt.close(fig)
 
 
-def curves_plot(history: Sequence[Mapping[str, float]], path: str | Path) -> None:
-    """Training and held-out loss, and held-out accuracy, over the training epochs."""
+def curves_plot(history: Sequence[Mapping[str, float]], path: str | Path, metric: str) -> None:
+    """Training and validation loss, and the selecting validation metric, over the training epochs."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -60,14 +68,14 @@ def curves_plot(history: Sequence[Mapping[str, float]], path: str | Path) -> Non
     df = pd.DataFrame(list(history))
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.8), dpi=100)
     if not df.empty:
-        left.plot(df["epoch"], df["train_loss"], marker="o", label="train loss")
-        left.plot(df["epoch"], df["loss"], marker="o", label="held-out loss")
-        right.plot(df["epoch"], df["accuracy"], marker="o", color="tab:green")
+        left.plot(df["epoch"], df["train/loss"], marker="o", label="train/loss")
+        left.plot(df["epoch"], df["val/loss"], marker="o", label="val/loss")
+        right.plot(df["epoch"], df[metric], marker="o", color="tab:green")
     left.set_xlabel("epoch")
     left.set_title("loss")
     left.legend(fontsize=8)
     right.set_xlabel("epoch")
-    right.set_title("held-out accuracy")
+    right.set_title(metric)
     for ax in (left, right):
         ax.grid(alpha=0.3)
     fig.tight_layout()

@@ -15,38 +15,10 @@ from __future__ import annotations
 import os
 from urllib.parse import urlparse
 
-ENDPOINT_ENV_VARS = ("FLYTE_AWS_ENDPOINT", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
+from dvc_bridge.storage import fsspec_options, node_s3_credentials, s3_endpoint  # noqa: F401 (re-exported)
+
 # Variables boto reads itself; Ray Tune copies these from the driver into every trial's runtime_env.
 AWS_CREDENTIAL_ENV_VARS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
-
-
-def s3_endpoint() -> str:
-    """The S3 endpoint URL from the environment, or "" for AWS itself."""
-    for name in ENDPOINT_ENV_VARS:
-        if os.environ.get(name):
-            return os.environ[name]
-    return ""
-
-
-def node_s3_credentials() -> dict:
-    """s3fs options for Flyte's own credential variables; {} leaves boto its usual chain (AWS_*, roles)."""
-    if os.environ.get("AWS_ACCESS_KEY_ID"):
-        return {}
-    key, secret = os.environ.get("FLYTE_AWS_ACCESS_KEY_ID"), os.environ.get("FLYTE_AWS_SECRET_ACCESS_KEY")
-    return {"key": key, "secret": secret} if key and secret else {}
-
-
-def fsspec_options(uri: str, *, credentials: bool = True) -> dict:
-    """fsspec storage options for `uri` on this node: the endpoint and, if asked, this node's credentials.
-
-    Options handed to another node (a Ray worker) must be built with `credentials=False`.
-    """
-    if urlparse(uri).scheme not in ("s3", "s3a"):
-        return {}
-    options: dict = {"client_kwargs": {"endpoint_url": s3_endpoint()}} if s3_endpoint() else {}
-    if credentials:
-        options.update(node_s3_credentials())
-    return options
 
 
 def _node_s3_filesystem(endpoint: str):

@@ -1,44 +1,65 @@
-"""One training step, one evaluation pass, loaders and seeding. Plain PyTorch, no Flyte or Ray.
+"""One training epoch, one evaluation pass, loaders, seeding and the DDP batch split. Plain PyTorch, no Flyte or Ray.
 
 Shared by the Tune trials, the Ray Train workers and the plain-process benchmark, so all three
-run the same computation.
+run the same computation for any problem.
 """
 
 from __future__ import annotations
 
+import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any, Mapping
 
 import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
-from tasks.model import ConvNet
-from tasks.settings import HyperParams
+from tasks.problem import BATCH_SIZE, Problem, metric_key
+
+EVAL_BATCH = 512
 
 
 @dataclass
 class EvalSums:
-    """Sums over an evaluation pass; add them across workers before dividing."""
+    """Sums over an evaluation pass (loss and each metric's batch sums); add them across workers before dividing."""
 
-    loss_sum: float
-    correct: int
-    count: int
+    loss_sum: float = 0.0
+    count: int = 0
+    sums: dict[str, float] = field(default_factory=dict)
 
-    @property
-    def loss(self) -> float:
-        return self.loss_sum / max(self.count, 1)
+    def as_vector(self, names: list[str]) -> list[float]:
+        return [self.loss_sum, float(self.count), *(self.sums.get(n, 0.0) for n in names)]
 
-    @property
-    def accuracy(self) -> float:
-        return self.correct / max(self.count, 1)
+    @classmethod
+    def from_vector(cls, values: list[float], names: list[str]) -> "EvalSums":
+        return cls(float(values[0]), int(round(values[1])), {n: float(v) for n, v in zip(names, values[2:])})
+
+    def scores(self, problem: Problem, split: str) -> dict[str, float]:
+        """{"<split>/loss": ..., "<split>/<metric>": ...} for this pass."""
+        n = max(self.count, 1)
+        out = {metric_key(split, "loss"): self.loss_sum / n}
+        for m in problem.metrics:
+            out[metric_key(split, m.name)] = float(m.finish(self.sums.get(m.name, 0.0) / n))
+        return out
 
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def worker_batch_size(global_batch: int, world_size: int) -> int:
+    """Each of `world_size` DDP workers takes global_batch / world_size samples a step, so the model trains
+    with the global batch the search chose. A remainder is rounded to the nearest whole batch per worker
+    (halves up, at least 1): 64 over 3 workers is 21 each, a global batch of 63 (see `effective_global_batch`)."""
+    return max(1, math.floor(global_batch / world_size + 0.5))
+
+
+def effective_global_batch(global_batch: int, world_size: int) -> int:
+    return worker_batch_size(global_batch, world_size) * world_size
 
 
 def make_loader(
@@ -51,35 +72,34 @@ def make_loader(
     rank: int = 0,
     world_size: int = 1,
 ) -> DataLoader:
-    """A loader over in-memory arrays; with world_size > 1 each rank sees its own shard."""
-    ds = TensorDataset(torch.tensor(x), torch.tensor(y))  # copies: object-store arrays are read-only
-    if world_size > 1:
+    """A loader over in-memory arrays; with shuffle, the sampler is DistributedSampler's, so one worker
+    and many see the same epoch order (each rank its own interleaved shard).
+
+    For training only when world_size > 1: DistributedSampler pads uneven shards by repeating samples,
+    so an evaluation must shard by slicing (`x[rank::world]`) and one loader per shard instead.
+    """
+    ds = TensorDataset(torch.from_numpy(np.array(x)), torch.from_numpy(np.array(y)))  # copies: object-store arrays are read-only
+    if shuffle or world_size > 1:
         sampler = DistributedSampler(ds, num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed)
         return DataLoader(ds, batch_size=batch_size, sampler=sampler)
-    generator = torch.Generator().manual_seed(seed)
-    return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=generator)
+    return DataLoader(ds, batch_size=batch_size, shuffle=False)
 
 
-def make_optimizer(model: nn.Module, hp: HyperParams) -> torch.optim.Optimizer:
-    return torch.optim.SGD(model.parameters(), lr=hp.lr, momentum=hp.momentum)
-
-
-def build(hp: HyperParams, seed: int) -> tuple[ConvNet, torch.optim.Optimizer]:
+def build(problem: Problem, hp: Mapping[str, Any], seed: int) -> tuple[nn.Module, torch.optim.Optimizer]:
     seed_everything(seed)
-    model = ConvNet()
-    return model, make_optimizer(model, hp)
+    model = problem.build_model(hp)
+    return model, problem.make_optimizer(model.parameters(), hp)
 
 
-def train_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer, epoch: int = 0) -> float:
-    """One pass over the loader; returns the mean training loss."""
+def train_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer, loss_fn: nn.Module, epoch: int = 0) -> float:
+    """One pass over the loader; returns the mean training loss of this worker's samples."""
     if isinstance(loader.sampler, DistributedSampler):
         loader.sampler.set_epoch(epoch)
     model.train()
     device = next(model.parameters()).device
-    loss_fn = nn.CrossEntropyLoss()
     total, n = 0.0, 0
     for xb, yb in loader:
-        xb, yb = xb.to(device), yb.to(device)
+        xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
         optimizer.zero_grad(set_to_none=True)
         loss = loss_fn(model(xb), yb)
         loss.backward()
@@ -90,15 +110,20 @@ def train_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Opt
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader: DataLoader) -> EvalSums:
+def evaluate(model: nn.Module, loader: DataLoader, problem: Problem) -> EvalSums:
     model.eval()
     device = next(model.parameters()).device
-    loss_fn = nn.CrossEntropyLoss(reduction="sum")
-    loss_sum, correct, count = 0.0, 0, 0
+    loss_fn = problem.loss()
+    sums = EvalSums(sums={m.name: 0.0 for m in problem.metrics})
     for xb, yb in loader:
-        xb, yb = xb.to(device), yb.to(device)
+        xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
         out = model(xb)
-        loss_sum += loss_fn(out, yb).item()
-        correct += (out.argmax(1) == yb).sum().item()
-        count += len(yb)
-    return EvalSums(loss_sum, correct, count)
+        sums.loss_sum += float(loss_fn(out, yb)) * len(yb)
+        sums.count += len(yb)
+        for m in problem.metrics:
+            sums.sums[m.name] += float(m.batch_sum(out, yb))
+    return sums
+
+
+def batch_size_of(hp: Mapping[str, Any]) -> int:
+    return int(hp[BATCH_SIZE])

@@ -22,11 +22,13 @@ import os
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Optional
 
 import croniter
 from flytekit import CronSchedule, LaunchPlan, task, workflow
 
 from tasks.data import parse_source
+from tasks.problem import DEFAULT_PROBLEM
 from tasks.settings import TrainSettings, TuneSettings
 from workflows.tune_train import TuneTrainOutputs, tune_train_wf
 
@@ -103,7 +105,8 @@ def nightly_wf(
     kickoff_time: datetime,
     dataset: str = "",
     repo_url: str = "",
-    min_accuracy: float = 0.9,
+    problem: str = DEFAULT_PROBLEM,
+    gate: Optional[float] = None,
     tune: TuneSettings = TuneSettings(),
     train: TrainSettings = TrainSettings(),
     seed: int = 0,
@@ -111,7 +114,7 @@ def nightly_wf(
     """tune_train_wf with the experiment named after the scheduled kickoff time."""
     name = nightly_exp_name(kickoff_time=kickoff_time)
     return tune_train_wf(
-        dataset=dataset, repo_url=repo_url, exp_name=name, min_accuracy=min_accuracy, tune=tune, train=train, seed=seed
+        dataset=dataset, repo_url=repo_url, exp_name=name, problem=problem, gate=gate, tune=tune, train=train, seed=seed
     )
 
 

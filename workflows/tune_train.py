@@ -1,21 +1,30 @@
 """Tune, then train with the best hyper-parameters, then record the run as a DVC experiment.
 
     pyflyte run workflows/tune_train.py tune_train_wf
-    pyflyte run workflows/tune_train.py tune_train_wf --dataset s3://bucket/mnist.npz \
-        --tune '{"num_samples": 50, "max_epochs": 10}' --train '{"epochs": 10}' \
-        --repo_url https://github.com/you/experiments.git
+    pyflyte run workflows/tune_train.py tune_train_wf --problem diabetes
+    pyflyte run workflows/tune_train.py tune_train_wf --problem my_team.churn:PROBLEM --dataset s3://bucket/churn.npz \
+        --tune '{"num_samples": 50, "max_epochs": 10, "space": {"lr": {"loguniform": [0.001, 0.1]}}}' \
+        --train '{"epochs": 10}' --repo_url https://github.com/you/experiments.git
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 from flytekit import workflow
 
 from dvc_bridge.bridge import ExperimentRef
-from dvc_bridge.flyte_tasks import check_target, commit_experiment
 from tasks.contracts import TrainResult
-from tasks.flyte_tasks import pin_dataset, prepare_data, train_model, tune_hyperparameters, validate_settings
+from tasks.flyte_tasks import (
+    check_target,
+    commit_experiment,
+    pin_dataset,
+    prepare_data,
+    train_model,
+    tune_hyperparameters,
+    validate_settings,
+)
+from tasks.problem import DEFAULT_PROBLEM
 from tasks.settings import TrainSettings, TuneSettings
 
 
@@ -30,36 +39,34 @@ def tune_train_wf(
     repo_url: str = "",
     base_rev: str = "",
     exp_name: str = "",
-    min_accuracy: float = 0.9,
+    problem: str = DEFAULT_PROBLEM,
+    gate: Optional[float] = None,
     tune: TuneSettings = TuneSettings(),
     train: TrainSettings = TrainSettings(),
     seed: int = 0,
     live_uri: str = "",
 ) -> TuneTrainOutputs:
-    """Every run becomes a DVC experiment; one at or above min_accuracy is also promoted to a branch.
+    """Every run becomes a DVC experiment; one whose test score passes the gate is also promoted to a branch.
 
-    dataset: "" for the embedded MNIST digits, a path or fsspec URI (npz or MNIST IDX dir), or
-    dvc://PATH?repo=REPO&rev=REV. repo_url: the DVC repo to commit to, "" for the repo this runs
-    from. base_rev: the commit the experiment is based on, "" for the repo's HEAD. exp_name: ""
-    derives one from the execution id. live_uri: an fsspec URI (s3://..., file://...) under which
-    rank 0 mirrors its DVCLive directory each epoch, "" for this execution's raw-output location.
+    problem: a built-in problem ("digits", "diabetes") or an importable "module:attribute".
+    dataset: "" for the problem's embedded data, a path or fsspec URI (npz, or a directory the
+    problem reads), or dvc://PATH?repo=REPO&rev=REV. repo_url: the DVC repo to commit to, "" for
+    the repo this runs from. base_rev: the commit the experiment is based on, "" for the repo's
+    HEAD. exp_name: "" derives one from the execution id. gate: the test score of the problem's
+    selecting metric at which the run is promoted (at least it for accuracy-like metrics, at most
+    it for errors); empty for the problem's default. live_uri: an fsspec URI (s3://..., file://...)
+    under which rank 0 mirrors its DVCLive directory each epoch, "" for this execution's
+    raw-output location.
     """
-    checked = validate_settings(tune=tune, train=train, min_accuracy=min_accuracy)
+    checked = validate_settings(problem=problem, tune=tune, train=train, gate=gate)
     run = check_target(repo_url=repo_url, exp_name=exp_name, base_rev=base_rev)
-    pinned = pin_dataset(source=dataset)
-    data = prepare_data(source=pinned.source, version=pinned.version, seed=seed)
+    pinned = pin_dataset(source=dataset, problem=problem)
     checked >> pinned.source  # settings and target are checked before the data is touched
     run >> pinned.source
+    data = prepare_data(source=pinned.source, version=pinned.version, problem=problem, seed=seed)
     tuned = tune_hyperparameters(data=data, settings=tune)
     trained = train_model(data=data, params=tuned.best, settings=train, run=run, live_uri=live_uri)
     experiment = commit_experiment(
-        repo=run,
-        min_accuracy=min_accuracy,
-        data=data,
-        tuned=tuned,
-        trained=trained,
-        tune=tune,
-        train=train,
-        seed=seed,
+        repo=run, gate=gate, data=data, tuned=tuned, trained=trained, tune=tune, train=train, seed=seed
     )
     return TuneTrainOutputs(experiment=experiment, trained=trained)

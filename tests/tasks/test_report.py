@@ -30,14 +30,14 @@ def _history(trials: int = 3, epochs: int = 4) -> pd.DataFrame:
 
 def test_trials_plot_writes_a_png(tmp_path):
     path = tmp_path / "trials.png"
-    trials_plot(_history(), path)
+    trials_plot(_history(), path, "accuracy")
     assert path.stat().st_size > 1000
     assert _png_size(path) == (700, 450)  # figsize 7 x 4.5 at 100 dpi
 
 
 def test_trials_plot_accepts_a_string_path(tmp_path):
     path = tmp_path / "trials.png"
-    trials_plot(_history(), str(path))
+    trials_plot(_history(), str(path), "accuracy")
     assert path.read_bytes()[:8] == PNG_MAGIC
 
 
@@ -48,7 +48,7 @@ def test_trials_plot_accepts_a_string_path(tmp_path):
 )
 def test_trials_plot_with_an_empty_history(tmp_path, history):
     path = tmp_path / "empty.png"
-    trials_plot(history, path)
+    trials_plot(history, path, "accuracy")
     assert path.stat().st_size > 0
     assert _png_size(path) == (700, 450)
 
@@ -67,8 +67,8 @@ def test_trials_plot_missing_metric_column_fails(tmp_path):
 
 def test_trials_plot_differs_with_the_data(tmp_path):
     a, b = tmp_path / "a.png", tmp_path / "b.png"
-    trials_plot(_history(trials=2), a)
-    trials_plot(_history(trials=5), b)
+    trials_plot(_history(trials=2), a, "accuracy")
+    trials_plot(_history(trials=5), b, "accuracy")
     assert a.read_bytes() != b.read_bytes()
 
 
@@ -77,5 +77,5 @@ def test_trials_plot_closes_its_figure(tmp_path):
 
     before = len(plt.get_fignums())
     for i in range(3):
-        trials_plot(_history(), tmp_path / f"p{i}.png")
+        trials_plot(_history(), tmp_path / f"p{i}.png", "accuracy")
     assert len(plt.get_fignums()) == before

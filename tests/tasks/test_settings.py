@@ -6,53 +6,33 @@ import dataclasses
 
 import pytest
 
-from tasks.settings import HyperParams, SettingsError, TrainSettings, TuneSettings
+from tasks.settings import SettingsError, TrainSettings, TuneSettings
 
 
 def test_settings_error_is_a_value_error():
     assert issubclass(SettingsError, ValueError)
 
 
-@pytest.mark.parametrize("cls", [HyperParams, TuneSettings, TrainSettings])
+@pytest.mark.parametrize("cls", [TuneSettings, TrainSettings])
 def test_defaults_are_valid(cls):
     obj = cls()
     assert obj.validate() is None
 
 
-def test_default_values():
+def test_a_mutable_default_is_not_shared():
     tune = TuneSettings()
-    assert 1 <= tune.grace_period <= tune.max_epochs
-    assert tune.lr_min <= tune.lr_max
-    assert tune.batch_sizes == [32, 64, 128]
-    # A mutable default must not be shared between instances.
-    tune.batch_sizes.append(256)
-    assert TuneSettings().batch_sizes == [32, 64, 128]
+    tune.space["lr"] = 0.1
+    assert TuneSettings().space == {}
 
 
 # (class, keyword arguments, field the message must name)
 INVALID = [
-    (HyperParams, {"lr": 0.0}, "lr"),
-    (HyperParams, {"lr": -0.1}, "lr"),
-    (HyperParams, {"momentum": 1.0}, "momentum"),
-    (HyperParams, {"momentum": -0.01}, "momentum"),
-    (HyperParams, {"batch_size": 0}, "batch_size"),
-    (HyperParams, {"batch_size": -8}, "batch_size"),
     (TuneSettings, {"num_samples": 0}, "tune.num_samples"),
     (TuneSettings, {"max_epochs": 0}, "tune.max_epochs"),
     (TuneSettings, {"grace_period": 0}, "tune.grace_period"),
     (TuneSettings, {"max_epochs": 2, "grace_period": 3}, "tune.grace_period"),
     (TuneSettings, {"max_concurrent_trials": -1}, "tune.max_concurrent_trials"),
-    (TuneSettings, {"lr_min": 0.0}, "tune.lr_min"),
-    (TuneSettings, {"lr_min": -1e-3}, "tune.lr_min"),
-    (TuneSettings, {"lr_min": 0.5, "lr_max": 0.1}, "tune.lr_min"),
-    (TuneSettings, {"momentum_min": -0.1}, "tune.momentum_min"),
-    (TuneSettings, {"momentum_min": 1.0, "momentum_max": 0.95}, "tune.momentum_min"),
-    (TuneSettings, {"momentum_max": 1.0}, "tune.momentum_max"),
-    (TuneSettings, {"momentum_min": 0.5, "momentum_max": -0.1}, "tune.momentum_max"),
-    (TuneSettings, {"momentum_min": 0.9, "momentum_max": 0.8}, "tune.momentum_min"),
-    (TuneSettings, {"batch_sizes": []}, "tune.batch_sizes"),
-    (TuneSettings, {"batch_sizes": [32, 0]}, "tune.batch_sizes"),
-    (TuneSettings, {"batch_sizes": [-1]}, "tune.batch_sizes"),
+    (TuneSettings, {"space": [1, 2]}, "tune.space"),
     (TrainSettings, {"epochs": 0}, "train.epochs"),
     (TrainSettings, {"num_workers": 0}, "train.num_workers"),
     (TrainSettings, {"max_failures": -1}, "train.max_failures"),
@@ -74,26 +54,16 @@ def test_invalid_value_raises_settings_error_naming_the_field(cls, kwargs, field
 
 
 def test_message_shows_the_bad_value_and_the_bound():
-    with pytest.raises(SettingsError, match=r"tune\.lr_min=0\.5 .*tune\.lr_max \(0\.1\)"):
-        TuneSettings(lr_min=0.5, lr_max=0.1)
     with pytest.raises(SettingsError, match=r"tune\.grace_period=5 .*tune\.max_epochs \(3\)"):
         TuneSettings(max_epochs=3, grace_period=5)
-    with pytest.raises(SettingsError, match=r"tune\.momentum_min=0\.9 .*tune\.momentum_max \(0\.8\)"):
-        TuneSettings(momentum_min=0.9, momentum_max=0.8)
 
 
 @pytest.mark.parametrize(
     ("cls", "kwargs"),
     [
-        (HyperParams, {"momentum": 0.0}),
-        (HyperParams, {"batch_size": 1, "lr": 1e-9}),
         (TuneSettings, {"num_samples": 1, "max_epochs": 1, "grace_period": 1}),
         (TuneSettings, {"max_epochs": 7, "grace_period": 7}),
         (TuneSettings, {"max_concurrent_trials": 0}),
-        (TuneSettings, {"lr_min": 0.1, "lr_max": 0.1}),
-        (TuneSettings, {"momentum_min": 0.0, "momentum_max": 0.0}),
-        (TuneSettings, {"momentum_min": 0.99, "momentum_max": 0.99}),
-        (TuneSettings, {"batch_sizes": [1]}),
         (TrainSettings, {"epochs": 1, "num_workers": 1, "max_failures": 0}),
         (TrainSettings, {"use_gpu": True, "seed": 123}),
     ],
@@ -107,7 +77,6 @@ def test_boundary_values_are_valid(cls, kwargs):
 @pytest.mark.parametrize(
     ("cls", "bad", "field_name"),
     [
-        (HyperParams, {"lr": 0.0}, "lr"),
         (TuneSettings, {"grace_period": 99}, "tune.grace_period"),
         (TrainSettings, {"num_workers": 0}, "train.num_workers"),
     ],
@@ -128,3 +97,47 @@ def test_validate_catches_a_value_changed_after_construction():
     train.epochs = 0
     with pytest.raises(SettingsError, match=r"^train\.epochs="):
         train.validate()
+
+
+# --------------------------------------------------------------------------- settings against the problem and cluster
+
+
+def _check(problem: str, tune: TuneSettings, train: TrainSettings = TrainSettings(num_workers=1), cpus: int = 2):
+    from tasks.flyte_tasks import check_settings
+    from tasks.problem import load_problem
+
+    check_settings(load_problem(problem), tune, train, cpus)
+
+
+@pytest.mark.parametrize(
+    ("problem", "space", "message"),
+    [
+        ("digits", {"dropout": 0.1}, "'dropout' is not one problem 'digits' knows; it accepts: lr: float"),
+        ("diabetes", {"momentum": {"uniform": [0.1, 0.9]}}, "it accepts: lr: float (default 0.01, > 0); weight_decay"),
+        ("digits", {"batch_size": {"choice": []}}, "an empty choice"),
+        ("digits", {"lr": {"randint": [1, 3]}}, "randint is for integers"),
+        ("diabetes", {"layers": {"uniform": [1.0, 3.0]}}, "uniform is for floats"),
+        ("digits", {"lr": {"loguniform": ["0.001", 0.1]}}, "lr='0.001' of problem 'digits' must be of type float"),
+        ("digits", {"lr": {"normal": [0, 1]}}, "is not a fixed value, or one of"),
+    ],
+)
+def test_a_space_that_does_not_fit_the_problem_is_refused_naming_what_it_accepts(problem, space, message):
+    from tasks.problem import ProblemError
+
+    with pytest.raises(ProblemError) as info:
+        _check(problem, TuneSettings(space=space))
+    assert message in str(info.value)
+
+
+def test_more_workers_than_the_smallest_batch_share_is_refused():
+    with pytest.raises(SettingsError, match=r"train\.num_workers=3 .*batch_size 2.*use at most 2 workers"):
+        _check("digits", TuneSettings(space={"batch_size": {"choice": [2, 64]}}), TrainSettings(num_workers=3), cpus=4)
+
+
+def test_more_workers_than_the_cluster_holds_is_refused():
+    with pytest.raises(SettingsError, match=r"train\.num_workers=3 .*holds at most 2"):
+        _check("digits", TuneSettings(), TrainSettings(num_workers=3), cpus=2)
+
+
+def test_a_users_own_space_passes():
+    _check("diabetes", TuneSettings(space={"lr": {"loguniform": [0.001, 0.1]}, "layers": {"randint": [1, 4]}, "hidden": 32}))

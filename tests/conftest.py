@@ -28,6 +28,8 @@ os.environ.update(
         "GIT_CONFIG_GLOBAL": str(_SESSION_DIR / "gitconfig"),
     }
 )
+# Test-only problems (tests/problems_for_tests.py) importable in Ray workers and pyflyte subprocesses.
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")) if p)
 (_SESSION_DIR / "home").mkdir()
 (_SESSION_DIR / "gitconfig").write_text(
     "[user]\n\tname = tester\n\temail = tester@example.invalid\n[init]\n\tdefaultBranch = main\n"
@@ -55,7 +57,7 @@ def bucket(s3_endpoint):
 @pytest.fixture
 def local_target(tmp_path):
     """A local DVC repo with this project's layout and no DVC remote."""
-    from dvc_bridge.scaffold import scaffold
+    from tasks.scaffold import scaffold
 
     path = tmp_path / "target"
     scaffold(path)
@@ -65,7 +67,7 @@ def local_target(tmp_path):
 @pytest.fixture
 def remote_target(tmp_path, s3_endpoint, bucket):
     """A bare git remote (file:// URL) whose repo has an S3 DVC remote on loopback."""
-    from dvc_bridge.scaffold import scaffold
+    from tasks.scaffold import scaffold
 
     seed = tmp_path / "seed"
     scaffold(seed, remote=f"s3://{bucket}/dvc", endpoint=s3_endpoint)

@@ -76,7 +76,8 @@ def assert_experiment_in_remote(url: str, name: str, model_bytes: bytes, workdir
     assert len(col("params.yaml", "data.sha256")) == 64, row
     assert col("results/tune/best_params.yaml", "lr") > 0, row
     assert col("results/tune/best_params.yaml", "batch_size") >= 1, row
-    assert 0 <= col("results/dvclive/metrics.json", "accuracy") <= 1, row
+    assert 0 <= col("results/dvclive/metrics.json", "test.accuracy") <= 1, row
+    assert 0 <= col("results/dvclive/metrics.json", "val.accuracy") <= 1, row
     dvc("exp", "apply", name, cwd=clone)
     (clone / "results/train/model.pth").unlink()
     dvc("pull", cwd=clone)
@@ -108,34 +109,39 @@ def exp_refs(url: str) -> list[str]:
     return [line.split("\t")[1] for line in out.splitlines()]
 
 
-def make_materials(tmp: Path, execution_id: str, seed: int = 0, accuracy: float = 0.95):
-    """A run's outputs as the bridge receives them: a real model, a DVCLive dir, a trials table."""
+def make_record(tmp: Path, execution_id: str, seed: int = 0, accuracy: float = 0.95, gate: float = 0.9):
+    """A digits run's outputs as the bridge receives them: a real model, a DVCLive dir, a trials table."""
     import pandas as pd
     import torch
 
-    from dvc_bridge.bridge import Materials
     from dvc_bridge.live import EpochLogger
-    from tasks.model import ConvNet
+    from tasks import experiment
+    from tasks.problem import load_problem
 
+    problem = load_problem("digits")
     tmp.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
-    torch.save(ConvNet().state_dict(), tmp / "model.pth")
+    torch.save(problem.build_model({"channels": 16, "hidden": 64}).state_dict(), tmp / "model.pth")
     live = EpochLogger(tmp / "dvclive", resume=False)
     for epoch in range(3):
-        live.log_epoch({"loss": 1.0 / (epoch + 1), "accuracy": accuracy - 0.1 * (2 - epoch)})
+        live.log_epoch({"train/loss": 1.0 / (epoch + 1), "val/accuracy": accuracy - 0.1 * (2 - epoch)})
+    live.log_summary({"test/accuracy": accuracy})
     live.close()
-    pd.DataFrame({"trial_id": ["a"], "accuracy": [0.9]}).to_csv(tmp / "trials.csv", index=False)
+    pd.DataFrame({"trial_id": ["a"], "val/accuracy": [0.9]}).to_csv(tmp / "trials.csv", index=False)
     (tmp / "trials.png").write_bytes(b"\x89PNG\r\n\x1a\n")
-    return Materials(
-        params={"data": {"source": "embedded", "seed": 0, "sha256": "ab" * 32, "dvc_rev": ""},
-                "tune": {"num_samples": 1}, "train": {"epochs": 3}},
-        best={"lr": 0.05, "momentum": 0.9, "batch_size": 64},
+    return experiment.describe_run(
+        problem,
+        params=experiment.params_document("digits", {"source": "embedded", "seed": 0, "sha256": "ab" * 32, "dvc_rev": ""},
+                                          {"num_samples": 1}, {"epochs": 3}),
+        best={"lr": 0.05, "momentum": 0.9, "batch_size": 64, "channels": 16, "hidden": 64},
         trials_csv=tmp / "trials.csv",
         trials_png=tmp / "trials.png",
         model=tmp / "model.pth",
         live_dir=tmp / "dvclive",
-        accuracy=accuracy,
+        val={"val/accuracy": accuracy},
+        test={"test/accuracy": accuracy},
         run_info={"execution_id": execution_id},
+        gate=gate,
     )
 
 
@@ -168,11 +174,13 @@ def assert_refs_have_their_data(url: str, workdir: Path) -> dict[str, Path]:
 
 @pytest.fixture(scope="session")
 def digits():
-    """The embedded MNIST digits, split (4000 train, 1000 test)."""
+    """The embedded MNIST digits, split (4000 train, 500 validation, 500 test)."""
     from tasks.data import load_raw, make_splits, parse_source
+    from tasks.problem import load_problem
 
-    raw, _ = load_raw(parse_source(""))
-    return make_splits(raw, seed=0)
+    problem = load_problem("digits")
+    raw, _ = load_raw(parse_source(""), problem)
+    return make_splits(raw, problem, seed=0)
 
 
 @pytest.fixture(scope="session")

@@ -42,3 +42,10 @@ def test_quick_bench_prints_every_headline_figure(tmp_path):
     assert phases["ray_start"] > 0 and phases["tune"] > 0 and phases["train"] > 0 and phases["bridge"] > 0, phases
     assert results["peer"]["returncode"] == 0 and set(results["peer"]["stages_s"]) >= {"tune", "train"}
     assert [row["size_mb"] for row in results["bridge"]["sizes"]] == [1, 4, 16]
+    # the protocol of 2026-12-01: test scored once, validation beside it, for ours, the replay and the peer
+    for where in (results["e2e"]["experiment"], results["pure"]["train"], results["peer"]):
+        assert 0 < where["accuracy"] <= 1 and 0 < where["val_accuracy"] <= 1, where
+    assert figures["tutorial_size_accuracy"] == results["e2e"]["experiment"]["run_info"]["test"]["test/accuracy"]
+    split = results["throughput"]["batch_split"]  # what splitting the global batch costs: figures, not a pass/fail
+    assert split["plain_ddp_split_steady_samples_per_s"] > 0 and split["plain_ddp_full_per_worker_steady_samples_per_s"] > 0
+    assert split["allreduces_per_epoch"]["split"] > split["allreduces_per_epoch"]["full_per_worker"]

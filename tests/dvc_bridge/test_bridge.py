@@ -8,52 +8,53 @@ from pathlib import Path
 
 import pytest
 
-from support import assert_experiment_in_remote, bare_remote, dvc, exp_refs, free_port, git, make_materials
+from tasks.experiment import MODEL
+from support import assert_experiment_in_remote, bare_remote, dvc, exp_refs, free_port, git, make_record
 from dvc_bridge.bridge import Target, preflight, record_experiment, resolve_target
 from dvc_bridge.errors import ExperimentExistsError, PushError, RemoteError, TargetError
 from dvc_bridge.gitops import Git
 
 
 def test_remote_target_round_trip(tmp_path, remote_target):
-    m = make_materials(tmp_path / "m", "exec-1")
-    ref = record_experiment(resolve_target(remote_target), "exp-one", m, tmp_path / "w", min_accuracy=0.9)
+    m = make_record(tmp_path / "m", "exec-1")
+    ref = record_experiment(resolve_target(remote_target), "exp-one", m, tmp_path / "w")
     assert ref.data_pushed and ref.ref_pushed and ref.promoted
     assert exp_refs(remote_target) == [ref.git_ref]
     assert git("ls-remote", remote_target, f"refs/heads/{ref.branch}").startswith(ref.commit)
-    row = assert_experiment_in_remote(remote_target, "exp-one", m.model.read_bytes(), tmp_path)
-    assert row["data.sha256"] == "ab" * 32 and row["accuracy"] == 0.95
+    row = assert_experiment_in_remote(remote_target, "exp-one", m.dvc_files[MODEL].read_bytes(), tmp_path)
+    assert row["data.sha256"] == "ab" * 32 and row["test.accuracy"] == 0.95
 
 
 def test_retry_of_the_same_execution_finds_its_experiment(tmp_path, remote_target):
     target = resolve_target(remote_target)
-    first = record_experiment(target, "exp-r", make_materials(tmp_path / "m1", "exec-r"), tmp_path / "w1")
-    again = record_experiment(target, "exp-r", make_materials(tmp_path / "m2", "exec-r"), tmp_path / "w2")
+    first = record_experiment(target, "exp-r", make_record(tmp_path / "m1", "exec-r"), tmp_path / "w1")
+    again = record_experiment(target, "exp-r", make_record(tmp_path / "m2", "exec-r"), tmp_path / "w2")
     assert again.commit == first.commit
     assert exp_refs(remote_target) == [first.git_ref]
 
 
 def test_same_name_from_another_run_is_refused(tmp_path, remote_target):
     target = resolve_target(remote_target)
-    first = record_experiment(target, "taken", make_materials(tmp_path / "m1", "exec-a"), tmp_path / "w1")
+    first = record_experiment(target, "taken", make_record(tmp_path / "m1", "exec-a"), tmp_path / "w1")
     with pytest.raises(ExperimentExistsError, match="already exists"):
-        record_experiment(target, "taken", make_materials(tmp_path / "m2", "exec-b", seed=1), tmp_path / "w2")
+        record_experiment(target, "taken", make_record(tmp_path / "m2", "exec-b", seed=1), tmp_path / "w2")
     assert git("ls-remote", remote_target, first.git_ref).startswith(first.commit)
 
 
 def test_below_threshold_is_recorded_not_promoted(tmp_path, remote_target):
-    m = make_materials(tmp_path / "m", "exec-low", accuracy=0.5)
-    ref = record_experiment(resolve_target(remote_target), "low", m, tmp_path / "w", min_accuracy=0.9)
-    assert not ref.promoted and "0.5000 < min_accuracy 0.9000" in ref.decision
+    m = make_record(tmp_path / "m", "exec-low", accuracy=0.5)
+    ref = record_experiment(resolve_target(remote_target), "low", m, tmp_path / "w")
+    assert not ref.promoted and "test/accuracy 0.5000 < 0.9000" in ref.decision
     assert exp_refs(remote_target) == [ref.git_ref]
     assert git("ls-remote", remote_target, "refs/heads/exp-low") == ""
 
 
 def test_local_target_without_remote_keeps_model_in_its_cache(tmp_path, local_target):
-    m = make_materials(tmp_path / "m", "exec-local")
+    m = make_record(tmp_path / "m", "exec-local")
     ref = record_experiment(resolve_target(str(local_target)), "loc", m, tmp_path / "w")
     assert git("rev-parse", ref.git_ref, cwd=local_target) == ref.commit
     dvc("exp", "apply", "loc", cwd=local_target)
-    assert (local_target / "results/train/model.pth").read_bytes() == m.model.read_bytes()
+    assert (local_target / "results/train/model.pth").read_bytes() == m.dvc_files[MODEL].read_bytes()
     assert "up to date" in dvc("status", cwd=local_target)
 
 
@@ -62,12 +63,12 @@ def test_git_url_without_dvc_remote_is_refused(tmp_path, local_target):
     with pytest.raises(RemoteError, match="no default DVC remote"):
         preflight(resolve_target(url), Git(), tmp_path / "p")
     with pytest.raises(RemoteError, match="no default DVC remote"):
-        record_experiment(resolve_target(url), "x", make_materials(tmp_path / "m", "e"), tmp_path / "w")
+        record_experiment(resolve_target(url), "x", make_record(tmp_path / "m", "e"), tmp_path / "w")
     assert exp_refs(url) == []
 
 
 def test_unreachable_s3_fails_clearly_and_leaves_no_ref(tmp_path):
-    from dvc_bridge.scaffold import scaffold
+    from tasks.scaffold import scaffold
 
     seed = tmp_path / "seed"
     scaffold(seed, remote="s3://nowhere/dvc", endpoint=f"http://127.0.0.1:{free_port()}")
@@ -75,7 +76,7 @@ def test_unreachable_s3_fails_clearly_and_leaves_no_ref(tmp_path):
     with pytest.raises(RemoteError, match="unreachable"):
         preflight(resolve_target(url), Git(), tmp_path / "p")
     with pytest.raises(PushError, match="dvc push"):
-        record_experiment(resolve_target(url), "dead", make_materials(tmp_path / "m", "e"), tmp_path / "w")
+        record_experiment(resolve_target(url), "dead", make_record(tmp_path / "m", "e"), tmp_path / "w")
     assert exp_refs(url) == []
 
 
@@ -104,7 +105,7 @@ def test_bad_targets_are_refused(tmp_path, repo_url, error):
 @pytest.mark.parametrize("name", ["has space", "a/b", "x..y", "end.lock", ""])
 def test_invalid_experiment_names_are_refused(tmp_path, local_target, name):
     with pytest.raises(TargetError, match="not a valid git ref"):
-        record_experiment(Target(str(local_target), True), name, make_materials(tmp_path / "m", "e"), tmp_path / "w")
+        record_experiment(Target(str(local_target), True), name, make_record(tmp_path / "m", "e"), tmp_path / "w")
 
 
 def test_empty_repo_url_outside_git_is_refused(tmp_path):
@@ -113,7 +114,7 @@ def test_empty_repo_url_outside_git_is_refused(tmp_path):
 
 
 def _record_in_process(url: str, name: str, tmp: str, seed: int) -> None:
-    m = make_materials(Path(tmp) / "m", f"exec-{name}", seed=seed)
+    m = make_record(Path(tmp) / "m", f"exec-{name}", seed=seed)
     record_experiment(resolve_target(url), name, m, Path(tmp) / "w")
 
 

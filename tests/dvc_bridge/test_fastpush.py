@@ -9,13 +9,14 @@ import boto3
 
 from dvc_bridge import fastpush
 from dvc_bridge.bridge import record_experiment, resolve_target
-from support import assert_experiment_in_remote, make_materials
+from tasks.experiment import MODEL
+from support import assert_experiment_in_remote, make_record
 
 
 def test_a_large_model_goes_up_by_the_fast_path_and_reads_back_through_dvc(tmp_path, remote_target, bucket, s3_endpoint,
                                                                              monkeypatch, caplog):
-    m = make_materials(tmp_path / "m", "exec-big")
-    m.model.write_bytes(os.urandom(fastpush.LARGE_BYTES + 1024))  # just over the threshold
+    m = make_record(tmp_path / "m", "exec-big")
+    m.dvc_files[MODEL].write_bytes(os.urandom(fastpush.LARGE_BYTES + 1024))  # just over the threshold
     uploads = []
     real = fastpush._upload
     monkeypatch.setattr(fastpush, "_upload", lambda *a: uploads.append(real(*a)) or uploads[-1])
@@ -25,7 +26,7 @@ def test_a_large_model_goes_up_by_the_fast_path_and_reads_back_through_dvc(tmp_p
     keys = [o["Key"] for o in boto3.client("s3", endpoint_url=s3_endpoint).list_objects_v2(Bucket=bucket)["Contents"]]
     assert any(k.startswith("dvc/files/md5/") for k in keys)
     assert ref.data_pushed and ref.ref_pushed
-    assert_experiment_in_remote(remote_target, "exp-big", m.model.read_bytes(), tmp_path)
+    assert_experiment_in_remote(remote_target, "exp-big", m.dvc_files[MODEL].read_bytes(), tmp_path)
 
 
 def test_a_remote_the_fast_path_does_not_handle_is_left_to_dvc(tmp_path):

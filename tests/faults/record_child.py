@@ -13,13 +13,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/, for support
 
-from support import make_materials  # noqa: E402
+from support import make_record  # noqa: E402
 from dvc_bridge.bridge import record_experiment, resolve_target  # noqa: E402
 
 if __name__ == "__main__":
     url, name, execution_id, workdir = sys.argv[1:5]
     os.environ["FRD_TEST_BRIDGE_PID"] = str(os.getpid())  # what the test's git hook kills
     workdir = Path(workdir)
-    materials = make_materials(workdir / "m", execution_id)  # same execution: same files, as a Flyte retry gets
-    ref = record_experiment(resolve_target(url), name, materials, workdir / "w", min_accuracy=0.5)
+    materials = make_record(workdir / "m", execution_id)  # same execution: same files, as a Flyte retry gets
+    ref = record_experiment(resolve_target(url), name, materials, workdir / "w")
     print(json.dumps(asdict(ref)))

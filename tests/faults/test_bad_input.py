@@ -25,17 +25,21 @@ RAY_MARKERS = ("Started a local Ray instance", "Configuration for experiment", "
 
 # id -> (pyflyte arguments, texts the error must contain: the input named, what would be valid)
 CASES = {
-    "lr-zero": (["--tune", '{"lr_min": 0}'], ["tune.lr_min=0.0 is not valid", "the learning rate must be > 0"]),
-    "lr-min-above-max": (["--tune", '{"lr_min": 0.5, "lr_max": 0.1}'], ["tune.lr_min=0.5 is not valid", "must not exceed tune.lr_max (0.1)"]),
-    "momentum-min-above-max": (["--tune", '{"momentum_min": 0.9, "momentum_max": 0.5}'],
-                               ["tune.momentum_min=0.9 is not valid", "must not exceed tune.momentum_max (0.5)"]),
+    "problem-unknown": (["--problem", "digitz"], ["problem 'digitz' is not a built-in problem (diabetes, digits)", "module:attribute"]),
+    "problem-unimportable": (["--problem", "no_such_module:PROBLEM"], ["cannot import module 'no_such_module'", "Put it on PYTHONPATH"]),
+    "space-unknown-param": (["--tune", '{"space": {"dropout": {"uniform": [0, 0.5]}}}'],
+                            ["hyper-parameter 'dropout' is not one problem 'digits' knows", "it accepts: lr: float (default 0.05, > 0); momentum"]),
+    "space-wrong-bound-type": (["--problem", "diabetes", "--tune", '{"space": {"layers": {"uniform": [1, 3]}}}'],
+                               ["search space of 'layers'", "uniform is for floats", "use randint or choice"]),
+    "space-empty-choice": (["--tune", '{"space": {"batch_size": {"choice": []}}}'], ["search space of 'batch_size'", "an empty choice"]),
+    "space-invalid-value": (["--tune", '{"space": {"momentum": 1.5}}'], ["hyper-parameter momentum=1.5 of problem 'digits' must be in [0, 1)"]),
     "zero-trials": (["--tune", '{"num_samples": 0}'], ["tune.num_samples=0 is not valid", "run at least 1 trial"]),
     "zero-tune-epochs": (["--tune", '{"max_epochs": 0}'], ["tune.max_epochs=0 is not valid", "at least 1 epoch"]),
     "zero-epochs": (["--train", '{"epochs": 0}'], ["train.epochs=0 is not valid", "train for at least 1 epoch"]),
     "zero-workers": (["--train", '{"num_workers": 0}'], ["train.num_workers=0 is not valid", "use at least 1 worker"]),
     "more-workers-than-cluster": (["--train", json.dumps({"num_workers": TOO_MANY_WORKERS})],
                                   [f"train.num_workers={TOO_MANY_WORKERS} is not valid", "holds at most"]),
-    "min-accuracy-above-one": (["--min_accuracy", "1.5"], ["min_accuracy=1.5 is not valid", "give a value in [0, 1]"]),
+    "gate-not-finite": (["--gate", "nan"], ["gate=nan is not valid", "give the test accuracy at which a run is promoted"]),
     "dataset-missing": (["--dataset", "/nonexistent/digits.npz"],
                         ["dataset '/nonexistent/digits.npz' does not exist", "give an existing .npz file"]),
     "dataset-wrong-shape": (["--dataset", "{data}/wrong-shape.npz"],
@@ -44,8 +48,8 @@ CASES = {
                              ["wrong-labels.npz': y has labels in [0, 11]", "labels must be in 0-9"]),
     "dataset-dvc-uri-without-path": (["--dataset", "dvc://?rev=main"], ["names no file", "use dvc://PATH?repo=REPO&rev=REV"]),
     "repo-missing": (["--repo_url", "/nonexistent/repo"], ["repo_url '/nonexistent/repo' does not exist", "give an existing local repo path or a git URL"]),
-    "repo-not-git": (["--repo_url", "{data}"], ["is not a git repository", "python -m dvc_bridge.scaffold"]),
-    "repo-not-dvc": (["--repo_url", "{plain}"], ["is not a DVC repo (no .dvc/ directory)", "python -m dvc_bridge.scaffold"]),
+    "repo-not-git": (["--repo_url", "{data}"], ["is not a git repository", "python -m tasks.scaffold"]),
+    "repo-not-dvc": (["--repo_url", "{plain}"], ["is not a DVC repo (no .dvc/ directory)", "python -m tasks.scaffold"]),
     "exp-name-space": (["--exp_name", "bad name"], ["experiment name 'bad name' is not a valid git ref name", "use letters, digits"]),
     "exp-name-dots": (["--exp_name", "a..b"], ["experiment name 'a..b' is not a valid git ref name", "no '/', spaces, '..'"]),
     "base-rev-missing": (["--base_rev", "no-such-rev"], ["revision 'no-such-rev' is not in", "give an existing branch, tag or commit"]),
@@ -60,7 +64,7 @@ def _flat(text: str) -> str:
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
     """A DVC repo to run in (repo_url "" means this one), a plain git repo, bad data files."""
-    from dvc_bridge.scaffold import scaffold
+    from tasks.scaffold import scaffold
 
     root = tmp_path_factory.mktemp("bad-input")
     scaffold(root / "target")

@@ -67,7 +67,7 @@ def test_two_workflows_commit_to_one_repo_at_once_each_with_only_its_own_files(t
         params = yaml.safe_load((clone / "params.yaml").read_text())
         assert params["data"]["seed"] == seed and params["data"]["source"] == f"stand-in-{seed}"
         metrics = json.loads((clone / "results/dvclive/metrics.json").read_text())
-        assert metrics["accuracy"] == pytest.approx(stand_in_accuracy(seed))
+        assert metrics["test"]["accuracy"] == pytest.approx(stand_in_accuracy(seed))
         # Only the files an experiment writes changed against the baseline (DVC's `exp save` adds its
         # .dvc/tmp/repro.dat), and none of them mentions the other run.
         changed = git("diff", "--name-only", "HEAD~1", "HEAD", cwd=clone).splitlines()

@@ -54,7 +54,7 @@ def test_s3_outage_longer_than_the_bridge_backoff_is_survived_by_a_flyte_retry_t
     """The DVC remote's endpoint is down for commit_experiment's whole first attempt: the bridge's own 4 push
     attempts fail, the task leaves a RECOVERABLE error.pb, propeller's rule retries it as attempt 1 (endpoint back),
     which records the experiment: exactly one, its data pullable, the first attempt having pushed no ref."""
-    from dvc_bridge.scaffold import scaffold
+    from tasks.scaffold import scaffold
 
     scaffold(tmp_path / "seed", remote=f"s3://{bucket}/dvc", endpoint=flaky_s3.url)
     url = bare_remote(tmp_path / "seed", tmp_path / "remote.git")

@@ -9,7 +9,8 @@ import time
 import boto3
 import pytest
 
-from support import assert_refs_have_their_data, bare_remote, exp_refs, git, make_materials
+from tasks.experiment import MODEL
+from support import assert_refs_have_their_data, bare_remote, exp_refs, git, make_record
 from dvc_bridge.bridge import preflight, record_experiment, resolve_target
 from dvc_bridge.errors import PushError, RemoteError
 from dvc_bridge.gitops import Git
@@ -19,7 +20,7 @@ RETRY_LOGGER = "dvc_bridge.gitops"
 
 def _target(tmp_path, endpoint: str, bucket: str) -> str:
     """A bare git remote whose DVC remote is `bucket` behind `endpoint`; the preflight passes."""
-    from dvc_bridge.scaffold import scaffold
+    from tasks.scaffold import scaffold
 
     seed = tmp_path / "seed"
     scaffold(seed, remote=f"s3://{bucket}/dvc", endpoint=endpoint)
@@ -38,7 +39,7 @@ def test_s3_down_during_push_retries_with_backoff_then_fails_clearly_without_a_r
     """Endpoint refused between the preflight and the push: 4 attempts 1, 2, 4 s apart, a PushError that says
     nothing was recorded, no ref on the git remote. Back up, the retry of the same execution lands once, with its data."""
     url = _target(tmp_path, flaky_s3.url, bucket)
-    materials = make_materials(tmp_path / "m", "exec-outage")
+    materials = make_record(tmp_path / "m", "exec-outage")
     caplog.set_level(logging.WARNING, logger=RETRY_LOGGER)
     flaky_s3.down()
     started = time.monotonic()
@@ -58,7 +59,7 @@ def test_s3_down_during_push_retries_with_backoff_then_fails_clearly_without_a_r
     ref = record_experiment(resolve_target(url), "outage", materials, tmp_path / "w2")
     assert exp_refs(url) == [ref.git_ref]
     clones = assert_refs_have_their_data(url, tmp_path)
-    assert (clones[ref.git_ref] / "results/train/model.pth").read_bytes() == materials.model.read_bytes()
+    assert (clones[ref.git_ref] / "results/train/model.pth").read_bytes() == materials.dvc_files[MODEL].read_bytes()
 
 
 def test_s3_back_after_a_failed_push_attempt_lands_the_experiment_with_its_data(tmp_path, flaky_s3, bucket, caplog):
@@ -71,13 +72,13 @@ def test_s3_back_after_a_failed_push_attempt_lands_the_experiment_with_its_data(
                 flaky_s3.up()
 
     url = _target(tmp_path, flaky_s3.url, bucket)
-    m = make_materials(tmp_path / "m", "exec-flaky")
+    m = make_record(tmp_path / "m", "exec-flaky")
     handler = UpOnRetry(level=logging.WARNING)
     logging.getLogger(RETRY_LOGGER).addHandler(handler)
     caplog.set_level(logging.WARNING, logger=RETRY_LOGGER)
     flaky_s3.down()
     try:
-        ref = record_experiment(resolve_target(url), "flaky", m, tmp_path / "w", min_accuracy=0.5)
+        ref = record_experiment(resolve_target(url), "flaky", m, tmp_path / "w")
     finally:
         logging.getLogger(RETRY_LOGGER).removeHandler(handler)
     assert _push_retries(caplog) == ["1 s"], "exactly the first push attempt should have failed"
@@ -85,12 +86,12 @@ def test_s3_back_after_a_failed_push_attempt_lands_the_experiment_with_its_data(
     assert exp_refs(url) == [ref.git_ref]
     clones = assert_refs_have_their_data(url, tmp_path)
     assert set(clones) == {"refs/heads/main", ref.git_ref, f"refs/heads/{ref.branch}"}
-    assert (clones[ref.git_ref] / "results/train/model.pth").read_bytes() == m.model.read_bytes()
+    assert (clones[ref.git_ref] / "results/train/model.pth").read_bytes() == m.dvc_files[MODEL].read_bytes()
 
 
 def test_s3_endpoint_that_never_answers_the_connect_fails_the_preflight_clearly(tmp_path, silent_endpoint):
     """A dropped connect is bounded by the bridge's S3 connect timeout (3 s, 2 attempts), not s3fs's 5 s x 5."""
-    from dvc_bridge.scaffold import scaffold
+    from tasks.scaffold import scaffold
 
     scaffold(tmp_path / "seed", remote="s3://nowhere/dvc", endpoint=silent_endpoint)
     url = bare_remote(tmp_path / "seed", tmp_path / "remote.git")

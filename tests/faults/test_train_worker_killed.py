@@ -13,12 +13,13 @@ import pytest
 import torch
 
 from support import own_processes
-from tasks.model import ConvNet
+from tasks.problem import complete, load_problem
 from tasks.ray_train import STATE_FILE, run_train
-from tasks.settings import HyperParams, TrainSettings
+from tasks.settings import TrainSettings
 from tasks.training import evaluate, make_loader
 
 EPOCHS = 3
+DIGITS = load_problem("digits")
 WORKER = "RayTrainWorker"
 
 
@@ -82,7 +83,8 @@ def test_train_worker_killed_mid_epoch_resumes_from_checkpoint(tmp_path, ray_clu
     killer = WorkerKiller(storage)
     killer.start()
     settings = TrainSettings(epochs=EPOCHS, num_workers=2, max_failures=2)
-    outcome = run_train(digits, HyperParams(lr=0.05, momentum=0.9, batch_size=64), settings, tmp_path / "out", str(storage))
+    hp = complete(DIGITS, {"lr": 0.05, "momentum": 0.9, "batch_size": 64})
+    outcome = run_train(digits, "digits", hp, settings, tmp_path / "out", str(storage))
     killer.join(60)
 
     assert not killer.error, killer.error
@@ -95,17 +97,21 @@ def test_train_worker_killed_mid_epoch_resumes_from_checkpoint(tmp_path, ray_clu
     assert killer.checkpoint_history and outcome.history[0] == killer.checkpoint_history[0]
 
     # DVCLive: one row per epoch in every metric's history, steps 0..N-1, and a summary at the last step.
-    tsvs = sorted((outcome.live_dir / "plots" / "metrics").glob("*.tsv"))
-    assert {p.stem for p in tsvs} >= {"accuracy", "loss", "train_loss"}
+    root = outcome.live_dir / "plots" / "metrics"
+    tsvs = sorted(root.rglob("*.tsv"))
+    assert {str(p.relative_to(root).with_suffix("")) for p in tsvs} >= {"val/accuracy", "val/loss", "train/loss"}
     for tsv in tsvs:
         assert _tsv_steps(tsv) == list(range(EPOCHS)), f"{tsv.name}:\n{tsv.read_text()}"
     summary = json.loads((outcome.live_dir / "metrics.json").read_text())
     assert summary["step"] == EPOCHS - 1
-    assert summary["accuracy"] == pytest.approx(outcome.final["accuracy"])
+    assert summary["val"]["accuracy"] == pytest.approx(outcome.final["val/accuracy"])
+    assert summary["test"]["accuracy"] == pytest.approx(outcome.test["test/accuracy"])
 
-    # The model is the one after the last epoch: it scores what the last epoch reported.
-    model = ConvNet()
+    # The model is the one after the last epoch: it scores what the last epoch reported, and the test score.
+    model = DIGITS.build_model(hp)
     model.load_state_dict(torch.load(outcome.model_path, weights_only=True))
-    accuracy = evaluate(model, make_loader(digits.x_test, digits.y_test, 512, shuffle=False)).accuracy
-    assert accuracy == pytest.approx(outcome.final["accuracy"], abs=1e-6)
-    assert accuracy > 0.8
+    val = evaluate(model, make_loader(digits.x_val, digits.y_val, 512, shuffle=False), DIGITS).scores(DIGITS, "val")
+    test = evaluate(model, make_loader(digits.x_test, digits.y_test, 512, shuffle=False), DIGITS).scores(DIGITS, "test")
+    assert val["val/accuracy"] == pytest.approx(outcome.final["val/accuracy"], abs=1e-6)
+    assert test["test/accuracy"] == pytest.approx(outcome.test["test/accuracy"], abs=1e-6)
+    assert test["test/accuracy"] > 0.8

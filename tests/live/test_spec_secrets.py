@@ -37,7 +37,7 @@ def test_no_secret_in_the_serialized_workflow_even_with_tokens_in_the_environmen
 
 
 def test_tasks_request_their_secrets_by_name_only(monkeypatch):
-    from dvc_bridge.flyte_tasks import commit_experiment
+    from tasks.flyte_tasks import commit_experiment
     from tasks.flyte_tasks import train_model
 
     _serialized(monkeypatch)

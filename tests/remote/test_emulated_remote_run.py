@@ -8,6 +8,7 @@ The run happens once per module; each test checks one promise of the remote path
 from __future__ import annotations
 
 import subprocess
+import sys
 import time
 import typing
 import uuid
@@ -29,7 +30,7 @@ from workflows.tune_train import TuneTrainOutputs
 
 pytestmark = pytest.mark.slow
 
-TINY_TUNE = TuneSettings(num_samples=2, max_epochs=1, batch_sizes=[64])
+TINY_TUNE = TuneSettings(num_samples=2, max_epochs=1, space={"lr": {"loguniform": [0.02, 0.1]}, "batch_size": 64})
 TINY_TRAIN = TrainSettings(epochs=2, num_workers=2)
 KICKOFF = datetime(2026, 11, 22, 2, 0, tzinfo=timezone.utc)
 # The blob store's own key: a credential too, so it must not land in outputs either.
@@ -62,7 +63,7 @@ def emulated(tmp_path_factory, s3_endpoint) -> Emulated:
     s3.create_bucket(Bucket=dvc_bucket)
 
     # What the remote_target fixture makes, once for the module: a bare git remote with an S3 DVC remote.
-    from dvc_bridge.scaffold import scaffold
+    from tasks.scaffold import scaffold
 
     scaffold(work / "seed", remote=f"s3://{dvc_bucket}/dvc", endpoint=s3_endpoint)
     repo_url = bare_remote(work / "seed", work / "remote.git")
@@ -85,6 +86,33 @@ def emulated(tmp_path_factory, s3_endpoint) -> Emulated:
     return Emulated(execution, outputs, store, repo_url, dvc_bucket, work, seconds)
 
 
+def test_emulated_run_of_the_diabetes_problem_commits_its_own_experiment(emulated, tmp_path):
+    """The default launch plan with --problem diabetes, through the same emulated cluster path: a regression whose
+    experiment carries test/rmse (lower is better), not the digits' accuracy."""
+    from dvc.api import exp_show
+
+    from support import git
+    from workflows.launch_plans import DEFAULT_NAME
+
+    execution = Execution(emulated.execution.package, emulated.store, emulated.workdir / "diabetes",
+                          secrets=emulated.execution.secrets)
+    values = {"problem": "diabetes", "repo_url": emulated.repo_url, "exp_name": "emulated-diabetes",
+              "tune": TuneSettings(num_samples=2, max_epochs=2), "train": TrainSettings(epochs=4, num_workers=2)}
+    types = {"problem": str, "repo_url": str, "exp_name": str, "tune": TuneSettings, "train": TrainSettings}
+    literals = execution.run_launch_plan(DEFAULT_NAME, python_literals(values, types))
+    out = TuneTrainOutputs(**to_python(literals, typing.get_type_hints(TuneTrainOutputs)))
+    assert out.experiment.metric == "test/rmse" and set(out.trained.test) == {"test/loss", "test/rmse", "test/mae"}
+    clone = tmp_path / "clone"
+    git("clone", "--quiet", emulated.repo_url, str(clone))
+    subprocess.run([str(Path(sys.executable).parent / "dvc"), "exp", "pull", "origin", "emulated-diabetes"], cwd=clone,
+                   check=True, capture_output=True)
+    row = {k.rsplit(":", 1)[-1]: v for k, v in
+           next(r for r in exp_show(repo=str(clone)) if r.get("Experiment") == "emulated-diabetes").items()}
+    assert row["problem"] == "diabetes" and row["test.rmse"] == pytest.approx(out.trained.test["test/rmse"])
+    train = [r for r in execution.runs if r.task == TRAIN_TASK][0]
+    assert train.ray is not None and train.ray.job_status == "SUCCEEDED"
+
+
 def test_emulated_run_commits_the_nightly_experiment_to_the_remote(emulated, tmp_path):
     exp = emulated.outputs.experiment
     assert exp.name == experiment_name(KICKOFF) == "nightly-20261122-0200"
@@ -95,7 +123,7 @@ def test_emulated_run_commits_the_nightly_experiment_to_the_remote(emulated, tmp
 
 def test_emulated_outputs_land_in_s3(emulated):
     runs = emulated.execution.runs
-    assert {TUNE_TASK, TRAIN_TASK, "dvc_bridge.flyte_tasks.commit_experiment"} <= {r.task for r in runs}
+    assert {TUNE_TASK, TRAIN_TASK, "tasks.flyte_tasks.commit_experiment"} <= {r.task for r in runs}
     for run in runs:
         assert emulated.store.exists(f"{run.output_prefix}/outputs.pb"), run.node_id
     train = emulated.run(TRAIN_TASK)
@@ -106,8 +134,9 @@ def test_emulated_outputs_land_in_s3(emulated):
     live_uri = trained.dvclive.remote_source
     assert live_uri.startswith(train.raw_prefix + "/")
     live_files = [k.removeprefix(live_uri.rstrip("/") + "/") for k in emulated.store.keys(live_uri)]
-    assert "metrics.json" in live_files and "plots/metrics/accuracy.tsv" in live_files, live_files
-    assert [m.epoch for m in trained.history] == list(range(1, TINY_TRAIN.epochs + 1))
+    assert "metrics.json" in live_files and "plots/metrics/val/accuracy.tsv" in live_files, live_files
+    assert [m["epoch"] for m in trained.history] == list(range(1, TINY_TRAIN.epochs + 1))
+    assert set(trained.test) == {"test/loss", "test/accuracy"}
 
 
 # The actors that compute: Ray Train's DDP workers and Ray Tune's function trainables (one per running trial).

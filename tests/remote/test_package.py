@@ -23,8 +23,8 @@ RAY_TASKS = {
 }
 # Which task asks Flyte for which secrets; every other task asks for none.
 SECRET_REQUESTS = {
-    "dvc_bridge.flyte_tasks.check_target": secrets.BRIDGE_SECRETS,
-    "dvc_bridge.flyte_tasks.commit_experiment": secrets.BRIDGE_SECRETS,
+    "tasks.flyte_tasks.check_target": secrets.BRIDGE_SECRETS,
+    "tasks.flyte_tasks.commit_experiment": secrets.BRIDGE_SECRETS,
     "tasks.flyte_tasks.train_model": secrets.TRAIN_SECRETS,
 }
 

@@ -13,7 +13,7 @@ from support import bare_remote
 @pytest.fixture
 def token_remote(tmp_path, s3_endpoint, bucket):
     """(https-like URL, Requests): a DVC repo with an S3 DVC remote, served over HTTP only to CANARIES["GIT_TOKEN"]."""
-    from dvc_bridge.scaffold import scaffold
+    from tasks.scaffold import scaffold
 
     seed = tmp_path / "seed"
     scaffold(seed, remote=f"s3://{bucket}/dvc", endpoint=s3_endpoint)

@@ -45,8 +45,8 @@ def test_no_secret_in_logs_outputs_decks_specs_history_or_messages(tmp_path, tok
     try:
         run = subprocess.run(
             [PYFLYTE, "run", str(PROJECT_ROOT / "workflows/tune_train.py"), "tune_train_wf",
-             "--repo_url", repo_url, "--exp_name", "sealed", "--min_accuracy", "0.0",
-             "--tune", '{"num_samples": 2, "max_epochs": 1, "batch_sizes": [64]}',
+             "--repo_url", repo_url, "--exp_name", "sealed", "--gate", "0.0",
+             "--tune", '{"num_samples": 2, "max_epochs": 1, "space": {"batch_size": 64}}',
              "--train", '{"epochs": 1, "num_workers": 2}'],
             cwd=dirs["cwd"], env=env, capture_output=True, timeout=600)
         assert run.returncode == 0, run.stderr.decode(errors="replace")[-4000:]

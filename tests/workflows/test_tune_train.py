@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from flytekit import workflow
 
@@ -18,7 +20,7 @@ from tasks.contracts import Dataset
 from tasks.flyte_tasks import pin_dataset, prepare_data
 from tasks.settings import TrainSettings, TuneSettings
 
-TINY_TUNE = TuneSettings(num_samples=2, max_epochs=1, batch_sizes=[64])
+TINY_TUNE = TuneSettings(num_samples=2, max_epochs=1, space={"lr": {"loguniform": [0.02, 0.1]}, "batch_size": 64})
 TINY_TRAIN = TrainSettings(epochs=2, num_workers=2)
 PYFLYTE = str(Path(sys.executable).parent / "pyflyte")
 
@@ -30,29 +32,38 @@ def test_workflow_in_process_commits_a_real_experiment(tmp_path, remote_target, 
     from workflows.tune_train import tune_train_wf
 
     started = time.time()
-    out = tune_train_wf(repo_url=remote_target, exp_name="wf-inproc", min_accuracy=0.5, tune=TINY_TUNE, train=TINY_TRAIN)
+    out = tune_train_wf(repo_url=remote_target, exp_name="wf-inproc", gate=0.5, tune=TINY_TUNE, train=TINY_TRAIN)
     exp, trained = out.experiment, out.trained
     assert exp.name == "wf-inproc" and exp.data_pushed and exp.ref_pushed
-    assert exp.promoted == (trained.accuracy >= 0.5)
-    assert trained.accuracy > 0.5, "two epochs on 4000 digits should beat chance by far"
-    assert [m.epoch for m in trained.history] == [1, 2]
-    tsv = Path(trained.dvclive.download()) / "plots" / "metrics" / "accuracy.tsv"
+    assert exp.metric == "test/accuracy" and exp.score == trained.test["test/accuracy"]
+    assert exp.promoted == (trained.test["test/accuracy"] >= 0.5)
+    assert trained.test["test/accuracy"] > 0.5, "two epochs on 4000 digits should beat chance by far"
+    assert set(trained.val) == {"val/loss", "val/accuracy"} and set(trained.test) == {"test/loss", "test/accuracy"}
+    assert [m["epoch"] for m in trained.history] == [1, 2]
+    assert trained.global_batch_size == 64  # the tuned batch, split over 2 workers
+    tsv = Path(trained.dvclive.download()) / "plots" / "metrics" / "val" / "accuracy.tsv"
     assert len(tsv.read_text().strip().splitlines()) == 1 + TINY_TRAIN.epochs  # header + one row per epoch
     model = Path(trained.model.download()).read_bytes()
-    assert_experiment_in_remote(remote_target, "wf-inproc", model, tmp_path)
+    row = assert_experiment_in_remote(remote_target, "wf-inproc", model, tmp_path)
+    assert row["test.accuracy"] == pytest.approx(trained.test["test/accuracy"])
 
     # The experiment's DVCLive files: one row per epoch in every metric, as mirrored live.
     clone = tmp_path / "verify-wf-inproc"
-    tsvs = sorted((clone / "results/dvclive/plots/metrics").glob("*.tsv"))
-    assert {t.stem for t in tsvs} >= {"accuracy", "loss", "train_loss", "lr", "epoch_time_s", "samples_per_s"}
+    root = clone / "results/dvclive/plots/metrics"
+    tsvs = sorted(root.rglob("*.tsv"))
+    assert {str(t.relative_to(root).with_suffix("")) for t in tsvs} >= {
+        "val/accuracy", "val/loss", "train/loss", "lr", "epoch_time_s", "samples_per_s"}
     for tsv in tsvs:
-        assert tsv.read_text() == (Path(trained.live_uri) / "plots/metrics" / tsv.name).read_text()
+        assert tsv.read_text() == (Path(trained.live_uri) / "plots/metrics" / tsv.relative_to(root)).read_text()
         assert len(tsv.read_text().strip().splitlines()) == 1 + TINY_TRAIN.epochs, tsv.name
+    assert not (root / "test").exists(), "test is scored once, not per epoch"
+    run = json.loads((clone / "results/run.json").read_text())
+    assert run["test"] == trained.test and run["val"] == trained.val and run["tune"]["metric"] == "val/accuracy"
 
     # Decks: the trials table and plot, the training curves, the experiment summary.
     sandbox = Path(FlyteContextManager.current_context().file_access.local_sandbox_dir)
     decks = "".join(d.read_text() for d in sandbox.rglob("deck.html") if d.stat().st_mtime >= started)
-    for expected in ("Best: accuracy", "trial_id", "Held-out accuracy", "loss and accuracy per epoch",
+    for expected in ("Best: val/accuracy", "trial_id", "val/accuracy", "test/accuracy", "loss and val/accuracy per epoch",
                      "DVC experiment wf-inproc", exp.commit, "dvc exp apply wf-inproc"):
         assert expected in decks, expected
 
@@ -65,8 +76,8 @@ def _pyflyte(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 @pytest.mark.slow
 def test_pyflyte_run_commits_to_the_repo_it_runs_from(tmp_path, local_target):
     """`repo_url` empty: the experiment lands in the git repo the command runs from, model in its cache."""
-    proc = _pyflyte("--tune", '{"num_samples": 2, "max_epochs": 1, "batch_sizes": [64]}',
-                    "--train", '{"epochs": 1, "num_workers": 2}', "--seed", "1", "--min_accuracy", "0.0",
+    proc = _pyflyte("--tune", '{"num_samples": 2, "max_epochs": 1, "space": {"batch_size": 64}}',
+                    "--train", '{"epochs": 1, "num_workers": 2}', "--seed", "1", "--gate", "0.0",
                     cwd=local_target)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     refs = git("for-each-ref", "--format=%(refname)", "refs/exps", cwd=local_target).splitlines()
@@ -81,8 +92,8 @@ def test_dvc_tracked_dataset_is_read_at_its_revision_and_the_cache_follows_new_r
     """A pinned rev reads that rev; no rev reads HEAD as it is now, even though data preparation is cached."""
     @workflow
     def prepare_wf(source: str) -> Dataset:
-        pinned = pin_dataset(source=source)
-        return prepare_data(source=pinned.source, version=pinned.version, seed=0)
+        pinned = pin_dataset(source=source, problem="digits")
+        return prepare_data(source=pinned.source, version=pinned.version, problem="digits", seed=0)
 
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, size=(200, 28, 28), dtype=np.uint8)
@@ -101,6 +112,93 @@ def test_dvc_tracked_dataset_is_read_at_its_revision_and_the_cache_follows_new_r
     v2 = commit_data(150, "data v2")
     old = prepare_wf(source=f"dvc://digits.npz?repo={local_target}&rev={v1}")
     new = prepare_wf(source=newest)  # same source string as `first`: the cache must not answer
-    assert first.dvc_rev == old.dvc_rev == v1 and old.n_train + old.n_test == 200
-    assert new.dvc_rev == v2 and new.n_train + new.n_test == 150
+    assert first.dvc_rev == old.dvc_rev == v1 and old.n_train + old.n_val + old.n_test == 200
+    assert new.dvc_rev == v2 and new.n_train + new.n_val + new.n_test == 150
     assert old.sha256 == first.sha256 != new.sha256
+
+
+def _exp_row(repo: Path, name: str) -> dict:
+    """The experiment's `dvc exp show` row, keyed by column name without the file prefix DVC adds when ambiguous."""
+    from dvc.api import exp_show
+
+    row = next(r for r in exp_show(repo=str(repo)) if r.get("Experiment") == name)
+    return {k.rsplit(":", 1)[-1]: v for k, v in row.items()}
+
+
+@pytest.mark.slow
+def test_diabetes_regression_commits_an_experiment_with_its_own_metrics(tmp_path, local_target):
+    """--problem diabetes: an MLP regressor, RMSE lower-is-better; the experiment's columns, plots and artifact are its own."""
+    proc = _pyflyte("--problem", "diabetes", "--exp_name", "diabetes-1",
+                    "--tune", '{"num_samples": 2, "max_epochs": 2}', "--train", '{"epochs": 8, "num_workers": 2}',
+                    cwd=local_target)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "val/rmse" in proc.stdout and "test/rmse" in proc.stdout
+    row = _exp_row(local_target, "diabetes-1")
+    rmse = row["test.rmse"]
+    assert 20 < rmse < 120, row  # the target's std is 77: a trained MLP does much better than guessing wide
+    assert row["val.rmse"] > 0 and "test.accuracy" not in str(row)
+    assert row["problem"] == "diabetes"
+    assert {"hidden", "layers", "dropout", "weight_decay"} <= set(row)
+    dvc("exp", "apply", "diabetes-1", cwd=local_target)
+    doc = yaml.safe_load((local_target / "dvc.yaml").read_text())
+    assert "diabetes-model" in doc["artifacts"] and "regressor" in doc["artifacts"]["diabetes-model"]["desc"]
+    assert (local_target / "results/dvclive/plots/metrics/val/rmse.tsv").exists()
+    gate = "promoted" if rmse <= 65.0 else "not promoted"
+    assert gate in proc.stdout
+
+
+OWN_PROBLEM = """
+\"\"\"A team's own problem, outside the project: iris flowers, 4 features, 3 classes, a linear model.\"\"\"
+import numpy as np
+import torch
+from torch import nn
+
+from tasks.problem import Choice, HyperParam, LogUniform, Metric, Problem, Schema
+
+
+def load_default():
+    from sklearn.datasets import load_iris
+
+    table = load_iris()
+    return {"x": table.data / 8.0, "y": table.target}
+
+
+PROBLEM = Problem(
+    name="iris",
+    description="Linear classifier of iris species",
+    schema=Schema(feature_shape=(4,), target="class", classes=3),
+    load_default=load_default,
+    build_model=lambda hp: nn.Sequential(nn.Linear(4, hp["hidden"]), nn.ReLU(), nn.Linear(hp["hidden"], 3)),
+    hyperparams={
+        "lr": HyperParam(float, 0.1, LogUniform(0.05, 0.5)),
+        "batch_size": HyperParam(int, 16, Choice((8, 16))),
+        "hidden": HyperParam(int, 16),
+    },
+    metrics=(Metric("accuracy", lambda out, y: (out.argmax(1) == y).sum()),),
+    select="accuracy",
+    gate=0.8,
+    default_source="embedded:sklearn-iris",
+)
+"""
+
+
+@pytest.mark.slow
+def test_a_users_own_problem_module_outside_the_project_runs_into_a_dvc_experiment(tmp_path, local_target):
+    """--problem team_iris:PROBLEM from a directory on PYTHONPATH, as an image would have it."""
+    pkg = tmp_path / "team_code"
+    pkg.mkdir()
+    (pkg / "team_iris.py").write_text(OWN_PROBLEM)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(pkg), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([PYFLYTE, "run", str(PROJECT_ROOT / "workflows/tune_train.py"), "tune_train_wf",
+                           "--problem", "team_iris:PROBLEM", "--exp_name", "iris-1",
+                           "--tune", '{"num_samples": 2, "max_epochs": 2, "space": {"lr": {"loguniform": [0.1, 0.3]}, "hidden": {"choice": [8, 16]}}}',
+                           "--train", '{"epochs": 10, "num_workers": 2}'],
+                          cwd=local_target, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    row = _exp_row(local_target, "iris-1")
+    assert row["problem"] == "team_iris:PROBLEM"
+    assert row["data.source"] == "embedded:sklearn-iris"
+    assert row["test.accuracy"] > 0.5  # 3 classes: chance is 1/3
+    assert row["hidden"] in (8, 16)
+    dvc("exp", "apply", "iris-1", cwd=local_target)
+    assert "iris-model" in yaml.safe_load((local_target / "dvc.yaml").read_text())["artifacts"]

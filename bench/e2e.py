@@ -3,7 +3,7 @@
     python -m bench.e2e default|tutorial      # BENCH_QUICK=1: both at a tiny size
 
 Runs the workflow in a fresh HOME (cold Flyte cache) against a scratch DVC repo made with
-`python -m dvc_bridge.scaffold`, through `bench.launch` (pyflyte plus timing marks), while
+`python -m tasks.scaffold`, through `bench.launch` (pyflyte plus timing marks), while
 sampling the PSS and CPU time of the whole process tree. Writes bench/out/e2e-<size>.json, the
 timestamped log and the run's trials table (the input of the pure-compute replay).
 """
@@ -77,7 +77,7 @@ def run_workflow(size: E.RunSize, label: str) -> dict:
     marks_file = root / "marks.jsonl"
     env = E.isolated_env(root, BENCH_MARKS=str(marks_file))
     target = root / "target"
-    subprocess.run([sys.executable, "-m", "dvc_bridge.scaffold", str(target)], env=env, check=True, capture_output=True)
+    subprocess.run([sys.executable, "-m", "tasks.scaffold", str(target)], env=env, check=True, capture_output=True)
 
     cmd = [sys.executable, "-m", "bench.launch", "run", str(E.PROJECT_ROOT / "workflows" / "tune_train.py"),
            "tune_train_wf", "--repo_url", str(target), *size.pyflyte_args()]
@@ -379,8 +379,15 @@ def analyze_bridge(sp, task: dict, rel) -> dict:
 # ---------------------------------------------------------------- the experiment the run made
 
 
+SELECT = "accuracy"  # the digits problem's selecting metric: scored on validation per epoch, on test once
+
+
 def read_experiment(target: Path, label: str) -> dict:
-    """Accuracy, trials and per-epoch training figures from the experiment the run committed."""
+    """Scores, trials and per-epoch training figures from the experiment the run committed.
+
+    `accuracy` is the test score (results/run.json `test`, else metrics.json `test.accuracy`), the
+    one the gate reads; `val_accuracy` is the final epoch's validation score.
+    """
     from support import git
 
     refs = git("for-each-ref", "--format=%(refname)", "refs/exps", cwd=target).splitlines()
@@ -398,6 +405,7 @@ def read_experiment(target: Path, label: str) -> dict:
     trials_path = E.OUT_DIR / f"e2e-{label}-trials.csv"
     trials_path.write_text(trials_csv + "\n")
     metrics = json.loads(show("results/dvclive/metrics.json") or "{}")
+    run_info = json.loads(show("results/run.json") or "{}")
     params = show("params.yaml")
     best = show("results/tune/best_params.yaml")
 
@@ -405,15 +413,24 @@ def read_experiment(target: Path, label: str) -> dict:
         lines = show(f"results/dvclive/plots/metrics/{name}.tsv").splitlines()[1:]
         return [float(line.split("\t")[-1]) for line in lines if line.strip()]
 
+    def score(split: str):
+        recorded = (run_info.get(split) or {}).get(f"{split}/{SELECT}")
+        return recorded if recorded is not None else (metrics.get(split) or {}).get(SELECT)
+
     return {
         "ref": ref,
-        "accuracy": metrics.get("accuracy"),
+        "accuracy": score("test"),
+        "val_accuracy": score("val"),
+        "tune_best_val_accuracy": (run_info.get("tune") or {}).get("best_score"),
+        "global_batch_size": run_info.get("global_batch_size"),
         "metrics": metrics,
+        "run_info": run_info,
         "trials_csv": str(trials_path),
         "params_yaml": params,
         "best_params_yaml": best,
         "epoch_time_s": tsv("epoch_time_s"),
         "samples_per_s": tsv("samples_per_s"),
+        "val_accuracy_per_epoch": tsv(f"val/{SELECT}"),
     }
 
 
@@ -427,7 +444,8 @@ def main() -> None:
     path = E.write_json(f"e2e-{name}", result)
     print(json.dumps({"wall_s": result["wall_s"], "returncode": result["returncode"], "phases_s": result["phases_s"],
                       "peak_pss_gib": result["pss"]["peak_pss_gib"], "cpu_s_total": result["pss"]["cpu_s_total"],
-                      "accuracy": result["experiment"].get("accuracy"), "results": str(path)}))
+                      "accuracy": result["experiment"].get("accuracy"), "val_accuracy": result["experiment"].get("val_accuracy"),
+                      "results": str(path)}))
 
 
 if __name__ == "__main__":

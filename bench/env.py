@@ -44,7 +44,11 @@ class RunSize:
 
 DEFAULT = RunSize("default")
 TUTORIAL = RunSize("tutorial", {"num_samples": 50, "max_epochs": 10}, {"epochs": 10, "num_workers": 2})
-QUICK_SIZE = RunSize("quick", {"num_samples": 2, "max_epochs": 1, "batch_sizes": [64]}, {"epochs": 2, "num_workers": 2})
+# A given space replaces the problem's search (what it leaves out is fixed at its default): the quick
+# size searches lr and momentum as the default space does, with the batch size fixed at 64. The
+# default and tutorial sizes pass no space, so they search the problem's full default space.
+QUICK_SPACE = {"lr": {"loguniform": [0.01, 0.2]}, "momentum": {"uniform": [0.5, 0.95]}, "batch_size": 64}
+QUICK_SIZE = RunSize("quick", {"num_samples": 2, "max_epochs": 1, "space": QUICK_SPACE}, {"epochs": 2, "num_workers": 2})
 BRIDGE_MB = [1, 4, 16] if QUICK else [10, 100, 500]
 
 
@@ -100,7 +104,7 @@ def cleanup(root: Path) -> None:
 
 def remote_target(root: Path, endpoint: str, bucket: str) -> str:
     """Like the tests' `remote_target` fixture: a bare git remote whose DVC remote is the bucket."""
-    from dvc_bridge.scaffold import scaffold
+    from tasks.scaffold import scaffold
 
     seed = root / f"seed-{bucket}"
     scaffold(seed, remote=f"s3://{bucket}/dvc", endpoint=endpoint)

@@ -57,10 +57,12 @@ def declared_outs(root: Path) -> set[str]:
 
 
 def merge_declarations(root: Path, sections: dict[str, Any]) -> None:
-    """Set top-level dvc.yaml sections (metrics, plots, artifacts) to the record's; stages stay the repo's."""
+    """Set top-level dvc.yaml sections (metrics, plots) to the record's and add its artifacts to the repo's
+    (another problem's model artifact stays declared); stages stay the repo's."""
     if not sections:
         return
     path = root / DVC_YAML
     doc = read_yaml(path) if path.exists() else {}
-    doc.update(sections)
+    for key, value in sections.items():
+        doc[key] = {**doc.get(key, {}), **value} if isinstance(value, dict) and isinstance(doc.get(key), dict) else value
     write_yaml(path, doc)

@@ -87,6 +87,9 @@ WORKDIR /home/flyte/app
 COPY --chown=flyte:flyte workflows/ workflows/
 COPY --chown=flyte:flyte tasks/ tasks/
 COPY --chown=flyte:flyte dvc_bridge/ dvc_bridge/
+# A team's own problem module (README "Your own model") goes here too, e.g.
+#   COPY --chown=flyte:flyte team_code/team_iris.py ./
+# and runs with --problem team_iris:PROBLEM: /home/flyte/app is on PYTHONPATH in every pod and Ray node.
 
 USER 1000:1000
 

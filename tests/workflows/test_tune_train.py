@@ -147,47 +147,19 @@ def test_diabetes_regression_commits_an_experiment_with_its_own_metrics(tmp_path
     assert gate in proc.stdout
 
 
-OWN_PROBLEM = """
-\"\"\"A team's own problem, outside the project: iris flowers, 4 features, 3 classes, a linear model.\"\"\"
-import numpy as np
-import torch
-from torch import nn
-
-from tasks.problem import Choice, HyperParam, LogUniform, Metric, Problem, Schema
-
-
-def load_default():
-    from sklearn.datasets import load_iris
-
-    table = load_iris()
-    return {"x": table.data / 8.0, "y": table.target}
-
-
-PROBLEM = Problem(
-    name="iris",
-    description="Linear classifier of iris species",
-    schema=Schema(feature_shape=(4,), target="class", classes=3),
-    load_default=load_default,
-    build_model=lambda hp: nn.Sequential(nn.Linear(4, hp["hidden"]), nn.ReLU(), nn.Linear(hp["hidden"], 3)),
-    hyperparams={
-        "lr": HyperParam(float, 0.1, LogUniform(0.05, 0.5)),
-        "batch_size": HyperParam(int, 16, Choice((8, 16))),
-        "hidden": HyperParam(int, 16),
-    },
-    metrics=(Metric("accuracy", lambda out, y: (out.argmax(1) == y).sum()),),
-    select="accuracy",
-    gate=0.8,
-    default_source="embedded:sklearn-iris",
-)
-"""
+def readme_problem_module() -> str:
+    """The complete example of the README's "Your own model" section, as a user would copy it."""
+    text = (PROJECT_ROOT / "README.md").read_text()
+    section = text[text.index("### Your own model"):]
+    return section[section.index("```python\n") + len("```python\n"):section.index("\n```\n")]
 
 
 @pytest.mark.slow
 def test_a_users_own_problem_module_outside_the_project_runs_into_a_dvc_experiment(tmp_path, local_target):
-    """--problem team_iris:PROBLEM from a directory on PYTHONPATH, as an image would have it."""
+    """The README's example module, from a directory on PYTHONPATH as an image would have it: --problem team_iris:PROBLEM."""
     pkg = tmp_path / "team_code"
     pkg.mkdir()
-    (pkg / "team_iris.py").write_text(OWN_PROBLEM)
+    (pkg / "team_iris.py").write_text(readme_problem_module())
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(pkg), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.run([PYFLYTE, "run", str(PROJECT_ROOT / "workflows/tune_train.py"), "tune_train_wf",
                            "--problem", "team_iris:PROBLEM", "--exp_name", "iris-1",

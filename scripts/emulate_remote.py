@@ -687,6 +687,10 @@ class Execution:
     # Called before each attempt of a node starts, with the node (its history: the attempts before, and why each
     # failed and was retried) and the attempt number: tests change the world here, e.g. an S3 outage and its end.
     before_attempt: Optional[Callable[[NodeRun, int], None]] = None
+    # Paths every pod sees at the same place, declared to the tasks in FRD_SHARED_PATHS (tasks/remote_checks.py), as
+    # a shared volume in a real pod template would be. All emulated pods share this machine's temp dir, where the
+    # tests' git remotes live; a path elsewhere (a laptop checkout) stays refused as a cluster would refuse it.
+    shared_paths: tuple[str, ...] = (tempfile.gettempdir(),)
 
     # ----------------------------------------------------------------- entry points
 
@@ -752,6 +756,8 @@ class Execution:
             "FLYTE_INTERNAL_TASK_VERSION": VERSION,
             "FLYTE_ATTEMPT_NUMBER": str(attempt),
         }
+        if self.shared_paths:
+            env["FRD_SHARED_PATHS"] = os.pathsep.join(self.shared_paths)
         env.update({e.key: e.value for e in task.container.env})  # `pyflyte ... --env`
         for secret in task.security_context.secrets:  # what Flyte's secret webhook injects
             value = self.secrets.get((secret.group, secret.key))

@@ -233,8 +233,17 @@ def default_exp_name(execution_id: str) -> str:
 
 
 @task(retries=2, secret_requests=secrets.BRIDGE_SECRETS)
-def check_target(repo_url: str, exp_name: str, base_rev: str) -> RunTarget:
-    """Reachable, a DVC repo, a DVC remote when the target is a URL; fixes the experiment's name and baseline."""
+def check_target(repo_url: str, exp_name: str, base_rev: str, dataset: str = "", live_uri: str = "") -> RunTarget:
+    """Reachable, a DVC repo, a DVC remote when the target is a URL; fixes the experiment's name and baseline.
+
+    On a cluster, also refuses the inputs that name this machine (an empty or local repo_url, a local or file://
+    dataset or live_uri): `tasks.remote_checks`.
+    """
+    from tasks.clusters import is_local_execution
+    from tasks.remote_checks import check_remote_inputs
+
+    if not is_local_execution():
+        check_remote_inputs(repo_url, dataset, live_uri)
     secrets.export(secrets.BRIDGE_SECRETS)
     if redact_url(repo_url) != repo_url:
         raise TargetError(

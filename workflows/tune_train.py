@@ -59,7 +59,7 @@ def tune_train_wf(
     raw-output location.
     """
     checked = validate_settings(problem=problem, tune=tune, train=train, gate=gate)
-    run = check_target(repo_url=repo_url, exp_name=exp_name, base_rev=base_rev)
+    run = check_target(repo_url=repo_url, exp_name=exp_name, base_rev=base_rev, dataset=dataset, live_uri=live_uri)
     pinned = pin_dataset(source=dataset, problem=problem)
     checked >> pinned.source  # settings and target are checked before the data is touched
     run >> pinned.source

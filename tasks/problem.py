@@ -159,6 +159,9 @@ class Problem:
 
     def __post_init__(self) -> None:
         names = [m.name for m in self.metrics]
+        for m in self.metrics:
+            if m.mode not in ("max", "min"):
+                raise ProblemError(f"problem {self.name!r}: metric {m.name!r} has mode {m.mode!r}; use 'max' or 'min'.")
         if self.select not in names:
             raise ProblemError(f"problem {self.name!r}: select={self.select!r} is not one of its metrics {names}.")
         if BATCH_SIZE not in self.hyperparams:

@@ -87,6 +87,20 @@ def test_pyflyte_run_commits_to_the_repo_it_runs_from(tmp_path, local_target):
     assert (local_target / "results/train/model.pth").stat().st_size > 10_000
     assert "up to date" in dvc("status", cwd=local_target)
 
+    # DVC reproduces what Flyte made: after `exp apply`, `dvc exp run` skips the unchanged search and retrains
+    # with the same code (`python` and this project on the PATH, as in an activated checkout or image).
+    git("config", "user.name", "tester", cwd=local_target)  # DVC's own git client reads no GIT_CONFIG_GLOBAL
+    git("config", "user.email", "tester@example.invalid", cwd=local_target)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "PYTHONPATH": os.pathsep.join([str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")])}
+    rerun = subprocess.run([str(Path(sys.executable).parent / "dvc"), "exp", "run", "-S", "train.epochs=2", "-n", "rerun"],
+                           cwd=local_target, env=env, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+    assert "Stage 'tune' didn't change, skipping" in rerun.stdout and "Running stage 'train'" in rerun.stdout
+    row = _exp_row(local_target, "rerun")
+    assert row["train.epochs"] == 2 and 0.5 < row["test.accuracy"] <= 1 and row["problem"] == "digits"
+    assert len((local_target / "results/dvclive/plots/metrics/val/accuracy.tsv").read_text().strip().splitlines()) == 3
+
 
 def test_dvc_tracked_dataset_is_read_at_its_revision_and_the_cache_follows_new_revisions(tmp_path, local_target):
     """A pinned rev reads that rev; no rev reads HEAD as it is now, even though data preparation is cached."""

@@ -37,7 +37,8 @@ def run_stage(stage: str, root: Path) -> None:
     init_local_ray()
     import ray
 
-    check_settings(problem, tune, train, int(ray.cluster_resources().get("CPU", 1)))
+    resources = ray.cluster_resources()
+    check_settings(problem, tune, train, int(resources.get("CPU", 1)), int(resources.get("GPU", 0)))
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         if stage == "tune":

@@ -69,9 +69,32 @@ def is_local_execution() -> bool:
     return FlyteContextManager.current_context().execution_state.is_local_execution()
 
 
+def local_cpus() -> int:
+    """CPUs this process may use: its affinity mask, capped by a cgroup CPU quota (os.cpu_count() sees neither)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:  # cgroup v2: "max 100000" or "<quota> <period>"
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            cpus = min(cpus, max(1, int(int(quota) // int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, cpus)
+
+
+def local_gpus() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
 def training_capacity_cpus() -> int:
     """CPUs the training cluster offers: this machine locally, the worker group remotely."""
-    return (os.cpu_count() or 1) if is_local_execution() else TRAIN_SHAPE.capacity_cpus
+    return local_cpus() if is_local_execution() else TRAIN_SHAPE.capacity_cpus
+
+
+def training_capacity_gpus() -> int:
+    """GPUs the training cluster offers: this machine's locally, the worker group's remotely."""
+    return local_gpus() if is_local_execution() else TRAIN_SHAPE.gpus_per_worker * (TRAIN_SHAPE.max_workers or TRAIN_SHAPE.workers)
 
 
 class RayTask(RayFunctionTask):

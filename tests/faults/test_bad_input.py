@@ -39,6 +39,8 @@ CASES = {
     "zero-workers": (["--train", '{"num_workers": 0}'], ["train.num_workers=0 is not valid", "use at least 1 worker"]),
     "more-workers-than-cluster": (["--train", json.dumps({"num_workers": TOO_MANY_WORKERS})],
                                   [f"train.num_workers={TOO_MANY_WORKERS} is not valid", "holds at most"]),
+    "gpu-without-gpus": (["--train", '{"use_gpu": true}'], ["train.use_gpu=True is not valid", "has 0 GPU(s) for 2 worker(s)",
+                                                             "set use_gpu to false"]),
     "gate-not-finite": (["--gate", "nan"], ["gate=nan is not valid", "give the test accuracy at which a run is promoted"]),
     "dataset-missing": (["--dataset", "/nonexistent/digits.npz"],
                         ["dataset '/nonexistent/digits.npz' does not exist", "give an existing .npz file"]),

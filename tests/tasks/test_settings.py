@@ -141,3 +141,26 @@ def test_more_workers_than_the_cluster_holds_is_refused():
 
 def test_a_users_own_space_passes():
     _check("diabetes", TuneSettings(space={"lr": {"loguniform": [0.001, 0.1]}, "layers": {"randint": [1, 4]}, "hidden": 32}))
+
+
+def test_gpus_asked_for_where_there_are_too_few_are_refused():
+    from tasks.flyte_tasks import check_settings
+    from tasks.problem import load_problem
+
+    with pytest.raises(SettingsError, match=r"train\.use_gpu=True .*has 1 GPU\(s\) for 2 worker\(s\)"):
+        check_settings(load_problem("digits"), TuneSettings(), TrainSettings(use_gpu=True, num_workers=2), 4, 1)
+    check_settings(load_problem("digits"), TuneSettings(), TrainSettings(use_gpu=True, num_workers=2), 4, 2)
+
+
+def test_the_local_cpu_count_honours_the_affinity_mask():
+    import os
+
+    from tasks.clusters import local_cpus
+
+    assert 1 <= local_cpus() <= len(os.sched_getaffinity(0))
+    before = os.sched_getaffinity(0)
+    try:
+        os.sched_setaffinity(0, {min(before)})
+        assert local_cpus() == 1
+    finally:
+        os.sched_setaffinity(0, before)

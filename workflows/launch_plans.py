@@ -9,7 +9,8 @@ The nightly plan is configured when it is registered, from these environment var
 | variable | default | meaning |
 |---|---|---|
 | `NIGHTLY_CRON` | `0 2 * * *` | when to run (5-field cron, UTC, or an alias like `@daily`) |
-| `NIGHTLY_DATASET` | `""` (embedded digits) | data source; `dvc://PATH?repo=REPO` without `rev=` reads the newest revision each night |
+| `NIGHTLY_PROBLEM` | `digits` | the training problem: a built-in name or `module:attribute` (checked at registration) |
+| `NIGHTLY_DATASET` | `""` (the problem's embedded data) | data source; `dvc://PATH?repo=REPO` without `rev=` reads the newest revision each night |
 | `EXPERIMENTS_REPO_URL` | `""` | the DVC repo (git URL) both plans commit to; the nightly plan needs one |
 
 Each nightly run names its experiment from the scheduled kickoff time (`nightly-20261122-0200`),
@@ -28,7 +29,7 @@ import croniter
 from flytekit import CronSchedule, LaunchPlan, task, workflow
 
 from tasks.data import parse_source
-from tasks.problem import DEFAULT_PROBLEM
+from tasks.problem import DEFAULT_PROBLEM, load_problem
 from tasks.settings import TrainSettings, TuneSettings
 from workflows.tune_train import TuneTrainOutputs, tune_train_wf
 
@@ -73,6 +74,12 @@ def validate_nightly_dataset(dataset: str) -> str:
     return dataset
 
 
+def validate_nightly_problem(problem: str) -> str:
+    """The problem must resolve where the plan is registered, not first at 2 a.m. (raises ProblemError)."""
+    load_problem(problem)
+    return problem
+
+
 def experiment_name(kickoff_time: datetime) -> str:
     """nightly-YYYYMMDD-HHMM of the scheduled kickoff, in UTC (a naive time is taken as UTC)."""
     if kickoff_time.tzinfo is not None:
@@ -85,6 +92,7 @@ class NightlyConfig:
     cron: str = DEFAULT_CRON
     dataset: str = ""
     repo_url: str = ""
+    problem: str = DEFAULT_PROBLEM
 
     @classmethod
     def from_env(cls, env: os._Environ | dict = os.environ) -> "NightlyConfig":
@@ -92,6 +100,7 @@ class NightlyConfig:
             cron=env.get("NIGHTLY_CRON") or DEFAULT_CRON,
             dataset=env.get("NIGHTLY_DATASET", ""),
             repo_url=env.get("EXPERIMENTS_REPO_URL", ""),
+            problem=env.get("NIGHTLY_PROBLEM") or DEFAULT_PROBLEM,
         )
 
 
@@ -118,7 +127,9 @@ def nightly_wf(
     )
 
 
-def scheduled_launch_plan(cron: str, dataset: str = "", repo_url: str = "", name: str = NIGHTLY_NAME) -> LaunchPlan:
+def scheduled_launch_plan(
+    cron: str, dataset: str = "", repo_url: str = "", name: str = NIGHTLY_NAME, problem: str = DEFAULT_PROBLEM
+) -> LaunchPlan:
     """The nightly retrain: `nightly_wf` on `cron` with the kickoff time as input, data and repo fixed.
 
     Settings are checked before anything is built. Within one process a name stands for one
@@ -129,7 +140,7 @@ def scheduled_launch_plan(cron: str, dataset: str = "", repo_url: str = "", name
         workflow=nightly_wf,
         name=name,
         schedule=schedule,
-        fixed_inputs={"dataset": validate_nightly_dataset(dataset), "repo_url": repo_url},
+        fixed_inputs={"dataset": validate_nightly_dataset(dataset), "repo_url": repo_url, "problem": validate_nightly_problem(problem)},
     )
 
 
@@ -140,4 +151,4 @@ def default_launch_plan(repo_url: str = "") -> LaunchPlan:
 
 CONFIG = NightlyConfig.from_env()
 tune_train_lp = default_launch_plan(CONFIG.repo_url)
-nightly_retrain_lp = scheduled_launch_plan(CONFIG.cron, CONFIG.dataset, CONFIG.repo_url)
+nightly_retrain_lp = scheduled_launch_plan(CONFIG.cron, CONFIG.dataset, CONFIG.repo_url, problem=CONFIG.problem)

@@ -61,3 +61,15 @@ def test_scheduled_launch_plan_from_a_cron_string():
 def test_malformed_cron_names_the_expression_and_a_valid_one():
     with pytest.raises(LaunchPlanConfigError, match=r"'0 2 \* \*'.*'0 2 \* \* \*'"):
         scheduled_launch_plan("0 2 * *", name="never_built")
+
+
+def test_the_nightly_problem_is_checked_when_the_plan_is_built():
+    from tasks.problem import ProblemError
+    from workflows.launch_plans import NightlyConfig, scheduled_launch_plan
+
+    assert NightlyConfig.from_env({"NIGHTLY_PROBLEM": "diabetes"}).problem == "diabetes"
+    assert NightlyConfig.from_env({}).problem == "digits"
+    plan = scheduled_launch_plan("0 3 * * *", name="nightly-diabetes-test", problem="diabetes")
+    assert plan.fixed_inputs.literals["problem"].scalar.primitive.string_value == "diabetes"
+    with pytest.raises(ProblemError, match="'digitz' is not a built-in problem"):
+        scheduled_launch_plan("0 3 * * *", name="never-built-problem", problem="digitz")

@@ -6,7 +6,6 @@ The mapping from tune/train outputs to the bridge's generic record is `tasks.exp
 
 from __future__ import annotations
 
-import html
 import math
 import tempfile
 import uuid
@@ -16,7 +15,6 @@ from pathlib import Path
 from typing import Annotated, Any, NamedTuple, Optional
 
 import flytekit
-import pandas as pd
 from flytekit import Deck, HashMethod, task
 from flytekit.deck import DeckField
 from flytekit.types.directory import FlyteDirectory
@@ -27,9 +25,9 @@ from dvc_bridge.errors import TargetError
 from dvc_bridge.gitops import Git
 from dvc_bridge.live import LiveConfig, live_env
 from dvc_bridge.recoverable import recoverable_on_transient
-from dvc_bridge.summary import summary_html
+from dvc_bridge.summary import metrics_at, studio_url, summary_html
 from tasks import experiment, report, secrets
-from tasks.clusters import TRAIN_CLUSTER, TUNE_CLUSTER, training_capacity_cpus, training_capacity_gpus
+from tasks.clusters import TRAIN_CLUSTER, TUNE_CLUSTER, training_capacity_cpus
 from tasks.contracts import Dataset, RunTarget, TrainResult, TuneResult
 from tasks.data import Splits, load_raw, make_splits, parse_source, pin_source
 from tasks.problem import Problem, complete, load_problem, metric_key, search_space, smallest_batch, space_document
@@ -50,19 +48,10 @@ def _workdir(name: str) -> Path:
     return path
 
 
-def check_settings(problem: Problem, tune: TuneSettings, train: TrainSettings, cluster_cpus: int, cluster_gpus: int = 0) -> None:
-    """Validate what a user set against the problem and the cluster, before any cluster starts.
-
-    A request the cluster can never satisfy is refused here: Ray Train would wait for it forever.
-    """
+def check_settings(problem: Problem, tune: TuneSettings, train: TrainSettings, cluster_cpus: int) -> None:
+    """Validate what a user set against the problem and the cluster, before any cluster starts."""
     tune.validate()
     train.validate()
-    if train.use_gpu and cluster_gpus < train.num_workers:
-        raise SettingsError(
-            f"train.use_gpu=True is not valid: the training cluster has {cluster_gpus} GPU(s) for "
-            f"{train.num_workers} worker(s) (one GPU each), so training would wait for them forever; "
-            "set use_gpu to false, or run where the workers have GPUs."
-        )
     space = search_space(problem, tune.space)  # unknown names, wrong bounds, empty choices
     if train.num_workers > cluster_cpus:
         raise SettingsError(
@@ -85,7 +74,7 @@ def gate_threshold(problem: Problem, gate: Optional[float]) -> float:
 def validate_settings(problem: str, tune: TuneSettings, train: TrainSettings, gate: Optional[float]) -> bool:
     """Refuse a bad problem, bad settings or a bad search space before any Ray cluster starts."""
     p = load_problem(problem)
-    check_settings(p, tune, train, training_capacity_cpus(), training_capacity_gpus() if train.use_gpu else 0)
+    check_settings(p, tune, train, training_capacity_cpus())
     if gate is not None and not math.isfinite(gate):
         raise SettingsError(
             f"gate={gate!r} is not valid: give the test {p.select} at which a run is promoted "
@@ -136,6 +125,23 @@ def _load(data: Dataset) -> Splits:
     return Splits.load(data.file.download())
 
 
+def _show_first(deck: Deck) -> None:
+    """Open the task's Deck page on `deck`, with only this task's pages and Timeline rows.
+
+    flytekit shows pages in the order they were added (the first is open), and adds its Timeline
+    before the task body runs. A local run also keeps every earlier task's pages and Timeline rows
+    in one list; each task there ends with a "dispatch execute" row, after which this task's begin.
+    """
+    from flytekit.deck.deck import TimeLineDeck
+
+    decks = flytekit.current_context().decks
+    timeline = next((d for d in decks if isinstance(d, TimeLineDeck)), None)
+    decks[:] = [deck, *([timeline] if timeline is not None else [])]
+    if timeline is not None:
+        ends = [i for i, row in enumerate(timeline.time_info) if row.get("Name") == "dispatch execute"]
+        del timeline.time_info[: ends[-1] + 1 if ends else 0]
+
+
 @task(task_config=TUNE_CLUSTER, cache=True, cache_version=CACHE_VERSION, enable_deck=True, deck_fields=DECK_FIELDS)
 def tune_hyperparameters(data: Dataset, settings: TuneSettings) -> TuneResult:
     """Ray Tune search with ASHA early stopping on the task's own Ray cluster; trials ranked on validation."""
@@ -148,19 +154,20 @@ def tune_hyperparameters(data: Dataset, settings: TuneSettings) -> TuneResult:
     outcome = run_tune(_load(data), data.problem, settings, storage_path, fs)
     out = _workdir("tune")
     outcome.trials.to_csv(out / "trials.csv", index=False)
-    report.trials_plot(outcome.history, out / "trials.png", outcome.metric)
-    shown = {k: outcome.best[k] for k in outcome.searched}
-    Deck(
-        "Trials",
-        f"<h3>Best: {outcome.metric} {outcome.best_score:.4f} with {html.escape(report.format_params(shown))}</h3>"
-        + report.png_html(out / "trials.png", f"{outcome.metric} per trial")
-        + report.table_html(outcome.trials),
+    space = space_document(search_space(problem, settings.space))
+    labels = report.trial_labels(outcome.trials, outcome.searched)
+    report.trials_plot(outcome.history, out / "trials.png", outcome.metric, labels)
+    page = report.trials_page(
+        outcome.trials, outcome.history, metric=outcome.metric, mode=problem.mode, searched=outcome.searched,
+        space=space, best=outcome.best, best_score=outcome.best_score, trials_png=out / "trials.png",
+        workdir=_workdir("tune-report"),
     )
+    _show_first(Deck("Trials", page))
     return TuneResult(
         best=outcome.best,
         metric=outcome.metric,
         best_score=outcome.best_score,
-        space=space_document(search_space(problem, settings.space)),
+        space=space,
         trials_csv=FlyteFile(str(out / "trials.csv")),
         trials_png=FlyteFile(str(out / "trials.png")),
     )
@@ -214,15 +221,12 @@ def train_model(data: Dataset, params: dict[str, Any], settings: TrainSettings, 
     val = {k: v for k, v in outcome.final.items() if k.startswith("val/")}
     select = metric_key("val", problem.select)
     curves = _workdir("train-report") / "curves.png"
-    report.curves_plot(outcome.history, curves, select)
-    Deck(
-        "Training",
-        f"<h3>{select} {val[select]:.4f} after {len(outcome.history)} epochs; "
-        f"test/{problem.select} {outcome.test[metric_key('test', problem.select)]:.4f} (scored once)</h3>"
-        + f"<p>Live DVCLive copy: <code>{html.escape(live.mirror_uri)}</code></p>"
-        + report.png_html(curves, f"loss and {select} per epoch")
-        + report.table_html(pd.DataFrame(outcome.history)),
+    report.curves_plot(outcome.history, curves, select, outcome.test.get(metric_key("test", problem.select)))
+    page = report.training_page(
+        outcome.history, metric=select, mode=problem.mode, val=val, test=outcome.test, params=hp,
+        curves_png=curves, live_uri=live.mirror_uri, global_batch=global_batch, workers=settings.num_workers,
     )
+    _show_first(Deck("Training", page))
     return TrainResult(
         model=FlyteFile(str(outcome.model_path)),
         dvclive=FlyteDirectory(str(outcome.live_dir)),
@@ -315,5 +319,14 @@ def commit_experiment(
             resolve_target(repo.repo), repo.exp_name, record, workdir, base_rev=repo.baseline_rev, git=Git()
         )
     print(f"experiment {ref.name} ({ref.commit[:8]}) in {ref.repo}: {ref.decision}")
-    Deck("Experiment", summary_html(ref))
+    names = [metric_key(split, name) for name in (problem.select, "loss") for split in ("val", "test")]
+    scored = {**trained.val, **trained.test}
+    page = summary_html(
+        ref, scores={k: scored[k] for k in names if k in scored},
+        # record_experiment's clone (workdir/repo) holds the baseline commit, for a URL target too.
+        baseline_metrics=metrics_at(workdir / "repo", ref.baseline_rev, experiment.LIVE_METRICS),
+        modes={metric_key(split, problem.select): problem.mode for split in ("val", "test")},
+        studio_url=studio_url(bool(secrets.read(secrets.STUDIO_TOKEN))), metrics_path=experiment.LIVE_METRICS,
+    )
+    _show_first(Deck("Experiment", page))
     return ref

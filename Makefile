@@ -21,11 +21,10 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(BIN)/python -m pip check
 	touch $@
 
+# The run's output, then a short summary of its experiment (or of its failure); make fails when the run does.
+# Extra workflow inputs: make run RUN_ARGS='--problem diabetes'.
 run: setup
-	$(BIN)/pyflyte run workflows/tune_train.py tune_train_wf
-	@echo
-	@echo "Experiments in this checkout (dvc exp show):"
-	@$(BIN)/dvc exp show --no-pager --md --drop '.*' --keep 'Experiment|^accuracy$$|^loss$$|momentum|batch_size' || true
+	@$(BIN)/python -m tasks.summary -- $(BIN)/pyflyte run workflows/tune_train.py tune_train_wf $(RUN_ARGS)
 
 test: setup
 	$(BIN)/python -m pytest

@@ -27,7 +27,7 @@ from dvc_bridge.live import LiveConfig, live_env
 from dvc_bridge.recoverable import recoverable_on_transient
 from dvc_bridge.summary import metrics_at, studio_url, summary_html
 from tasks import experiment, report, secrets
-from tasks.clusters import TRAIN_CLUSTER, TUNE_CLUSTER, training_capacity_cpus
+from tasks.clusters import TRAIN_CLUSTER, TUNE_CLUSTER, training_capacity_cpus, training_capacity_gpus
 from tasks.contracts import Dataset, RunTarget, TrainResult, TuneResult
 from tasks.data import Splits, load_raw, make_splits, parse_source, pin_source
 from tasks.problem import Problem, complete, load_problem, metric_key, search_space, smallest_batch, space_document
@@ -48,10 +48,19 @@ def _workdir(name: str) -> Path:
     return path
 
 
-def check_settings(problem: Problem, tune: TuneSettings, train: TrainSettings, cluster_cpus: int) -> None:
-    """Validate what a user set against the problem and the cluster, before any cluster starts."""
+def check_settings(problem: Problem, tune: TuneSettings, train: TrainSettings, cluster_cpus: int, cluster_gpus: int = 0) -> None:
+    """Validate what a user set against the problem and the cluster, before any cluster starts.
+
+    A request the cluster can never satisfy is refused here: Ray Train would wait for it forever.
+    """
     tune.validate()
     train.validate()
+    if train.use_gpu and cluster_gpus < train.num_workers:
+        raise SettingsError(
+            f"train.use_gpu=True is not valid: the training cluster has {cluster_gpus} GPU(s) for "
+            f"{train.num_workers} worker(s) (one GPU each), so training would wait for them forever; "
+            "set use_gpu to false, or run where the workers have GPUs."
+        )
     space = search_space(problem, tune.space)  # unknown names, wrong bounds, empty choices
     if train.num_workers > cluster_cpus:
         raise SettingsError(
@@ -74,7 +83,7 @@ def gate_threshold(problem: Problem, gate: Optional[float]) -> float:
 def validate_settings(problem: str, tune: TuneSettings, train: TrainSettings, gate: Optional[float]) -> bool:
     """Refuse a bad problem, bad settings or a bad search space before any Ray cluster starts."""
     p = load_problem(problem)
-    check_settings(p, tune, train, training_capacity_cpus())
+    check_settings(p, tune, train, training_capacity_cpus(), training_capacity_gpus() if train.use_gpu else 0)
     if gate is not None and not math.isfinite(gate):
         raise SettingsError(
             f"gate={gate!r} is not valid: give the test {p.select} at which a run is promoted "

@@ -27,9 +27,8 @@ from typing import Iterable, Mapping, Optional, Sequence
 
 import yaml
 
-RUN_INFO = "results/run.json"
-BEST_PARAMS = "results/tune/best_params.yaml"
-PARAMS = "params.yaml"
+from dvc_bridge.layout import PARAMS, RUN_INFO
+from tasks.experiment import BEST_PARAMS
 # Lines the tasks print (tasks/flyte_tasks.py): commit_experiment, train_model.
 EXPERIMENT_LINE = re.compile(r"^experiment (?P<name>\S+) \((?P<commit>[0-9a-f]+)\) in (?P<repo>.+?): (?P<decision>.*)$")
 LIVE_LINE = re.compile(r"^live metrics .* are copied each epoch to (?P<uri>\S+)\s*$")

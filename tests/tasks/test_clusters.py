@@ -4,18 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from pathlib import Path
 
 import pytest
 from flytekitplugins.ray import RayJobConfig
 
-import tasks
 from tasks.clusters import (
     PROJECT_ROOT,
-    TRAIN_CLUSTER,
-    TRAIN_SHAPE,
-    TUNE_CLUSTER,
-    TUNE_SHAPE,
     ClusterShape,
     ProjectRayJobConfig,
     RayTask,
@@ -126,17 +120,6 @@ def test_ray_job_config_autoscaling():
     assert cfg.runtime_env is None
 
 
-@pytest.mark.parametrize(("cluster", "shape"), [(TUNE_CLUSTER, TUNE_SHAPE), (TRAIN_CLUSTER, TRAIN_SHAPE)], ids=["tune", "train"])
-def test_project_clusters(cluster, shape):
-    assert isinstance(cluster, ProjectRayJobConfig)
-    assert cluster == ray_job_config(shape)
-    assert cluster.runtime_env is None
-    assert cluster.shutdown_after_job_finishes is True
-    assert cluster.ttl_seconds_after_finished == shape.ttl_seconds
-    assert cluster.head_node_config.ray_start_params == {"num-cpus": "0"}
-    assert [g.replicas for g in cluster.worker_node_config] == [shape.workers]
-
-
 def test_project_config_makes_a_ray_task_whose_spec_has_no_runtime_env():
     from flytekit import task
     from flytekit.configuration import ImageConfig, SerializationSettings
@@ -162,11 +145,6 @@ def test_project_config_makes_a_ray_task_whose_spec_has_no_runtime_env():
 
 
 # --------------------------------------------------------------------------- local_worker_env
-
-
-def test_project_root_is_the_checkout():
-    assert PROJECT_ROOT == Path(tasks.__file__).resolve().parent.parent
-    assert (PROJECT_ROOT / "tasks" / "clusters.py").is_file()
 
 
 def test_local_worker_env_puts_the_project_on_pythonpath(monkeypatch):

@@ -9,10 +9,6 @@ import pytest
 from tasks.settings import SettingsError, TrainSettings, TuneSettings
 
 
-def test_settings_error_is_a_value_error():
-    assert issubclass(SettingsError, ValueError)
-
-
 @pytest.mark.parametrize("cls", [TuneSettings, TrainSettings])
 def test_defaults_are_valid(cls):
     obj = cls()

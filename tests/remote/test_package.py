@@ -15,6 +15,7 @@ from google.protobuf.json_format import MessageToDict
 from remote_env import CANARIES, IMAGE, NIGHTLY_ENV, archive_files
 from tasks import secrets
 from tasks.clusters import TRAIN_CLUSTER, TRAIN_SHAPE, TUNE_CLUSTER, TUNE_SHAPE
+from tasks.problem import DEFAULT_PROBLEM
 from workflows.launch_plans import DEFAULT_NAME, KICKOFF_INPUT, NIGHTLY_NAME, experiment_name
 
 RAY_TASKS = {
@@ -96,7 +97,8 @@ def test_nightly_launch_plan_carries_its_schedule_and_config(golden):
     assert schedule.cron_schedule.schedule == NIGHTLY_ENV["NIGHTLY_CRON"]
     assert schedule.kickoff_time_input_arg == KICKOFF_INPUT
     fixed = {k: v.scalar.primitive.string_value for k, v in lp.spec.fixed_inputs.literals.items()}
-    assert fixed == {"dataset": NIGHTLY_ENV["NIGHTLY_DATASET"], "repo_url": NIGHTLY_ENV["EXPERIMENTS_REPO_URL"]}
+    assert fixed == {"dataset": NIGHTLY_ENV["NIGHTLY_DATASET"], "repo_url": NIGHTLY_ENV["EXPERIMENTS_REPO_URL"],
+                     "problem": NIGHTLY_ENV.get("NIGHTLY_PROBLEM", DEFAULT_PROBLEM)}
     # The kickoff time is the one input the schedule fills: required, no default.
     assert KICKOFF_INPUT in lp.spec.default_inputs.parameters
     assert lp.spec.default_inputs.parameters[KICKOFF_INPUT].required

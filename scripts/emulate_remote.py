@@ -16,20 +16,25 @@ There is no Flyte backend or Kubernetes here, so this plays their parts and noth
   secrets the task template requests, as Flyte's webhook would inject them), its own HOME, TMPDIR
   and a fresh copy of what the image holds in /home/flyte/app (the Dockerfile's COPY lines).
   The one rewrite: the in-image path /home/flyte/app becomes that pod's directory.
-* **KubeRay** for `ray` tasks: a real multi-node Ray cluster from the task's RayJob spec
-  (`custom`): a head (`ray start --head` with the head group's rayStartParams, so `--num-cpus=0`,
-  and the dashboard for the job server) plus one `ray start --address=...` per worker replica
-  with that group's rayStartParams, each node with its own directory and the task's pod
-  environment; then the submitter's `ray job submit --address http://127.0.0.1:<dashboard> --
-  <entrypoint>` with the entrypoint built as the Flyte Ray plugin builds it (the container args
-  joined, empty ones as ''). Before teardown the Ray state API records where every actor and task
-  ran; then the emulator kills exactly the processes it started (never `ray stop`).
+* **the Flyte Ray plugin and KubeRay** for `ray` tasks: the RayJob the plugin builds from the task's spec
+  (`rayjob_manifest`: head, worker and submitter pods copied from the task pod, the groups' pod specs merged on,
+  `include-dashboard`, `dashboard-host`, `node-ip-address`, `disable-usage-stats` added to start params that lack
+  them, the container args joined as the entrypoint, `runtimeEnvYAML` passed through), then what KubeRay runs in
+  each pod (`kuberay_start_params`: `num-cpus`, `memory`, `num-gpus` from the container limits when absent,
+  `--block`, its flag syntax): a real multi-node Ray cluster, one `ray start` per pod with its own directory and the
+  pod template's env; then the submitter's `ray job submit --address http://127.0.0.1:<dashboard> -- <entrypoint>`,
+  so the task's entrypoint is the job driver on the head, and flytekit's `ray.init` there uploads the head pod's
+  working directory as Ray does (capped at 512 MiB; the packages pushed and Ray's size warnings are reported).
+  What one machine cannot share between pods is rewritten: node IP, ports, temp dirs, the object store size.
+  Before teardown the Ray state API records where the driver and every actor and task ran; then the emulator kills
+  exactly the processes it started (never `ray stop`). `--print-rayjob` prints the RayJob of each Ray task.
 
 Not emulated: Flyte's cache (every task runs), scheduling (a launch plan is run once with a given
 kickoff time), resource requests/limits (Ray sees the logical CPUs of rayStartParams; Kubernetes
 would also enforce the pod limits), image pulls, KubeRay's autoscaler and TTL.
 
     python scripts/emulate_remote.py --repo-url file:///path/to/bare.git      # starts its own S3
+    python scripts/emulate_remote.py --print-rayjob                          # the RayJobs, nothing run
 """
 
 from __future__ import annotations
@@ -211,6 +216,28 @@ def image_app_paths(dockerfile: Path = PROJECT_ROOT / "Dockerfile") -> list[str]
     return paths
 
 
+def copy_file(src: Path, dst: Path) -> None:
+    """shutil.copy2, keeping a sparse file sparse (a test's large file costs no disk in every pod)."""
+    st = src.stat()
+    if st.st_blocks * 512 >= st.st_size:
+        shutil.copy2(src, dst)
+        return
+    with open(src, "rb") as fin, open(dst, "wb") as fout:
+        fout.truncate(st.st_size)
+        pos = 0
+        while True:
+            try:
+                pos = os.lseek(fin.fileno(), pos, os.SEEK_DATA)
+            except OSError:  # ENXIO: no data after pos
+                break
+            end = os.lseek(fin.fileno(), pos, os.SEEK_HOLE)
+            fin.seek(pos)
+            fout.seek(pos)
+            fout.write(fin.read(end - pos))
+            pos = end
+    shutil.copystat(src, dst)
+
+
 @dataclass
 class Pod:
     """One emulated container: its own directory (HOME, TMPDIR, the image's app dir) and environment."""
@@ -237,7 +264,7 @@ class Pod:
                 shutil.copytree(src, root / "app" / rel, ignore=shutil.ignore_patterns("__pycache__"))
             else:
                 (root / "app" / rel).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(src, root / "app" / rel)
+                copy_file(src, root / "app" / rel)
         env = {
             **base_env,
             "HOME": str(root / "home"),
@@ -280,12 +307,227 @@ def ray_entrypoint(args: list[str]) -> str:
     return " ".join(a if a else "''" for a in args)
 
 
+# --------------------------------------------------------------------------- the RayJob Flyte builds, the pods KubeRay makes
+# Read from flyteorg/flyte v1.16.8 flyteplugins/go/tasks/plugins/k8s/ray/ray.go and config.go (BuildResource,
+# constructRayJob, build{Head,Worker,Submitter}PodTemplate, mergeCustomPodSpec), flytek8s MergeOverlayPodSpecOntoBase
+# and utils/secrets/marshaler.go; KubeRay ray-operator v1.5.1 (the version Flyte 1.16.8 pins)
+# controllers/ray/common/pod.go (setMissingRayStartParams, generateRayStartCommand, convertParamMap) and job.go
+# (BuildJobSubmitCommand).
+
+# config.go's defaults: includeDashboard true, dashboardHost 0.0.0.0, enableUsageStats false, ipAddress $MY_POD_IP.
+FLYTE_HEAD_START_DEFAULTS = {"include-dashboard": "true", "node-ip-address": "$MY_POD_IP", "dashboard-host": "0.0.0.0",
+                             "disable-usage-stats": "true"}
+FLYTE_WORKER_START_DEFAULTS = {"node-ip-address": "$MY_POD_IP", "disable-usage-stats": "true"}
+FLYTE_DEFAULT_TTL = 3600  # config.go ttlSecondsAfterFinished, used when the task does not ask for shutdown
+KUBERAY_GCS_PORT, KUBERAY_DASHBOARD_PORT, KUBERAY_METRICS_PORT, KUBERAY_AGENT_PORT = 6379, 8265, 8080, 52365
+RESOURCE_NAMES = {"CPU": "cpu", "MEMORY": "memory", "GPU": "nvidia.com/gpu", "EPHEMERAL_STORAGE": "ephemeral-storage"}
+SECRET_LABEL, SECRET_ANNOTATION_PREFIX = "inject-flyte-secrets", "flyte.secrets/s"
+_QUANTITY = re.compile(r"^([0-9.]+)([a-zA-Z]*)$")
+_SUFFIX = {"": 1, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+
+
+def quantity_value(q: str) -> int:
+    """A Kubernetes quantity as KubeRay reads it (`Quantity.Value()`: rounded up to an integer)."""
+    m = _QUANTITY.match(str(q).strip())
+    if not m or m.group(2) not in _SUFFIX:
+        raise ValueError(f"not a Kubernetes quantity: {q!r}")
+    value = float(m.group(1)) * _SUFFIX[m.group(2)]
+    return int(value) if value == int(value) else int(value) + 1
+
+
+def flyte_start_params(params: Optional[dict], head: bool) -> dict[str, str]:
+    """The task's rayStartParams as given, plus what the Flyte plugin adds when absent (it never sets num-cpus)."""
+    out = dict(params or {})
+    for key, value in (FLYTE_HEAD_START_DEFAULTS if head else FLYTE_WORKER_START_DEFAULTS).items():
+        out.setdefault(key, value)
+    return out
+
+
+def kuberay_start_params(params: dict[str, str], head: bool, resources: dict, head_address: str = "") -> dict[str, str]:
+    """rayStartParams completed as KubeRay does for one node: address (workers), dashboard-host (head), metrics and agent
+    ports, block; num-cpus (limit, else request), memory (limit) and num-gpus (a *gpu limit) when absent."""
+    out = dict(params)
+    if not head:
+        out.setdefault("address", head_address or f"<head service>:{KUBERAY_GCS_PORT}")
+    else:
+        out.setdefault("dashboard-host", "0.0.0.0")
+    out.setdefault("metrics-export-port", str(KUBERAY_METRICS_PORT))
+    out["block"] = "true"
+    out.setdefault("dashboard-agent-listen-port", str(KUBERAY_AGENT_PORT))
+    limits, requests = resources.get("limits", {}), resources.get("requests", {})
+    if "num-cpus" not in out:
+        cpu = limits.get("cpu") or requests.get("cpu")
+        if cpu and quantity_value(cpu):
+            out["num-cpus"] = str(quantity_value(cpu))
+    if "memory" not in out and limits.get("memory") and quantity_value(limits["memory"]):
+        out["memory"] = str(quantity_value(limits["memory"]))
+    for key in sorted(limits):
+        if "num-gpus" not in out and key.endswith("gpu") and quantity_value(limits[key]):
+            out["num-gpus"] = str(quantity_value(limits[key]))
+    return out
+
+
+def kuberay_flags(params: dict[str, str]) -> list[str]:
+    """convertParamMap: sorted; a "true" value is a bare switch, "false" drops it, except include-dashboard/log-color."""
+    flags = []
+    for key in sorted(params):
+        value = params[key]
+        if value.lower() in ("true", "false") and key not in ("log-color", "include-dashboard"):
+            if value.lower() == "true":
+                flags.append(f"--{key}")
+        else:
+            flags.append(f"--{key}={value}")
+    return flags
+
+
+def _resources(res: tasks_pb2.Resources) -> dict:
+    out = {}
+    for kind, entries in (("requests", res.requests), ("limits", res.limits)):
+        values = {RESOURCE_NAMES.get(tasks_pb2.Resources.ResourceName.Name(e.name), e.name): e.value for e in entries}
+        if values:
+            out[kind] = values
+    return out
+
+
+def _merge(base: dict, overlay: dict) -> dict:
+    """mergo.Merge(WithOverride, WithAppendSlice) on JSON-shaped values: maps merged key by key, lists appended."""
+    out = dict(base)
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        elif isinstance(value, list) and isinstance(out.get(key), list) and key != "containers":
+            out[key] = out[key] + value
+        elif value not in (None, "", [], {}):
+            out[key] = value
+    return out
+
+
+def _overlay_pod(pod_spec: dict, k8s_pod: Optional[dict]) -> dict:
+    """MergeOverlayPodSpecOntoBase: the group's pod spec onto the task's, containers merged by name."""
+    overlay = (k8s_pod or {}).get("podSpec") or {}
+    merged = _merge(pod_spec, {k: v for k, v in overlay.items() if k != "containers"})
+    merged["containers"] = [
+        _merge(c, next((o for o in overlay.get("containers", []) if o.get("name") == c["name"]), {}))
+        for c in pod_spec["containers"]]
+    return merged
+
+
+def secret_metadata(task: tasks_pb2.TaskTemplate) -> dict:
+    """What Flyte puts on every pod of a task that requests secrets, for its webhook: names only, never values."""
+    import base64
+
+    from google.protobuf import text_format
+
+    if not task.security_context.secrets:
+        return {}
+    alphabet = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", "abcdefghijklmnopqrstuvwxyz123456")
+    annotations = {f"{SECRET_ANNOTATION_PREFIX}{i}": base64.b32encode(text_format.MessageToString(sec).encode())
+                   .decode().translate(alphabet).rstrip("=") for i, sec in enumerate(task.security_context.secrets)}
+    return {"labels": {SECRET_LABEL: "true"}, "annotations": annotations}
+
+
+def rayjob_manifest(task: tasks_pb2.TaskTemplate, args: list[str], pod_env: dict[str, str], name: str) -> dict:
+    """The RayJob the Flyte Ray plugin creates for one attempt of a `ray` task: head, worker and submitter pods are
+    copies of the task pod (image, env, resources, secret labels and annotations) with the groups' pod specs merged
+    on; the head and worker start params completed as the plugin does; the container args joined as the entrypoint."""
+    custom = MessageToDict(task.custom)
+    cluster = custom.get("rayCluster", {})
+    task_pod = {"containers": [{"name": "primary", "image": task.container.image, "args": list(args),
+                                "env": [{"name": k, "value": v} for k, v in sorted(pod_env.items())],
+                                "resources": _resources(task.container.resources)}]}
+    meta = {"name": name, "namespace": f"{PROJECT}-{DOMAIN}", **secret_metadata(task)}
+
+    def node_pod(container_name: str, extra_env: list[dict], k8s_pod: Optional[dict], ports: bool = True) -> dict:
+        spec = json.loads(json.dumps(task_pod))
+        c = spec["containers"][0]
+        c.update(name=container_name, args=[])
+        c["env"] = c["env"] + extra_env
+        if ports:
+            c["ports"] = [{"name": "redis", "containerPort": KUBERAY_GCS_PORT}, {"name": "head", "containerPort": 10001},
+                          {"name": "dashboard", "containerPort": KUBERAY_DASHBOARD_PORT}]
+        return {"metadata": dict(meta), "spec": _overlay_pod(spec, k8s_pod)}
+
+    pod_ip = {"name": "MY_POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}
+    head_spec = cluster.get("headGroupSpec") or {}
+    head = {"rayStartParams": flyte_start_params(head_spec.get("rayStartParams"), head=True), "serviceType": "NodePort",
+            "enableIngress": False, "template": node_pod("ray-head", [pod_ip], head_spec.get("k8sPod"))}
+    worker_env = [{"name": "RAY_DISABLE_DOCKER_CPU_WARNING", "value": "1"}, {"name": "TYPE", "value": "worker"},
+                  *({"name": n, "valueFrom": {"resourceFieldRef": {"containerName": "ray-worker", "resource": r}}}
+                    # sic: Flyte 1.16.8 points MEMORY_* at the cpu fields
+                    for n, r in (("CPU_REQUEST", "requests.cpu"), ("CPU_LIMITS", "limits.cpu"),
+                                 ("MEMORY_REQUESTS", "requests.cpu"), ("MEMORY_LIMITS", "limits.cpu"))),
+                  {"name": "MY_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}, pod_ip]
+    workers = []
+    for group in cluster.get("workerGroupSpec", []):
+        replicas = int(group.get("replicas", 0))
+        template = node_pod("ray-worker", worker_env, group.get("k8sPod"))
+        template["spec"]["containers"][0]["lifecycle"] = {"preStop": {"exec": {"command": ["/bin/sh", "-c", "ray stop"]}}}
+        workers.append({"groupName": group.get("groupName", ""), "replicas": replicas,
+                        "minReplicas": min(int(group.get("minReplicas", 0)), replicas),
+                        "maxReplicas": max(int(group.get("maxReplicas", 0)), replicas),
+                        "rayStartParams": flyte_start_params(group.get("rayStartParams"), head=False),
+                        "template": template})
+    shutdown = bool(custom.get("shutdownAfterJobFinishes"))
+    submitter = json.loads(json.dumps(task_pod))
+    spec = {"entrypoint": ray_entrypoint(args),
+            "shutdownAfterJobFinishes": True,  # config.go default, or the task's own True
+            "ttlSecondsAfterFinished": int(custom.get("ttlSecondsAfterFinished", 0)) if shutdown else FLYTE_DEFAULT_TTL,
+            "rayClusterSpec": {"headGroupSpec": head, "workerGroupSpecs": workers,
+                               "enableInTreeAutoscaling": bool(cluster.get("enableAutoscaling", False))},
+            "submitterPodTemplate": {"metadata": dict(meta), "spec": submitter}}
+    runtime_env = custom.get("runtimeEnvYaml") or custom.get("runtimeEnvYAML")
+    if runtime_env:
+        spec["runtimeEnvYAML"] = runtime_env
+    elif custom.get("runtimeEnv"):  # the deprecated base64 JSON, converted as the plugin does
+        import base64
+
+        import yaml
+
+        spec["runtimeEnvYAML"] = yaml.safe_dump(json.loads(base64.b64decode(custom["runtimeEnv"])))
+    return {"apiVersion": "ray.io/v1", "kind": "RayJob", "metadata": meta, "spec": spec}
+
+
+def node_commands(manifest: dict) -> dict[str, str]:
+    """The `ray start` command KubeRay generates for each pod of a RayJob (head, then each worker group)."""
+    cluster = manifest["spec"]["rayClusterSpec"]
+    head = cluster["headGroupSpec"]
+    out = {"ray-head": " ".join(["ray", "start", "--head", *kuberay_flags(kuberay_start_params(
+        head["rayStartParams"], True, head["template"]["spec"]["containers"][0].get("resources", {})))])}
+    for group in cluster["workerGroupSpecs"]:
+        out[f"ray-worker ({group['groupName']})"] = " ".join(["ray", "start", *kuberay_flags(kuberay_start_params(
+            group["rayStartParams"], False, group["template"]["spec"]["containers"][0].get("resources", {})))])
+    return out
+
+
+def submit_command(manifest: dict, dashboard: str, submission_id: str) -> list[str]:
+    """The submitter's `ray job submit` (KubeRay's K8sJobMode, without its status/logs shell around it)."""
+    cmd = ["ray", "job", "submit", "--address", dashboard]
+    runtime_env = manifest["spec"].get("runtimeEnvYAML")
+    if runtime_env:
+        import yaml
+
+        cmd += ["--runtime-env-json", json.dumps(yaml.safe_load(runtime_env))]
+    return [*cmd, "--submission-id", submission_id, "--", *shlex.split(manifest["spec"]["entrypoint"].strip())]
+
+
+def env_of(container: dict, resolve: dict[str, str]) -> dict[str, str]:
+    """A container's env as the kubelet gives it: values, and valueFrom fields resolved from `resolve`."""
+    out = {}
+    for e in container.get("env", []):
+        if "value" in e:
+            out[e["name"]] = e["value"]
+        else:
+            ref = e["valueFrom"].get("fieldRef", {}).get("fieldPath") or e["valueFrom"]["resourceFieldRef"]["resource"]
+            out[e["name"]] = resolve.get(ref, "")
+    return out
+
+
 # --------------------------------------------------------------------------- a Ray cluster from a RayJob spec
 
 
 def start_params(params: dict[str, str]) -> list[str]:
-    """rayStartParams as KubeRay passes them to `ray start`: --key=value."""
-    return [f"--{k}={v}" for k, v in params.items()]
+    """rayStartParams as KubeRay passes them to `ray start` (see kuberay_flags)."""
+    return kuberay_flags(params)
 
 
 @dataclass
@@ -311,6 +553,11 @@ class RayRun:
     seconds_job: float = 0.0
     seconds_stop: float = 0.0
     leftover_pids: list[int] = field(default_factory=list)  # processes still alive after teardown
+    manifest: dict = field(default_factory=dict)  # the RayJob emulated (rayjob_manifest)
+    start_commands: dict[str, list[str]] = field(default_factory=dict)  # pod name -> the `ray start` args it ran
+    driver_node_id: str = ""  # where the job's driver (the task's entrypoint) ran
+    uploads: list[tuple[str, float]] = field(default_factory=list)  # runtime_env packages the driver pushed: (URI, MiB)
+    upload_warnings: list[str] = field(default_factory=list)  # Ray's warnings about what it packaged
 
     def on_head(self) -> list[Placement]:
         return [p for p in self.placements if p.node_id == self.head_node_id]
@@ -319,9 +566,13 @@ class RayRun:
 class LocalRayCluster:
     """A transient multi-node Ray cluster on this machine, shaped by a RayJob spec's `rayCluster`."""
 
-    def __init__(self, spec: dict, pods_dir: Path, base_env: dict[str, str], name: str,
+    def __init__(self, manifest: dict, pods_dir: Path, base_env: dict[str, str], name: str,
                  app_files: Optional[dict[str, Path]] = None):
-        self.spec = spec
+        """`manifest`: the RayJob (rayjob_manifest); each pod runs what KubeRay would start in it, with the env of its
+        pod template (the task pod's, plus what the plugin adds per role) over `base_env` (the image's and the task
+        pod's environment as the emulator gives it, secrets included)."""
+        self.manifest = manifest
+        self.spec = manifest["spec"]["rayClusterSpec"]
         self.name = name
         self.pods_dir = pods_dir
         self.base_env = base_env
@@ -333,38 +584,53 @@ class LocalRayCluster:
         self.pods: list[Pod] = []
         self.gcs_port = free_port()
         self.dashboard_port = free_port()
+        self.start_commands: dict[str, list[str]] = {}
 
     @property
     def dashboard(self) -> str:
         return f"http://127.0.0.1:{self.dashboard_port}"
 
-    def _ray_start(self, pod: Pod, args: list[str]) -> None:
-        # Each node its own temp dir (sockets, logs) and ports, as separate pods would have.
+    def _pod(self, name: str, container: dict) -> Pod:
+        resources = container.get("resources", {})
+        cpu = {f"{k}.cpu": str(quantity_value(v["cpu"])) for k, v in resources.items() if "cpu" in v}
+        resolve = {"status.podIP": "127.0.0.1", "metadata.name": f"{self.name}-{name}", **cpu}
+        env = {**env_of(container, resolve), **self.base_env}  # real values (the manifest redacts secrets)
+        return Pod.create(f"{self.name}-{name}", self.pods_dir, env, self.app_files)
+
+    def _ray_start(self, pod: Pod, params: dict[str, str], local: dict[str, str], head: bool = False) -> None:
+        """`ray start` with the params KubeRay derives, and `local` over them: what one machine cannot share between
+        its "pods" (IP, ports, temp dir) or hold (the object store)."""
         node_temp = self.temp_dir / f"node{len(self.pods)}"
-        node_ports = [f"--temp-dir={node_temp}", "--node-ip-address=127.0.0.1", f"--dashboard-agent-listen-port={free_port()}",
-                      f"--dashboard-agent-grpc-port={free_port()}", f"--runtime-env-agent-port={free_port()}",
-                      f"--metrics-export-port={free_port()}", "--object-store-memory=200000000", "--disable-usage-stats"]
+        local = {**local, "temp-dir": str(node_temp), "node-ip-address": "127.0.0.1",
+                 "dashboard-agent-listen-port": str(free_port()), "dashboard-agent-grpc-port": str(free_port()),
+                 "runtime-env-agent-port": str(free_port()), "metrics-export-port": str(free_port()),
+                 "object-store-memory": "200000000"}
+        args = (["--head"] if head else []) + kuberay_flags({**params, **local})
+        self.start_commands[pod.name] = args
         log = open(pod.root / "ray-start.log", "wb")
         # RAY_ADDRESS: a pod holds one Ray instance; on this shared machine a node must be told which is its own.
         env = {**pod.env, "RAY_TMPDIR": str(node_temp), "RAY_ADDRESS": f"127.0.0.1:{self.gcs_port}"}
-        proc = subprocess.Popen([str(BIN / "ray"), "start", "--block", *args, *node_ports], cwd=pod.app,
+        proc = subprocess.Popen([str(BIN / "ray"), "start", *args], cwd=pod.app,
                                 env=env, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
         self.procs.append(proc)
         self.pods.append(pod)
 
     def start(self, timeout: float = 120) -> None:
-        head_spec = self.spec.get("headGroupSpec", {})
-        head = Pod.create(f"{self.name}-head", self.pods_dir, self.base_env, self.app_files)
-        self._ray_start(head, ["--head", f"--port={self.gcs_port}",
-                               "--include-dashboard=true", "--dashboard-host=127.0.0.1",
-                               f"--dashboard-port={self.dashboard_port}", f"--ray-client-server-port={free_port()}",
-                               *start_params(head_spec.get("rayStartParams", {}))])
+        head_spec = self.spec["headGroupSpec"]
+        (head_container,) = head_spec["template"]["spec"]["containers"]
+        head = self._pod("head", head_container)
+        params = kuberay_start_params(head_spec["rayStartParams"], True, head_container.get("resources", {}))
+        self._ray_start(head, params, {"port": str(self.gcs_port), "dashboard-host": "127.0.0.1",
+                                       "dashboard-port": str(self.dashboard_port),
+                                       "ray-client-server-port": str(free_port())}, head=True)
         self._wait_for_nodes(1, timeout)
-        for group in self.spec.get("workerGroupSpec", []):
+        for group in self.spec.get("workerGroupSpecs", []):
+            (container,) = group["template"]["spec"]["containers"]
+            params = kuberay_start_params(group["rayStartParams"], False, container.get("resources", {}))
             for i in range(int(group.get("replicas", 1))):
-                pod = Pod.create(f"{self.name}-{group['groupName']}-{i}", self.pods_dir, self.base_env, self.app_files)
-                self._ray_start(pod, [f"--address=127.0.0.1:{self.gcs_port}", *start_params(group.get("rayStartParams", {}))])
+                pod = self._pod(f"{group['groupName']}-{i}", container)
+                self._ray_start(pod, params, {"address": f"127.0.0.1:{self.gcs_port}"})
         self._wait_for_nodes(len(self.pods), timeout)
 
     def _alive_nodes(self) -> list:
@@ -387,15 +653,18 @@ class LocalRayCluster:
             time.sleep(0.5)
         raise TimeoutError(f"{count} Ray nodes did not come up in {timeout} s (last error: {last})")
 
-    def submit(self, entrypoint: str, submission_id: str, timeout: float = 600) -> tuple[int, str]:
+    def submit(self, submission_id: str, timeout: float = 600) -> tuple[int, str]:
         """What KubeRay's submitter pod runs: `ray job submit ... -- <entrypoint>` in a shell, waiting for the end.
 
-        The shell splits the entrypoint into words (shlex.split here); `ray job submit` joins them back.
+        The shell splits the entrypoint into words (shlex.split here); `ray job submit` joins them back. The one
+        rewrite: the image's app dir in the entrypoint becomes the head pod's.
         """
-        submitter = Pod.create(f"{self.name}-submitter", self.pods_dir, self.base_env, self.app_files)
-        proc = subprocess.run([str(BIN / "ray"), "job", "submit", "--address", self.dashboard,
-                               "--submission-id", submission_id, "--", *shlex.split(entrypoint)],
-                              cwd=submitter.app, env=submitter.env, capture_output=True, text=True, timeout=timeout)
+        submitter = Pod.create(f"{self.name}-submitter", self.pods_dir,
+                               {**env_of(self.manifest["spec"]["submitterPodTemplate"]["spec"]["containers"][0], {}),
+                                **self.base_env}, self.app_files)
+        cmd = submit_command(self.manifest, self.dashboard, submission_id)
+        cmd = [str(BIN / "ray"), *(a.replace(IMAGE_APP_DIR, str(self.pods[0].app)) for a in cmd[1:])]
+        proc = subprocess.run(cmd, cwd=submitter.app, env=submitter.env, capture_output=True, text=True, timeout=timeout)
         return proc.returncode, proc.stdout + proc.stderr
 
     def record(self, run: RayRun, submission_id: str) -> None:
@@ -404,10 +673,14 @@ class LocalRayCluster:
         from ray.util.state import list_actors, list_nodes, list_tasks
 
         nodes = list_nodes(address=self.dashboard, detail=True, limit=1000, raise_on_missing_output=False)
-        run.nodes = [{"node_id": n.node_id, "is_head": n.is_head_node, "CPU": n.resources_total.get("CPU", 0.0)} for n in nodes]
+        run.nodes = [{"node_id": n.node_id, "is_head": n.is_head_node, "CPU": n.resources_total.get("CPU", 0.0),
+                      "GPU": n.resources_total.get("GPU", 0.0), "memory": n.resources_total.get("memory", 0.0)}
+                     for n in nodes]
         run.head_node_id = next(n.node_id for n in nodes if n.is_head_node)
+        run.start_commands = dict(self.start_commands)
         job = JobSubmissionClient(self.dashboard).get_job_info(submission_id)
         run.job_status = str(job.status)
+        run.driver_node_id = job.driver_node_id or ""
         if job.job_id is None:  # the entrypoint never connected a driver to the cluster
             return
         job_id = job.job_id
@@ -691,6 +964,7 @@ class Execution:
     # a shared volume in a real pod template would be. All emulated pods share this machine's temp dir, where the
     # tests' git remotes live; a path elsewhere (a laptop checkout) stays refused as a cluster would refuse it.
     shared_paths: tuple[str, ...] = (tempfile.gettempdir(),)
+    max_system_retries: int = MAX_SYSTEM_RETRIES  # propeller's `max-node-retries-system-failures`
 
     # ----------------------------------------------------------------- entry points
 
@@ -772,7 +1046,7 @@ class Execution:
         self.runs.append(run)
         self.store.put(run.inputs, literals_pb2.LiteralMap(literals=inputs).SerializeToString())
         started = time.monotonic()
-        budget = RetryBudget(task.metadata.retries.retries)
+        budget = RetryBudget(task.metadata.retries.retries, self.max_system_retries)
         for attempt in itertools.count():
             run.attempts = attempt + 1
             run.output_prefix = self.store.uri(meta, str(attempt))
@@ -831,22 +1105,48 @@ class Execution:
             proc = subprocess.run(pod.args(args), cwd=pod.app, env=pod.env, stdout=log, stderr=subprocess.STDOUT, timeout=900)
         return proc.returncode == 0
 
+    def pod_spec_env(self, task: tasks_pb2.TaskTemplate, node_id: str, attempt: int) -> dict[str, str]:
+        """The env in the task pod's spec as Flyte writes it: not the image's own ENV, not the secrets (the webhook
+        injects them at admission); credentials the platform config puts there (the blob store's key) redacted."""
+        image = image_env()
+        secret_vars = {s.env_var for s in task.security_context.secrets}
+        env = {k: v for k, v in self._base_env(task, node_id, attempt).items() if k not in image and k not in secret_vars}
+        return {k: "<redacted>" if re.search(r"SECRET|TOKEN|PASSWORD", k) else v for k, v in env.items()}
+
+    def rayjob(self, task: tasks_pb2.TaskTemplate, args: list[str], node_id: str, attempt: int) -> dict:
+        """The RayJob Flyte would create for this attempt (args filled, in-image paths)."""
+        name = f"{self.name}-{node_id}-{attempt}"[:47]  # the plugin's GeneratedNameMaxLength
+        return rayjob_manifest(task, args, self.pod_spec_env(task, node_id, attempt), name)
+
     def _run_ray(self, run: NodeRun, task, args: list[str], pod_name: str) -> bool:
-        spec = self.package.custom(run.task).get("rayCluster", {})
         ray = run.ray = RayRun()
+        ray.manifest = self.rayjob(task, args, run.node_id, run.attempts - 1)
+        import yaml
+
+        (self.workdir / "pods").mkdir(parents=True, exist_ok=True)
+        (self.workdir / "pods" / f"{pod_name}-rayjob.yaml").write_text(yaml.dump(ray.manifest, Dumper=_plain_dumper(),
+                                                                                   sort_keys=False))
         t0 = time.monotonic()
-        cluster = LocalRayCluster(spec, self.workdir / "pods", self._base_env(task, run.node_id, run.attempts - 1), pod_name,
-                                  self.app_files)
+        cluster = LocalRayCluster(ray.manifest, self.workdir / "pods", self._base_env(task, run.node_id, run.attempts - 1),
+                                  pod_name, self.app_files)
         try:
             cluster.start()
             ray.seconds_start = time.monotonic() - t0
-            head_pod = cluster.pods[0]
             submission_id = f"{self.name}-{pod_name}"
             t1 = time.monotonic()
-            code, ray.logs = cluster.submit(ray_entrypoint(head_pod.args(args)), submission_id)
+            code, ray.logs = cluster.submit(submission_id)
             ray.seconds_job = time.monotonic() - t1
             run.log = self.workdir / "pods" / f"{pod_name}-job.log"
             run.log.write_text(ray.logs)
+            ray.uploads = [(uri, float(mib)) for uri, mib in re.findall(r"Pushing file package '([^']+)' \(([0-9.]+)MiB\)", ray.logs)]
+            ray.upload_warnings = list(dict.fromkeys(re.findall(
+                r"(File \S+ is very large \([0-9.]+MiB\)|Package size \([0-9.]+MiB\) exceeds the maximum size of [0-9.]+MiB)",
+                ray.logs)))
+            if self.echo or ray.upload_warnings:
+                for uri, mib in ray.uploads:
+                    print(f"  {run.node_id} {run.task}: the driver uploaded its working_dir as {uri} ({mib:.2f} MiB)", flush=True)
+                for warning in ray.upload_warnings:
+                    print(f"  {run.node_id} {run.task}: Ray: {warning}", flush=True)
             cluster.record(ray, submission_id)
         finally:
             t2 = time.monotonic()
@@ -866,9 +1166,51 @@ def secrets_from_env(env=os.environ) -> dict[tuple[str, str], str]:
     return {(s.group, s.key): env[s.env_var] for s in [*secrets.BRIDGE_SECRETS, *secrets.TRAIN_SECRETS] if env.get(s.env_var)}
 
 
+def _plain_dumper():
+    import yaml
+
+    class PlainDumper(yaml.SafeDumper):
+        def ignore_aliases(self, data):  # each pod template written out in full, no &id001 anchors
+            return True
+
+    return PlainDumper
+
+
+def print_rayjobs(package: Package, out=None, bucket: str = "flyte-emulated") -> list[dict]:
+    """Print, as YAML, the RayJob Flyte 1.16 would create for each `ray` task of the package (one attempt, args filled
+    with an execution's paths; nothing is run or uploaded), each preceded by the `ray start` KubeRay runs per pod."""
+    import yaml
+
+    out = out or sys.stdout
+    execution = Execution(package, BlobStore("http://127.0.0.1:9", bucket), Path(tempfile.gettempdir()), name="print")
+    manifests = []
+    for task_name, task in sorted(package.tasks.items()):
+        if task.type != "ray":
+            continue
+        node_id = task_name.rsplit(".", 1)[-1].replace("_", "-")
+        meta = f"metadata/propeller/{PROJECT}-{DOMAIN}-{execution.name}/{node_id}/data"
+        raw = execution.store.uri("data", execution.name, f"{node_id}-0")
+        archive = package.fast_archive
+        args = fill_template(list(task.container.args), {
+            "input": execution.store.uri(meta, "inputs.pb"), "outputPrefix": execution.store.uri(meta, "0"),
+            "rawOutputDataPrefix": raw, "checkpointOutputPrefix": f"{raw}/_flytecheckpoints", "prevCheckpointPrefix": "",
+            "remote_package_path": execution.store.uri("fast", VERSION, archive.name) if archive else ""})
+        manifest = execution.rayjob(task, args, node_id, 0)
+        manifests.append(manifest)
+        out.write(f"---\n# {task_name}: the RayJob the Flyte Ray plugin creates (one attempt).\n"
+                  "# KubeRay then starts each pod with:\n")
+        for pod, command in node_commands(manifest).items():
+            out.write(f"#   {pod}: {command}\n")
+        out.write(yaml.dump(manifest, Dumper=_plain_dumper(), sort_keys=False))
+    return manifests
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repo-url", required=True, help="the DVC repo (git URL) to commit to; needs a DVC remote")
+    parser.add_argument("--repo-url", default="", help="the DVC repo (git URL) to commit to; needs a DVC remote")
+    parser.add_argument("--print-rayjob", action="store_true",
+                        help="print the RayJob manifest (YAML) emulated for each Ray task of the package; run nothing")
+    parser.add_argument("--package", default="", help="a `pyflyte package` archive to use (default: package the project)")
     parser.add_argument("--launch-plan", default="nightly_retrain")
     parser.add_argument("--kickoff-time", default="", help="ISO time for a scheduled plan (default: now)")
     parser.add_argument("--inputs", default='{"tune": {"num_samples": 2, "max_epochs": 1}, '
@@ -880,6 +1222,15 @@ def main(argv: Optional[list[str]] = None) -> int:
     opts = parser.parse_args(argv)
 
     workdir = Path(opts.workdir or tempfile.mkdtemp(prefix="emulate-remote-"))
+    if opts.print_rayjob:
+        env = {**os.environ, "HOME": str(workdir / "home"),
+               **({"EXPERIMENTS_REPO_URL": opts.repo_url} if opts.repo_url else {})}
+        archive = Path(opts.package) if opts.package else build_package(
+            workdir / "package.tgz", "localhost:30000/flyte-ray-dvc:emulated", env=env)
+        print_rayjobs(Package.load(archive, workdir / "package"), bucket=opts.bucket)
+        return 0
+    if not opts.repo_url:
+        parser.error("--repo-url is required to run (not with --print-rayjob)")
     moto = None
     endpoint = opts.s3_endpoint
     if not endpoint:

@@ -182,3 +182,27 @@ def test_emulated_run_leaks_no_secret(emulated):
     assert len(places) > 50 and any(b"nightly-20261122-0200" in v for v in places.values())
     leaks = sorted({f"{name} in {where}" for where, data in places.items() for name, v in values.items() if v.encode() in data})
     assert not leaks, "\n".join(leaks)
+
+
+@pytest.mark.parametrize(("task", "shape"), [(TUNE_TASK, TUNE_SHAPE), (TRAIN_TASK, TRAIN_SHAPE)], ids=["tune", "train"])
+def test_emulated_cluster_is_what_flyte_and_kuberay_build(emulated, task, shape):
+    """The nodes ran what the RayJob Flyte builds and KubeRay completes: the plugin's start params, memory from the
+    container limits, the task pod's env in every pod (plus each role's), the driver on the head, a small working_dir."""
+    from emulate_remote import quantity_value
+
+    run = emulated.run(task)
+    ray = run.ray
+    head_params = ray.manifest["spec"]["rayClusterSpec"]["headGroupSpec"]["rayStartParams"]
+    assert {"include-dashboard", "dashboard-host", "node-ip-address", "disable-usage-stats"} <= set(head_params)
+    starts = {pod.rsplit("-", 1)[-1] if "head" in pod else "worker": args for pod, args in ray.start_commands.items()}
+    assert "--head" in starts["head"] and "--disable-usage-stats" in starts["head"] and "--block" in starts["head"]
+    assert "--include-dashboard=true" in starts["head"]
+    memory = {n["is_head"]: n["memory"] for n in ray.nodes}
+    assert memory[True] == quantity_value(shape.head_memory)
+    assert memory[False] == quantity_value(shape.memory_per_worker)
+    assert ray.driver_node_id == ray.head_node_id, "the entrypoint runs as the job driver in the head pod"
+    pods = emulated.workdir / "pods"
+    attempt = f"{run.node_id}-{run.attempts - 1}"
+    assert (pods / f"{attempt}-rayjob.yaml").is_file()
+    ((_, mib),) = ray.uploads  # flytekit's working_dir: the head pod's app dir, uploaded once
+    assert 0 < mib < 5 and ray.upload_warnings == []

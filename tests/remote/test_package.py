@@ -136,3 +136,60 @@ def test_no_secret_anywhere_in_the_package(golden, fast_archive, which):
     for name, data in files:
         for var, value in CANARIES.items():
             assert value.encode() not in data, f"{var} leaked into {name}"
+
+
+@pytest.mark.parametrize("name", sorted(RAY_TASKS), ids=["train", "tune"])
+def test_print_rayjob_shows_what_flyte_and_kuberay_build_from_the_package(golden, capsys, name):
+    """`emulate_remote.py --print-rayjob --package ...` on the real package: the RayJob of each Ray task, as the
+    Flyte 1.16 plugin builds it, and the `ray start` KubeRay derives per pod. Golden keys, from the settings."""
+    import yaml
+
+    from emulate_remote import main, quantity_value
+
+    assert main(["--print-rayjob", "--package", str(golden.dir.parent / "package.tgz"),
+                 "--workdir", str(golden.dir.parent / f"print-{name}")]) == 0
+    out = capsys.readouterr().out
+    def task_of(job: dict) -> str:
+        env = job["spec"]["submitterPodTemplate"]["spec"]["containers"][0]["env"]
+        return next(e["value"] for e in env if e["name"] == "FLYTE_INTERNAL_TASK_NAME")
+
+    docs = {task_of(d): d for d in yaml.safe_load_all(out) if d}
+    assert set(docs) == set(RAY_TASKS)
+    shape, cluster = RAY_TASKS[name]
+    job = docs[name]
+    assert (job["apiVersion"], job["kind"]) == ("ray.io/v1", "RayJob")
+    spec = job["spec"]
+    assert spec["entrypoint"].startswith("pyflyte-execute --inputs s3://") and f"task-name {name.rsplit('.', 1)[1]}" in spec["entrypoint"]
+    assert "--prev-checkpoint ''" in spec["entrypoint"]  # empty args kept, as the plugin joins them
+    assert spec["shutdownAfterJobFinishes"] is True and spec["ttlSecondsAfterFinished"] == shape.ttl_seconds
+    assert "runtimeEnvYAML" not in spec
+    head = spec["rayClusterSpec"]["headGroupSpec"]
+    assert head["rayStartParams"] == {**cluster.head_node_config.ray_start_params, "include-dashboard": "true",
+                                      "dashboard-host": "0.0.0.0", "node-ip-address": "$MY_POD_IP",
+                                      "disable-usage-stats": "true"}
+    (head_container,) = head["template"]["spec"]["containers"]
+    assert head_container["name"] == "ray-head" and head_container["image"] == IMAGE
+    assert head_container["resources"]["limits"] == {"cpu": shape.head_cpus, "memory": shape.head_memory}
+    (group,) = spec["rayClusterSpec"]["workerGroupSpecs"]
+    assert group["rayStartParams"] == {"num-cpus": str(shape.cpus_per_worker), "node-ip-address": "$MY_POD_IP",
+                                       "disable-usage-stats": "true"}
+    (worker,) = group["template"]["spec"]["containers"]
+    assert worker["name"] == "ray-worker" and {"TYPE", "MY_POD_IP"} <= {e["name"] for e in worker["env"]}
+    # Every pod a copy of the task pod: its env, and the secret requests (names only) for Flyte's webhook.
+    submitter = spec["submitterPodTemplate"]
+    pods = [head["template"], group["template"], submitter]
+    task_env = {e["name"]: e.get("value") for e in submitter["spec"]["containers"][0]["env"]}
+    for pod in pods:
+        env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
+        assert task_env.items() <= env.items()
+        assert (pod["metadata"].get("labels", {}).get("inject-flyte-secrets") == "true") == bool(SECRET_REQUESTS.get(name))
+    # What KubeRay starts: num-cpus as given, memory from the container limits, a bare --block.
+    starts = [line for line in out.split("---")[[*docs].index(name) + 1].splitlines() if line.startswith("#   ray-")]
+    head_start, worker_start = starts
+    assert "ray start --head" in head_start and "--num-cpus=0" in head_start
+    assert f"--memory={quantity_value(shape.head_memory)}" in head_start and quantity_value("2Gi") == 2 * 2**30
+    assert f"--num-cpus={shape.cpus_per_worker}" in worker_start
+    assert f"--memory={quantity_value(shape.memory_per_worker)}" in worker_start
+    assert " --block " in worker_start and "--disable-usage-stats " in worker_start
+    for value in CANARIES.values():
+        assert value not in out

@@ -18,6 +18,7 @@ from typing import Optional
 
 from flytekit import Resources
 from flytekit.core.context_manager import ExecutionParameters, FlyteContextManager
+from flytekit.exceptions.user import FlyteUserRuntimeException
 from flytekit.extend import TaskPlugins
 from flytekitplugins.ray import HeadNodeConfig, RayJobConfig, WorkerNodeConfig
 from flytekitplugins.ray.task import RayFunctionTask
@@ -104,7 +105,24 @@ class RayTask(RayFunctionTask):
         if is_local_execution():
             init_local_ray()  # the plugin's own local start would only call `ray.init()` again
             return user_params
-        return super().pre_execute(user_params)
+        try:
+            return super().pre_execute(user_params)  # ray.init(): connects, uploads the working dir
+        except Exception as e:
+            # Ray refuses the job's configuration (a working dir over its upload cap, a bad runtime_env; a
+            # ValueError, which Ray wraps in RuntimeEnvSetupError): a user error every retry would repeat,
+            # not the recoverable system error flytekit makes of it (propeller would start a new RayJob up
+            # to 3 times, failing the same way). A connection error stays recoverable.
+            if not _caused_by(e, ValueError):
+                raise
+            raise FlyteUserRuntimeException(e) from e
+
+
+def _caused_by(error: BaseException, kind: type) -> bool:
+    while error is not None:
+        if isinstance(error, kind):
+            return True
+        error = error.__cause__
+    return False
 
 
 TaskPlugins.register_pythontask_plugin(ProjectRayJobConfig, RayTask)

@@ -32,9 +32,10 @@ def test_a_file_over_rays_cap_in_the_working_dir_is_refused_naming_the_fix(tmp_p
         f.truncate(600 * 2**20)
     assert os.stat(big).st_blocks == 0
     package = Package.serialize(ray_upload_task.ray_sum, "localhost:30000/flyte-ray-dvc:upload", tmp_path / "package")
-    # One attempt: flytekit writes this failure (in the Ray task's pre_execute) as a SYSTEM error, which propeller
-    # would retry 3 more times, each a new RayJob failing the same way (seen with the default budget: 4 attempts).
-    execution = Execution(package, BlobStore(s3_endpoint, bucket), tmp_path / "work", max_system_retries=0,
+    # One attempt with propeller's default budgets: flytekit would write this failure (raised in the Ray task's
+    # pre_execute) as a recoverable SYSTEM error, retried 3 more times, each a new RayJob failing the same way;
+    # RayTask.pre_execute makes it the non-recoverable user error it is.
+    execution = Execution(package, BlobStore(s3_endpoint, bucket), tmp_path / "work",
                           app_files={"ray_upload_task.py": Path(ray_upload_task.__file__), "results/big.bin": big})
     started = time.monotonic()
     with pytest.raises(TaskFailed) as info:
@@ -45,7 +46,7 @@ def test_a_file_over_rays_cap_in_the_working_dir_is_refused_naming_the_fix(tmp_p
     refusal = rf"Package size \(600\.\d\dMiB\) exceeds the maximum size of {CAP_MIB}\.00MiB"
     assert re.search(refusal, first.failure.message) and re.search(refusal, str(info.value))
     assert "add them to '.gitignore' or '.rayignore' files, or use the 'excludes' option" in first.failure.message
-    assert first.failure.system and first.failure.recoverable  # what propeller makes of it (see above)
+    assert not first.failure.system and not first.failure.recoverable  # not retried (see above)
     assert run.ray.uploads == [], "nothing may have been pushed to the cluster"
     assert any("results/big.bin is very large (600.00MiB)" in w for w in run.ray.upload_warnings)
     assert any(re.fullmatch(refusal, w) for w in run.ray.upload_warnings)

@@ -15,10 +15,11 @@ import pytest
 
 import remote_env  # noqa: F401  (puts scripts/ on sys.path)
 from emulate_remote import BlobStore, Execution, Package, TaskFailed, python_literals
-from support import PROJECT_ROOT
 from tasks.remote_checks import SHARED_PATHS_ENV, check_remote_inputs, remote_input_problems
 
-LAPTOP = str(PROJECT_ROOT)  # a path outside the emulator's shared temp dir: the developer's own checkout
+# A path outside the emulator's shared temp dir, as a developer's checkout is (not PROJECT_ROOT: a CI clone may sit
+# under /tmp, which the emulator declares shared). The checks read paths only, so it need not exist.
+LAPTOP = "/home/dev/flyte-ray-dvc"
 GIT_URL = "https://git.example/team/experiments.git"
 CHECK_TARGET = "tasks.flyte_tasks.check_target"
 

@@ -63,7 +63,7 @@ def test_workflow_in_process_commits_a_real_experiment(tmp_path, remote_target, 
     # Decks: the trials table and plot, the training curves, the experiment summary.
     sandbox = Path(FlyteContextManager.current_context().file_access.local_sandbox_dir)
     decks = "".join(d.read_text() for d in sandbox.rglob("deck.html") if d.stat().st_mtime >= started)
-    for expected in ("Best: val/accuracy", "trial_id", "val/accuracy", "test/accuracy", "loss and val/accuracy per epoch",
+    for expected in ("Best val/accuracy", "Tune id", "val/accuracy", "test/accuracy", "loss and val/accuracy per epoch",
                      "DVC experiment wf-inproc", exp.commit, "dvc exp apply wf-inproc"):
         assert expected in decks, expected
 

@@ -88,9 +88,9 @@ def params_document(problem_ref: str, data: dict, tune: dict, train: dict) -> di
 
 def decision_scores(problem: Problem, test: dict[str, float], val: dict[str, float]) -> str:
     """The commit message's scores: the selecting metric on validation and test."""
-    name = problem.select
-    return f"{metric_key('val', name)} {val.get(metric_key('val', name), float('nan')):.4f}, " \
-           f"{metric_key('test', name)} {test.get(metric_key('test', name), float('nan')):.4f}"
+    scores = {**val, **test}
+    keys = (metric_key("val", problem.select), metric_key("test", problem.select))
+    return ", ".join(f"{k} {scores.get(k, float('nan')):.4f}" for k in keys)
 
 
 def describe_run(

@@ -15,8 +15,7 @@ from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.basic_variant import BasicVariantGenerator
 
 from tasks.data import Splits
-from tasks.problem import Choice, IntRange, LogUniform, Problem, Uniform, complete, load_problem, metric_key
-from tasks.problem import search_space as problem_space
+from tasks.problem import Choice, IntRange, LogUniform, Problem, Uniform, complete, load_problem, metric_key, search_space
 from tasks.report import trial_line
 from tasks.settings import TuneSettings
 from tasks.storage import AWS_CREDENTIAL_ENV_VARS
@@ -106,7 +105,7 @@ def run_tune(
 ) -> TuneOutcome:
     """Run the search on the connected Ray cluster; one failing trial does not sink it."""
     problem = load_problem(problem_ref)
-    space = problem_space(problem, settings.space)
+    space = search_space(problem, settings.space)
     metric = metric_key("val", problem.select)
     # Tune's status tables and INFO logs drown the log; ProgressLines prints one line per event.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
-from tasks.problem import BATCH_SIZE, Problem, metric_key
+from tasks.problem import Problem, metric_key
 
 EVAL_BATCH = 512
 
@@ -123,7 +123,3 @@ def evaluate(model: nn.Module, loader: DataLoader, problem: Problem) -> EvalSums
         for m in problem.metrics:
             sums.sums[m.name] += float(m.batch_sum(out, yb))
     return sums
-
-
-def batch_size_of(hp: Mapping[str, Any]) -> int:
-    return int(hp[BATCH_SIZE])

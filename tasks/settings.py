@@ -37,6 +37,9 @@ class TuneSettings:
     # empty: the problem's own. Hyper-parameters a given space leaves out keep the problem's defaults.
     space: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
+    cpus_per_trial: float = 1.0  # Ray resources one trial holds
+    gpus_per_trial: float = 0.0  # a GPU or a fraction of one (0.5: two trials share a GPU)
+    record_trials: bool = False  # also save every trial as its own DVC experiment beside the run's
 
     def __post_init__(self) -> None:
         self.validate()
@@ -52,6 +55,13 @@ class TuneSettings:
         )
         _require(self.max_concurrent_trials >= 0, "tune.max_concurrent_trials", self.max_concurrent_trials, "use 0 for 'as many as fit' or a positive number")
         _require(isinstance(self.space, dict), "tune.space", self.space, "give an object of hyper-parameter: domain")
+        _require(self.cpus_per_trial > 0, "tune.cpus_per_trial", self.cpus_per_trial, "a trial needs a positive number of CPUs")
+        _require(
+            self.gpus_per_trial == 0 or 0 < self.gpus_per_trial <= 1 or float(self.gpus_per_trial).is_integer(),
+            "tune.gpus_per_trial",
+            self.gpus_per_trial,
+            "use 0, a fraction of one GPU (0 < x <= 1) or a whole number of GPUs",
+        )
 
 
 @dataclass

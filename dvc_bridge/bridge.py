@@ -30,6 +30,13 @@ EXP_REFS = "refs/exps"
 S3_RETRY_ENV = {"AWS_RETRY_MODE": "standard", "AWS_MAX_ATTEMPTS": "2"}
 # Seconds to wait for a TCP connection to an S3 DVC remote that sets no `connect_timeout` (s3fs: 5).
 S3_CONNECT_TIMEOUT = 3
+# Never in an experiment commit: DVC's scratch directory (`exp save` of DVC 3.67 commits the pickled
+# run arguments, .dvc/tmp/repro.dat, which `exp run` removes but `exp save` does not), its cache and
+# the clone's local config.
+TEMPORARY_PATHS = (".dvc/tmp", ".dvc/cache", ".dvc/config.local")
+# Environment variables whose values must never appear in a committed file.
+SECRET_ENV = ("GIT_TOKEN", "DVC_STUDIO_TOKEN", "STUDIO_TOKEN", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+              "FLYTE_AWS_SECRET_ACCESS_KEY")
 
 
 @dataclass
@@ -334,6 +341,7 @@ def record_experiment(
                 with bounded_s3_retries():
                     preupload_large_files(repo, remote)
                     retry(lambda: repo.push(remote=remote), what=f"dvc push to remote {remote!r}")
+                    retry(lambda: push_run_cache(repo, remote), what=f"dvc push --run-cache to remote {remote!r}")
             except PushError as e:
                 raise PushError(
                     f"{e}. Nothing was recorded: no git ref was pushed, so no experiment points at missing data. "
@@ -344,7 +352,8 @@ def record_experiment(
         ref, commit = existing
     else:
         ref = next(r for r in git("for-each-ref", "--format=%(refname)", EXP_REFS, cwd=root).splitlines() if r.endswith("/" + name))
-        commit = git("rev-parse", ref, cwd=root)
+        commit = drop_temporary_files(git, root, ref)
+        check_no_secrets(git, root, commit, baseline)
         retry(lambda: git("push", "--quiet", "origin", f"{ref}:{ref}", cwd=root), what=f"git push of {ref}")
 
     result = ExperimentRef(
@@ -357,6 +366,56 @@ def record_experiment(
         ref_pushed=True,
     )
     return promote(result, root, git, record.gate)
+
+
+def push_run_cache(repo, remote: str) -> int:
+    """`dvc push --run-cache`, complete: the objects of each run-cache entry's outputs, then the entries.
+
+    DVC 3.67's `push(run_cache=True)` uploads the entries (`runs/...`) but not the objects of the
+    stages' `cache: false` outs (results/dvclive), which `dvc commit` put in the cache for the run
+    cache alone; without them `dvc repro --pull` elsewhere finds the entry, cannot check it out, and
+    runs the stage again. Returns the number of entries pushed.
+    """
+    runs = Path(repo.stage_cache.cache_dir)
+    entries = [(p.parent.name, p.name) for p in runs.glob("*/*/*") if p.is_file()] if runs.is_dir() else []
+    for objs in repo.stage_cache.get_used_objs(entries, remote=remote).values():
+        repo.cloud.push(objs, remote=remote)
+    return len(repo.stage_cache.push(remote))
+
+
+def drop_temporary_files(git: Git, root: Path, ref: str) -> str:
+    """Rewrite the experiment commit at `ref` without TEMPORARY_PATHS (same parent, message and other
+    files); returns the commit `ref` points at afterwards."""
+    commit = git("rev-parse", ref, cwd=root)
+    if not git("ls-tree", "-r", "--name-only", commit, "--", *TEMPORARY_PATHS, cwd=root):
+        return commit
+    index = {"GIT_INDEX_FILE": str(root / ".git" / "frd-clean-index")}
+    git("read-tree", commit, cwd=root, env=index)
+    git("rm", "-r", "--cached", "--quiet", "--ignore-unmatch", "--", *TEMPORARY_PATHS, cwd=root, env=index)
+    tree = git("write-tree", cwd=root, env=index)
+    message = git("log", "-1", "--format=%B", commit, cwd=root)
+    clean = git("commit-tree", tree, "-p", f"{commit}^", "-m", message, cwd=root)
+    git("update-ref", ref, clean, commit, cwd=root)
+    return clean
+
+
+def check_no_secrets(git: Git, root: Path, commit: str, baseline: str, environ: Optional[dict] = None) -> None:
+    """Refuse to push a commit that adds any file holding a credential this process has (the git token,
+    the Studio token, S3 secrets)."""
+    environ = os.environ if environ is None else environ
+    secrets = {v for v in [*git.secrets, *(environ.get(k, "") for k in SECRET_ENV)] if len(v) >= 8}
+    if not secrets:
+        return
+    for path in git("diff", "--name-only", "--no-renames", baseline, commit, cwd=root).splitlines():
+        try:
+            text = git("show", f"{commit}:{path}", cwd=root)
+        except GitError:  # deleted in the experiment
+            continue
+        if any(secret in text for secret in secrets):
+            raise TargetError(
+                f"the experiment's file {path} holds a credential of this run: nothing was pushed. "
+                "Keep tokens in the environment or the secret store, never in a recorded file."
+            )
 
 
 def promote(exp: ExperimentRef, root: Path, git: Git, gate: Optional[Gate]) -> ExperimentRef:

@@ -62,11 +62,16 @@ class Git:
             text = text.replace(secret, "***")
         return text
 
-    def __call__(self, *args: str, cwd: Optional[Path] = None, check: bool = True) -> str:
-        proc = subprocess.run(["git", *args], cwd=cwd, env=self.env, capture_output=True, text=True)
+    def __call__(self, *args: str, cwd: Optional[Path] = None, check: bool = True, env: Optional[dict] = None) -> str:
+        proc = subprocess.run(["git", *args], cwd=cwd, env={**self.env, **(env or {})}, capture_output=True, text=True)
         if check and proc.returncode != 0:
             raise GitError(self.redact(f"git {' '.join(args)} failed ({proc.returncode}): {proc.stderr.strip()}"))
         return proc.stdout.strip()
+
+    @property
+    def secrets(self) -> list[str]:
+        """The credentials this git holds (never to be committed or logged)."""
+        return list(self._secrets)
 
     def ls_remote(self, url: str, *patterns: str) -> dict[str, str]:
         """ref -> sha on the remote."""

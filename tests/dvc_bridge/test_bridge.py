@@ -23,6 +23,39 @@ def test_remote_target_round_trip(tmp_path, remote_target):
     assert git("ls-remote", remote_target, f"refs/heads/{ref.branch}").startswith(ref.commit)
     row = assert_experiment_in_remote(remote_target, "exp-one", m.dvc_files[MODEL].read_bytes(), tmp_path)
     assert row["data.sha256"] == "ab" * 32 and row["test.accuracy"] == 0.95
+    assert_clean_trees(remote_target, [ref.git_ref, f"refs/heads/{ref.branch}"])
+    assert_run_cache_reuses_train(remote_target, "exp-one", m.dvc_files[MODEL].read_bytes(), tmp_path / "rc")
+
+
+def assert_clean_trees(url: str, refs: list[str]) -> None:
+    """On the remote itself: no DVC scratch file (.dvc/tmp/repro.dat ...), cache or local config in any ref's tree."""
+    bare = url.removeprefix("file://")
+    for ref in refs:
+        files = git("ls-tree", "-r", "--name-only", ref, cwd=bare).splitlines()
+        assert "results/run.json" in files and "dvc.lock" in files, files
+        bad = [f for f in files if f.startswith((".dvc/tmp/", ".dvc/cache/")) or f == ".dvc/config.local"]
+        assert not bad, f"{ref}: {bad}"
+
+
+def assert_run_cache_reuses_train(url: str, name: str, model: bytes, workdir: Path) -> None:
+    """A fresh clone (empty cache) with the experiment's params and no dvc.lock or outputs: after
+    `dvc fetch --run-cache`, `dvc repro --pull` restores the train stage from the run cache and the
+    DVC remote instead of running it (its command would fail here: no project code on the path)."""
+    import shutil
+
+    clone = workdir / "clone"
+    git("clone", "--quiet", url, str(clone))
+    ref = next(r for r in exp_refs(url) if r.endswith("/" + name))
+    git("fetch", "--quiet", "origin", f"{ref}:{ref}", cwd=clone)
+    git("checkout", "--quiet", "--detach", ref, cwd=clone)  # the experiment's files, no DVC data
+    (clone / "dvc.lock").unlink()
+    shutil.rmtree(clone / "results/dvclive")
+    assert not (clone / MODEL).exists() and not (clone / ".dvc/cache").exists()
+    dvc("fetch", "--run-cache", cwd=clone)
+    out = dvc("repro", "--pull", "--single-item", "train", cwd=clone)
+    assert "Stage 'train' is cached - skipping run, checking out outputs" in out, out
+    assert (clone / MODEL).read_bytes() == model
+    assert (clone / "results/dvclive/metrics.json").exists()
 
 
 def test_retry_of_the_same_execution_finds_its_experiment(tmp_path, remote_target):
@@ -135,3 +168,14 @@ def test_two_runs_at_once_both_land_with_their_own_files(tmp_path, remote_target
         assert f'"exec-par{i}"' in git("show", f"{ref}:results/run.json", cwd=clone)
         model = tmp_path / f"p{i}" / "m" / "model.pth"
         assert_experiment_in_remote(remote_target, f"par{i}", model.read_bytes(), tmp_path / f"v{i}")
+
+
+def test_a_record_holding_a_credential_is_refused_and_nothing_is_pushed(tmp_path, local_target, monkeypatch):
+    """A file of the record that holds the Studio token (or any credential the bridge sees) never reaches git."""
+    monkeypatch.setenv("DVC_STUDIO_TOKEN", "studio-tok-91c3e7")
+    m = make_record(tmp_path / "m", "exec-leak")
+    (tmp_path / "notes.txt").write_text("token=studio-tok-91c3e7\n")
+    m.git_files["results/notes.txt"] = tmp_path / "notes.txt"
+    with pytest.raises(TargetError, match="results/notes.txt holds a credential"):
+        record_experiment(resolve_target(str(local_target)), "leak", m, tmp_path / "w")
+    assert git("for-each-ref", "refs/exps", cwd=local_target) == ""

@@ -12,6 +12,7 @@ read the RayJob resource); secrets are read at run time.
 from __future__ import annotations
 
 import os
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -23,42 +24,12 @@ from flytekit.extend import TaskPlugins
 from flytekitplugins.ray import HeadNodeConfig, RayJobConfig, WorkerNodeConfig
 from flytekitplugins.ray.task import RayFunctionTask
 
+from tasks.settings import ClusterShape, SettingsError, TrainCluster, TrainSettings, TuneCluster, TuneSettings
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 # Environment variables handed to local Ray workers when set in the driver (never secrets).
 FORWARDED_ENV = ("DVC_SITE_CACHE_DIR", "DVC_NO_ANALYTICS", "AWS_ENDPOINT_URL", "FLYTE_AWS_ENDPOINT")
-
-
-@dataclass(frozen=True)
-class ClusterShape:
-    """The size of one transient Ray cluster; the worker group is what computes."""
-
-    workers: int
-    cpus_per_worker: int
-    memory_per_worker: str
-    gpus_per_worker: int = 0
-    min_workers: Optional[int] = None  # set both to enable autoscaling
-    max_workers: Optional[int] = None
-    head_cpus: str = "1"
-    head_memory: str = "2Gi"
-    ttl_seconds: int = 600
-
-    def __post_init__(self) -> None:
-        if self.workers < 1 or self.cpus_per_worker < 1:
-            raise ValueError(f"a cluster needs at least 1 worker with at least 1 CPU, got {self}.")
-        if (self.min_workers is None) != (self.max_workers is None):
-            raise ValueError("set both min_workers and max_workers to autoscale, or neither.")
-        if self.autoscaling and not (0 <= self.min_workers <= self.workers <= self.max_workers):
-            raise ValueError(f"need 0 <= min_workers <= workers <= max_workers, got {self}.")
-
-    @property
-    def autoscaling(self) -> bool:
-        return self.min_workers is not None
-
-    @property
-    def capacity_cpus(self) -> int:
-        """CPUs the worker group can offer at most (the head offers none)."""
-        return (self.max_workers or self.workers) * self.cpus_per_worker
 
 
 @dataclass
@@ -88,14 +59,97 @@ def local_gpus() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
-def training_capacity_cpus() -> int:
-    """CPUs the training cluster offers: this machine locally, the worker group remotely."""
-    return local_cpus() if is_local_execution() else TRAIN_SHAPE.capacity_cpus
+@dataclass(frozen=True)
+class Capacity:
+    """What one cluster can offer: its nodes at most, each with `cpus` and `gpus` (the head offers none)."""
+
+    nodes: int
+    cpus: int
+    gpus: int
+    where: str  # for messages: "this machine" or "tune_cluster"/"train_cluster"
+
+    @classmethod
+    def of(cls, shape: ClusterShape) -> "Capacity":
+        return cls(nodes=shape.most_workers, cpus=shape.cpus_per_worker, gpus=shape.gpus_per_worker, where=shape.label)
+
+    @property
+    def total_cpus(self) -> int:
+        return self.nodes * self.cpus
+
+    @property
+    def total_gpus(self) -> int:
+        return self.nodes * self.gpus
 
 
-def training_capacity_gpus() -> int:
-    """GPUs the training cluster offers: this machine's locally, the worker group's remotely."""
-    return local_gpus() if is_local_execution() else TRAIN_SHAPE.gpus_per_worker * (TRAIN_SHAPE.max_workers or TRAIN_SHAPE.workers)
+def capacity(shape: ClusterShape) -> Capacity:
+    """The cluster a Ray task will get: this machine when run locally, the requested worker group remotely."""
+    if is_local_execution():
+        return Capacity(nodes=1, cpus=local_cpus(), gpus=local_gpus(), where="this machine")
+    return Capacity.of(shape)
+
+
+def trial_slots(settings: TuneSettings, cap: Capacity) -> int:
+    """How many trials the cluster can run at once at its largest (0: a trial fits on no node)."""
+    per_node = math.floor(cap.cpus / settings.cpus_per_trial + 1e-9)
+    if settings.gpus_per_trial:
+        per_node = min(per_node, math.floor(cap.gpus / settings.gpus_per_trial + 1e-9))
+    return cap.nodes * per_node
+
+
+def tune_concurrency(settings: TuneSettings, cap: Capacity) -> int:
+    """Trials run at once: the autoscaled maximum (so pending trials are the demand the autoscaler acts on)."""
+    slots = trial_slots(settings, cap)
+    return max(1, min(settings.max_concurrent_trials or slots, slots, settings.num_samples))
+
+
+def train_slots(settings: TrainSettings, cap: Capacity) -> int:
+    """How many one-CPU (and, with use_gpu, one-GPU) DDP workers the cluster can place at its largest."""
+    return cap.nodes * (min(cap.cpus, cap.gpus) if settings.use_gpu else cap.cpus)
+
+
+def check_cluster_fits(tune: TuneSettings, train: TrainSettings, tune_cap: Capacity, train_cap: Capacity) -> None:
+    """Refuse, before any cluster starts, what a cluster could never offer: Ray would wait for it forever."""
+    if tune.gpus_per_trial and tune_cap.gpus == 0:
+        raise SettingsError(
+            f"tune.gpus_per_trial={tune.gpus_per_trial} is not valid: {tune_cap.where} has no GPU, so no trial could "
+            f"ever start; set it to 0" + ("" if tune_cap.where == "this machine" else f", or give {tune_cap.where}.gpus_per_worker") + "."
+        )
+    if trial_slots(tune, tune_cap) == 0:
+        raise SettingsError(
+            f"tune.cpus_per_trial={tune.cpus_per_trial}, tune.gpus_per_trial={tune.gpus_per_trial} is not valid: a trial "
+            f"must fit on one node, and {tune_cap.where} offers {tune_cap.cpus} CPU(s) and {tune_cap.gpus} GPU(s) per node; "
+            "ask for less per trial" + ("" if tune_cap.where == "this machine" else f" or larger {tune_cap.where} workers") + "."
+        )
+    if train.use_gpu and train_cap.total_gpus < train.num_workers:
+        fix = ("set train.use_gpu to false, or run where there are GPUs" if train_cap.where == "this machine"
+               else f"give {train_cap.where}.gpus_per_worker (one GPU per DDP worker) or lower train.num_workers")
+        raise SettingsError(
+            f"train.use_gpu=True is not valid: {train_cap.where} has {train_cap.total_gpus} GPU(s) for "
+            f"{train.num_workers} worker(s) (one GPU each), so training would wait for them forever; {fix}."
+        )
+    slots = train_slots(train, train_cap)
+    if train.num_workers > slots:
+        fix = ("lower it" if train_cap.where == "this machine"
+               else f"lower it, or give {train_cap.where} more workers or cpus_per_worker")
+        raise SettingsError(
+            f"train.num_workers={train.num_workers} is not valid: {train_cap.where} holds at most {slots} DDP workers "
+            f"(one CPU{' and one GPU' if train.use_gpu else ''} each); {fix}."
+        )
+
+
+def task_timeout_s(shape: ClusterShape, waves: int, epochs: int, epoch_timeout_s: int) -> int:
+    """A Ray task's Flyte timeout: the wait for its workers, then every epoch of every wave at its longest."""
+    return shape.startup_timeout_s + waves * epochs * epoch_timeout_s
+
+
+def tune_timeout_s(settings: TuneSettings, shape: TuneCluster) -> int:
+    waves = math.ceil(settings.num_samples / tune_concurrency(settings, Capacity.of(shape)))
+    return task_timeout_s(shape, waves, settings.max_epochs, settings.epoch_timeout_s)
+
+
+def train_timeout_s(settings: TrainSettings, shape: TrainCluster) -> int:
+    # A restart from the last checkpoint repeats at most one epoch and waits for workers again.
+    return task_timeout_s(shape, 1 + settings.max_failures, settings.epochs, settings.epoch_timeout_s)
 
 
 class RayTask(RayFunctionTask):
@@ -188,7 +242,7 @@ def ray_job_config(shape: ClusterShape) -> ProjectRayJobConfig:
     )
 
 
-TUNE_SHAPE = ClusterShape(workers=2, cpus_per_worker=2, memory_per_worker="4Gi")
-TRAIN_SHAPE = ClusterShape(workers=2, cpus_per_worker=1, memory_per_worker="4Gi")
-TUNE_CLUSTER = ray_job_config(TUNE_SHAPE)
-TRAIN_CLUSTER = ray_job_config(TRAIN_SHAPE)
+# The packaged defaults; a run's own sizes (`tune_cluster`, `train_cluster`) replace them through
+# `with_overrides(task_config=...)` (workflows/tune_train.py). Their values live in tasks/settings.py.
+TUNE_CLUSTER = ray_job_config(TuneCluster())
+TRAIN_CLUSTER = ray_job_config(TrainCluster())

@@ -10,12 +10,12 @@ import math
 import tempfile
 import uuid
 from dataclasses import asdict
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Annotated, Any, NamedTuple, Optional
 
 import flytekit
-from flytekit import Deck, HashMethod, task
+from flytekit import Deck, HashMethod, dynamic, task
 from flytekit.deck import DeckField
 from flytekit.types.directory import FlyteDirectory
 from flytekit.types.file import FlyteFile
@@ -27,11 +27,21 @@ from dvc_bridge.live import LiveConfig, live_env
 from dvc_bridge.recoverable import recoverable_on_transient
 from dvc_bridge.summary import metrics_at, studio_url, summary_html
 from tasks import experiment, report, secrets
-from tasks.clusters import TRAIN_CLUSTER, TUNE_CLUSTER, training_capacity_cpus, training_capacity_gpus
+from tasks.clusters import (
+    TRAIN_CLUSTER,
+    TUNE_CLUSTER,
+    Capacity,
+    capacity,
+    check_cluster_fits,
+    ray_job_config,
+    train_timeout_s,
+    tune_concurrency,
+    tune_timeout_s,
+)
 from tasks.contracts import Dataset, RunTarget, TrainResult, TuneResult
 from tasks.data import Splits, load_raw, make_splits, parse_source, pin_source
 from tasks.problem import Problem, complete, load_problem, metric_key, search_space, smallest_batch, space_document
-from tasks.settings import SettingsError, TrainSettings, TuneSettings
+from tasks.settings import SettingsError, TrainCluster, TrainSettings, TuneCluster, TuneSettings
 from tasks.storage import fsspec_options
 from tasks.training import effective_global_batch
 
@@ -48,25 +58,15 @@ def _workdir(name: str) -> Path:
     return path
 
 
-def check_settings(problem: Problem, tune: TuneSettings, train: TrainSettings, cluster_cpus: int, cluster_gpus: int = 0) -> None:
-    """Validate what a user set against the problem and the cluster, before any cluster starts.
+def check_settings(problem: Problem, tune: TuneSettings, train: TrainSettings, tune_cap: Capacity, train_cap: Capacity) -> None:
+    """Validate what a user set against the problem and the clusters it will get, before any cluster starts.
 
-    A request the cluster can never satisfy is refused here: Ray Train would wait for it forever.
+    A request a cluster can never satisfy is refused here: Ray would wait for it forever.
     """
     tune.validate()
     train.validate()
-    if train.use_gpu and cluster_gpus < train.num_workers:
-        raise SettingsError(
-            f"train.use_gpu=True is not valid: the training cluster has {cluster_gpus} GPU(s) for "
-            f"{train.num_workers} worker(s) (one GPU each), so training would wait for them forever; "
-            "set use_gpu to false, or run where the workers have GPUs."
-        )
     space = search_space(problem, tune.space)  # unknown names, wrong bounds, empty choices
-    if train.num_workers > cluster_cpus:
-        raise SettingsError(
-            f"train.num_workers={train.num_workers} is not valid: the training cluster holds at most "
-            f"{cluster_cpus} one-CPU workers; lower it or enlarge TRAIN_SHAPE in tasks/clusters.py."
-        )
+    check_cluster_fits(tune, train, tune_cap, train_cap)
     if smallest_batch(space) < train.num_workers:
         raise SettingsError(
             f"train.num_workers={train.num_workers} is not valid: the search can choose batch_size "
@@ -80,10 +80,20 @@ def gate_threshold(problem: Problem, gate: Optional[float]) -> float:
 
 
 @task
-def validate_settings(problem: str, tune: TuneSettings, train: TrainSettings, gate: Optional[float]) -> bool:
-    """Refuse a bad problem, bad settings or a bad search space before any Ray cluster starts."""
+def validate_settings(
+    problem: str,
+    tune: TuneSettings,
+    train: TrainSettings,
+    gate: Optional[float],
+    tune_cluster: TuneCluster = TuneCluster(),
+    train_cluster: TrainCluster = TrainCluster(),
+) -> bool:
+    """Refuse a bad problem, bad settings, a bad search space or a cluster request that can never be met,
+    before any Ray cluster starts. Locally the clusters are this machine (CPUs as cgroup and affinity allow)."""
     p = load_problem(problem)
-    check_settings(p, tune, train, training_capacity_cpus(), training_capacity_gpus() if train.use_gpu else 0)
+    tune_cluster.validate()
+    train_cluster.validate()
+    check_settings(p, tune, train, capacity(tune_cluster), capacity(train_cluster))
     if gate is not None and not math.isfinite(gate):
         raise SettingsError(
             f"gate={gate!r} is not valid: give the test {p.select} at which a run is promoted "
@@ -151,16 +161,31 @@ def _show_first(deck: Deck) -> None:
         del timeline.time_info[: ends[-1] + 1 if ends else 0]
 
 
-@task(task_config=TUNE_CLUSTER, cache=True, cache_version=CACHE_VERSION, enable_deck=True, deck_fields=DECK_FIELDS)
-def tune_hyperparameters(data: Dataset, settings: TuneSettings) -> TuneResult:
-    """Ray Tune search with ASHA early stopping on the task's own Ray cluster; trials ranked on validation."""
+@task(
+    task_config=TUNE_CLUSTER,
+    timeout=timedelta(seconds=tune_timeout_s(TuneSettings(), TuneCluster())),  # a run's own: tune_on_cluster
+    cache=True,
+    cache_version=CACHE_VERSION,
+    enable_deck=True,
+    deck_fields=DECK_FIELDS,
+)
+def tune_hyperparameters(data: Dataset, settings: TuneSettings, cluster: TuneCluster = TuneCluster()) -> TuneResult:
+    """Ray Tune search with ASHA early stopping on the task's own Ray cluster; trials ranked on validation.
+
+    `cluster` is the size this task's RayJob was given (`tune_on_cluster`): as many trials run at once as
+    its largest size holds, so with autoscaling the pending trials are the demand the autoscaler sees.
+    """
     from tasks.ray_tune import run_tune
     from tasks.storage import ray_storage
 
     settings.validate()
     problem = load_problem(data.problem)
     storage_path, fs = ray_storage(flytekit.current_context().raw_output_prefix, "ray")
-    outcome = run_tune(_load(data), data.problem, settings, storage_path, fs)
+    cap = capacity(cluster)
+    outcome = run_tune(
+        _load(data), data.problem, settings, storage_path, fs,
+        concurrency=tune_concurrency(settings, cap), startup_timeout_s=cluster.startup_timeout_s, where=cap.where,
+    )
     out = _workdir("tune")
     outcome.trials.to_csv(out / "trials.csv", index=False)
     space = space_document(search_space(problem, settings.space))
@@ -198,15 +223,23 @@ def live_config(run: RunTarget, live_uri: str, raw_output_prefix: str) -> LiveCo
 
 @task(
     task_config=TRAIN_CLUSTER,
+    timeout=timedelta(seconds=train_timeout_s(TrainSettings(), TrainCluster())),  # a run's own: train_on_cluster
     cache=True,
     cache_version=CACHE_VERSION,
     # Where the run is recorded and watched does not change what is trained.
-    cache_ignore_input_vars=("run", "live_uri"),
+    cache_ignore_input_vars=("run", "live_uri", "cluster"),
     secret_requests=secrets.TRAIN_SECRETS,
     enable_deck=True,
     deck_fields=DECK_FIELDS,
 )
-def train_model(data: Dataset, params: dict[str, Any], settings: TrainSettings, run: RunTarget, live_uri: str) -> TrainResult:
+def train_model(
+    data: Dataset,
+    params: dict[str, Any],
+    settings: TrainSettings,
+    run: RunTarget,
+    live_uri: str,
+    cluster: TrainCluster = TrainCluster(),
+) -> TrainResult:
     """Ray Train TorchTrainer (DDP) with the tuned hyper-parameters, a checkpoint every epoch, test scored once.
 
     Rank 0 logs each epoch with DVCLive and mirrors it to `live_uri`/<experiment> (default: under
@@ -226,7 +259,10 @@ def train_model(data: Dataset, params: dict[str, Any], settings: TrainSettings, 
         print(f"batch_size {hp['batch_size']} does not divide over {settings.num_workers} workers: "
               f"training with a global batch of {global_batch}", flush=True)
     storage_path, fs = ray_storage(ctx.raw_output_prefix, "ray")
-    outcome = run_train(_load(data), data.problem, hp, settings, _workdir("train"), storage_path, fs, live=live)
+    outcome = run_train(
+        _load(data), data.problem, hp, settings, _workdir("train"), storage_path, fs, live=live,
+        startup_timeout_s=cluster.startup_timeout_s, where=capacity(cluster).where,
+    )
     val = {k: v for k, v in outcome.final.items() if k.startswith("val/")}
     select = metric_key("val", problem.select)
     curves = _workdir("train-report") / "curves.png"
@@ -244,6 +280,29 @@ def train_model(data: Dataset, params: dict[str, Any], settings: TrainSettings, 
         global_batch_size=global_batch,
         history=outcome.history,
         live_uri=live.mirror_uri,
+    )
+
+
+@dynamic
+def tune_on_cluster(data: Dataset, settings: TuneSettings, cluster: TuneCluster) -> TuneResult:
+    """The search on a RayJob of the requested size, with a Flyte timeout derived from the settings.
+
+    Flyte's way to size a task per run: at run time this step emits `tune_hyperparameters` with its
+    task config (the RayJob: worker group, autoscaling, GPUs) and timeout overridden. Run locally,
+    the overrides have nothing to act on (the cluster is this machine) and the task simply runs.
+    """
+    return tune_hyperparameters(data=data, settings=settings, cluster=cluster).with_overrides(
+        task_config=ray_job_config(cluster), timeout=timedelta(seconds=tune_timeout_s(settings, cluster))
+    )
+
+
+@dynamic
+def train_on_cluster(
+    data: Dataset, params: dict[str, Any], settings: TrainSettings, run: RunTarget, live_uri: str, cluster: TrainCluster
+) -> TrainResult:
+    """Training on a RayJob of the requested size, with a Flyte timeout derived from the settings (see tune_on_cluster)."""
+    return train_model(data=data, params=params, settings=settings, run=run, live_uri=live_uri, cluster=cluster).with_overrides(
+        task_config=ray_job_config(cluster), timeout=timedelta(seconds=train_timeout_s(settings, cluster))
     )
 
 

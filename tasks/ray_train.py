@@ -23,6 +23,7 @@ from ray.train.torch import TorchTrainer
 from dvc_bridge.live import EpochLogger, LiveConfig
 from tasks.data import Splits
 from tasks.problem import Problem, complete, load_problem, metric_key
+from tasks.ray_resources import wait_for
 from tasks.report import epoch_line
 from tasks.settings import TrainSettings
 from tasks.training import EVAL_BATCH, EvalSums, build, evaluate, make_loader, train_epoch, worker_batch_size
@@ -169,19 +170,24 @@ def run_train(
     storage_filesystem=None,
     *,
     live: Optional[LiveConfig] = None,
+    startup_timeout_s: float = 600,
+    where: str = "train_cluster",
 ) -> TrainOutcome:
     """Train on the connected Ray cluster and copy the final checkpoint's files to `out_dir`.
 
     `live` says where rank 0 mirrors its DVCLive directory each epoch and which DVC / Studio
-    settings it logs with.
+    settings it logs with. Training starts once the cluster can place every worker (one CPU, and one
+    GPU with use_gpu, each) and fails after `startup_timeout_s` naming what `where` never offered.
     """
+    per_worker = {"CPU": 1.0, **({"GPU": 1.0} if settings.use_gpu else {})}
+    wait_for([per_worker] * settings.num_workers, startup_timeout_s, f"training on {settings.num_workers} worker(s)", where)
     job = TrainJob(
         problem=problem_ref, hp=dict(hp), settings=asdict(settings), data=ray.put(data), live=ray.put(live or LiveConfig())
     )
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config=asdict(job),
-        scaling_config=ScalingConfig(num_workers=settings.num_workers, use_gpu=settings.use_gpu, resources_per_worker={"CPU": 1}),
+        scaling_config=ScalingConfig(num_workers=settings.num_workers, use_gpu=settings.use_gpu, resources_per_worker=per_worker),
         run_config=RunConfig(
             name=f"train-{uuid.uuid4().hex[:8]}",
             storage_path=storage_path,

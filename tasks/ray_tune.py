@@ -16,6 +16,7 @@ from ray.tune.search.basic_variant import BasicVariantGenerator
 
 from tasks.data import Splits
 from tasks.problem import Choice, IntRange, LogUniform, Problem, Uniform, complete, load_problem, metric_key, search_space
+from tasks.ray_resources import wait_for
 from tasks.report import trial_line
 from tasks.settings import TuneSettings
 from tasks.storage import AWS_CREDENTIAL_ENV_VARS
@@ -38,12 +39,18 @@ class TuneOutcome:
     history: pd.DataFrame  # one row per trial and epoch
 
 
+def trial_device() -> torch.device:
+    """The GPU Ray gave this trial (`gpus_per_trial` > 0 sets its CUDA_VISIBLE_DEVICES to it), else the CPU."""
+    return torch.device("cuda", 0) if ray.get_gpu_ids() and torch.cuda.is_available() else torch.device("cpu")
+
+
 def trial_on_worker(config: dict, data: Splits, problem_ref: str, max_epochs: int, seed: int) -> None:
     """One Tune trial: train with sampled hyper-parameters, report validation metrics each epoch (never test)."""
     problem = load_problem(problem_ref)
     hp = complete(problem, config)
     torch.set_num_threads(1)
     model, optimizer = build(problem, hp, seed)
+    model.to(trial_device())  # in place: the optimizer keeps the same parameters
     loss_fn = problem.loss()
     train_loader = make_loader(data.x_train, data.y_train, hp["batch_size"], shuffle=True, seed=seed)
     val_loader = make_loader(data.x_val, data.y_val, EVAL_BATCH, shuffle=False)
@@ -101,23 +108,39 @@ def searched_names(space: dict) -> list[str]:
 
 
 def run_tune(
-    data: Splits, problem_ref: str, settings: TuneSettings, storage_path: str, storage_filesystem=None
+    data: Splits,
+    problem_ref: str,
+    settings: TuneSettings,
+    storage_path: str,
+    storage_filesystem=None,
+    *,
+    concurrency: int = 0,
+    startup_timeout_s: float = 600,
+    where: str = "tune_cluster",
 ) -> TuneOutcome:
-    """Run the search on the connected Ray cluster; one failing trial does not sink it."""
+    """Run the search on the connected Ray cluster; one failing trial does not sink it.
+
+    `concurrency`: trials at once (0: the CPUs the cluster has now); give the autoscaled maximum so
+    the trials waiting for nodes are the demand the autoscaler acts on. The search starts once one
+    trial fits, and fails after `startup_timeout_s` naming what `where` never offered.
+    """
     problem = load_problem(problem_ref)
     space = search_space(problem, settings.space)
     metric = metric_key("val", problem.select)
     # Tune's status tables and INFO logs drown the log; ProgressLines prints one line per event.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     logging.getLogger("ray.tune").setLevel(logging.WARNING)
-    cpus = int(ray.cluster_resources().get("CPU", 1))
-    concurrency = min(settings.max_concurrent_trials or cpus, cpus)
+    per_trial = {"CPU": settings.cpus_per_trial, **({"GPU": settings.gpus_per_trial} if settings.gpus_per_trial else {})}
+    wait_for([per_trial], startup_timeout_s, "a trial", where)
+    if not concurrency:
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        concurrency = min(settings.max_concurrent_trials or cpus, cpus)
     tuner = tune.Tuner(
         tune.with_resources(
             tune.with_parameters(
                 trial_on_worker, data=data, problem_ref=problem_ref, max_epochs=settings.max_epochs, seed=settings.seed
             ),
-            {"cpu": 1},
+            {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial},
         ),
         param_space=tune_space(space),
         tune_config=tune.TuneConfig(

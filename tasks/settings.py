@@ -7,8 +7,9 @@ on an instance that was built without `__init__` (deserialized).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Optional
 
 
 class SettingsError(ValueError):
@@ -40,6 +41,9 @@ class TuneSettings:
     cpus_per_trial: float = 1.0  # Ray resources one trial holds
     gpus_per_trial: float = 0.0  # a GPU or a fraction of one (0.5: two trials share a GPU)
     record_trials: bool = False  # also save every trial as its own DVC experiment beside the run's
+    # The longest one epoch of one trial may take; with the cluster's startup_timeout_s it sets the task's
+    # Flyte timeout (startup + waves of trials x max_epochs x this), so no search holds a cluster forever.
+    epoch_timeout_s: int = 900
 
     def __post_init__(self) -> None:
         self.validate()
@@ -55,6 +59,7 @@ class TuneSettings:
         )
         _require(self.max_concurrent_trials >= 0, "tune.max_concurrent_trials", self.max_concurrent_trials, "use 0 for 'as many as fit' or a positive number")
         _require(isinstance(self.space, dict), "tune.space", self.space, "give an object of hyper-parameter: domain")
+        _require(self.epoch_timeout_s >= 1, "tune.epoch_timeout_s", self.epoch_timeout_s, "use at least 1 second")
         _require(self.cpus_per_trial > 0, "tune.cpus_per_trial", self.cpus_per_trial, "a trial needs a positive number of CPUs")
         _require(
             self.gpus_per_trial == 0 or 0 < self.gpus_per_trial <= 1 or float(self.gpus_per_trial).is_integer(),
@@ -73,6 +78,7 @@ class TrainSettings:
     use_gpu: bool = False
     seed: int = 0
     max_failures: int = 2  # worker-group restarts from the last checkpoint before giving up
+    epoch_timeout_s: int = 900  # the longest one epoch may take (sets the task's Flyte timeout, with the cluster's start-up)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -81,3 +87,110 @@ class TrainSettings:
         _require(self.epochs >= 1, "train.epochs", self.epochs, "train for at least 1 epoch")
         _require(self.num_workers >= 1, "train.num_workers", self.num_workers, "use at least 1 worker")
         _require(self.max_failures >= 0, "train.max_failures", self.max_failures, "use 0 or more restarts")
+        _require(self.epoch_timeout_s >= 1, "train.epoch_timeout_s", self.epoch_timeout_s, "use at least 1 second")
+
+
+_QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(m|k|K|Ki|M|Mi|G|Gi|T|Ti)?$")
+_UNITS = {None: 1, "m": 1e-3, "k": 1e3, "K": 1e3, "Ki": 2**10, "M": 1e6, "Mi": 2**20, "G": 1e9, "Gi": 2**30,
+          "T": 1e12, "Ti": 2**40}
+
+
+def quantity(value: str, name: str) -> float:
+    """A Kubernetes quantity ("4Gi", "500m", "2") as a number; a SettingsError names the field otherwise."""
+    match = _QUANTITY.match(str(value).strip())
+    _require(match is not None, name, value, 'use a Kubernetes quantity such as "4Gi", "512Mi" or "2"')
+    number = float(match.group(1)) * _UNITS[match.group(2)]
+    _require(number > 0, name, value, "must be more than 0")
+    return number
+
+
+@dataclass
+class ClusterShape:
+    """The size of one transient Ray cluster: a head that coordinates (it offers no CPUs to tasks) and one
+    worker group that computes. Pods are sized by requests = limits (KubeRay derives Ray's CPUs, memory and
+    GPUs from the limits). `min_workers` < `max_workers` lets Ray's autoscaler grow the group from `workers`.
+    """
+
+    workers: int = 2
+    cpus_per_worker: int = 1
+    memory_per_worker: str = "4Gi"
+    gpus_per_worker: int = 0
+    min_workers: Optional[int] = None  # set both to autoscale between them
+    max_workers: Optional[int] = None
+    head_cpus: str = "1"
+    head_memory: str = "2Gi"
+    ttl_seconds: int = 600  # the RayJob is deleted this long after its job finished
+    # How long the job may wait for the workers it needs (pods scheduled, nodes up) before it fails naming them.
+    startup_timeout_s: int = 600
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        _require(self.workers >= 1, f"{self.label}.workers", self.workers, "a cluster needs at least 1 worker")
+        _require(self.cpus_per_worker >= 1, f"{self.label}.cpus_per_worker", self.cpus_per_worker, "a worker needs at least 1 CPU")
+        _require(self.gpus_per_worker >= 0, f"{self.label}.gpus_per_worker", self.gpus_per_worker, "use 0 or more whole GPUs")
+        quantity(self.memory_per_worker, f"{self.label}.memory_per_worker")
+        quantity(self.head_cpus, f"{self.label}.head_cpus")
+        quantity(self.head_memory, f"{self.label}.head_memory")
+        _require(self.ttl_seconds >= 0, f"{self.label}.ttl_seconds", self.ttl_seconds, "use 0 or more seconds")
+        _require(self.startup_timeout_s >= 1, f"{self.label}.startup_timeout_s", self.startup_timeout_s, "use at least 1 second")
+        _require(
+            (self.min_workers is None) == (self.max_workers is None),
+            f"{self.label}.min_workers/max_workers",
+            (self.min_workers, self.max_workers),
+            "set both min_workers and max_workers to autoscale, or neither",
+        )
+        if self.autoscaling:
+            _require(
+                0 <= self.min_workers <= self.workers <= self.max_workers,
+                f"{self.label}.min_workers/workers/max_workers",
+                (self.min_workers, self.workers, self.max_workers),
+                "need 0 <= min_workers <= workers <= max_workers",
+            )
+
+    @property
+    def label(self) -> str:
+        """The workflow input that errors name."""
+        return "cluster"
+
+    @property
+    def autoscaling(self) -> bool:
+        return self.min_workers is not None
+
+    @property
+    def most_workers(self) -> int:
+        return self.max_workers if self.autoscaling else self.workers
+
+    @property
+    def capacity_cpus(self) -> int:
+        """CPUs the worker group can offer at most (the head offers none)."""
+        return self.most_workers * self.cpus_per_worker
+
+    @property
+    def capacity_gpus(self) -> int:
+        return self.most_workers * self.gpus_per_worker
+
+    @property
+    def memory_per_worker_bytes(self) -> int:
+        return int(quantity(self.memory_per_worker, f"{self.label}.memory_per_worker"))
+
+
+@dataclass
+class TuneCluster(ClusterShape):
+    """The search's cluster: by default 2 workers of 2 CPUs, one trial per CPU."""
+
+    @property
+    def label(self) -> str:
+        return "tune_cluster"
+
+    cpus_per_worker: int = 2
+
+
+@dataclass
+class TrainCluster(ClusterShape):
+    """The training cluster: by default 2 workers of 1 CPU, one DDP worker each."""
+
+    @property
+    def label(self) -> str:
+        return "train_cluster"

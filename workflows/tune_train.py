@@ -5,6 +5,9 @@
     pyflyte run workflows/tune_train.py tune_train_wf --problem my_team.churn:PROBLEM --dataset s3://bucket/churn.npz \
         --tune '{"num_samples": 50, "max_epochs": 10, "space": {"lr": {"loguniform": [0.001, 0.1]}}}' \
         --train '{"epochs": 10}' --repo_url https://github.com/you/experiments.git
+    pyflyte run --remote workflows/tune_train.py tune_train_wf --repo_url ... \
+        --tune_cluster '{"workers": 1, "min_workers": 1, "max_workers": 4, "cpus_per_worker": 4}' \
+        --train_cluster '{"workers": 2, "gpus_per_worker": 1, "memory_per_worker": "16Gi"}' --train '{"use_gpu": true}'
 """
 
 from __future__ import annotations
@@ -20,12 +23,12 @@ from tasks.flyte_tasks import (
     commit_experiment,
     pin_dataset,
     prepare_data,
-    train_model,
-    tune_hyperparameters,
+    train_on_cluster,
+    tune_on_cluster,
     validate_settings,
 )
 from tasks.problem import DEFAULT_PROBLEM
-from tasks.settings import TrainSettings, TuneSettings
+from tasks.settings import TrainCluster, TrainSettings, TuneCluster, TuneSettings
 
 
 class TuneTrainOutputs(NamedTuple):
@@ -45,6 +48,8 @@ def tune_train_wf(
     train: TrainSettings = TrainSettings(),
     seed: int = 0,
     live_uri: str = "",
+    tune_cluster: TuneCluster = TuneCluster(),
+    train_cluster: TrainCluster = TrainCluster(),
 ) -> TuneTrainOutputs:
     """Every run becomes a DVC experiment; one whose test score passes the gate is also promoted to a branch.
 
@@ -56,16 +61,22 @@ def tune_train_wf(
     selecting metric at which the run is promoted (at least it for accuracy-like metrics, at most
     it for errors); empty for the problem's default. live_uri: an fsspec URI (s3://..., file://...)
     under which rank 0 mirrors its DVCLive directory each epoch, "" for this execution's
-    raw-output location.
+    raw-output location. tune_cluster, train_cluster: the size of each task's Ray cluster on Flyte
+    (workers, CPUs, memory and GPUs per worker, autoscaling min/max, head); a local run uses this
+    machine and checks the settings against it.
     """
-    checked = validate_settings(problem=problem, tune=tune, train=train, gate=gate)
+    checked = validate_settings(
+        problem=problem, tune=tune, train=train, gate=gate, tune_cluster=tune_cluster, train_cluster=train_cluster
+    )
     run = check_target(repo_url=repo_url, exp_name=exp_name, base_rev=base_rev, dataset=dataset, live_uri=live_uri)
     pinned = pin_dataset(source=dataset, problem=problem)
     checked >> pinned.source  # settings and target are checked before the data is touched
     run >> pinned.source
     data = prepare_data(source=pinned.source, version=pinned.version, problem=problem, seed=seed)
-    tuned = tune_hyperparameters(data=data, settings=tune)
-    trained = train_model(data=data, params=tuned.best, settings=train, run=run, live_uri=live_uri)
+    tuned = tune_on_cluster(data=data, settings=tune, cluster=tune_cluster)
+    trained = train_on_cluster(
+        data=data, params=tuned.best, settings=train, run=run, live_uri=live_uri, cluster=train_cluster
+    )
     experiment = commit_experiment(
         repo=run, gate=gate, data=data, tuned=tuned, trained=trained, tune=tune, train=train, seed=seed
     )

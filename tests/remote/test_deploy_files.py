@@ -19,7 +19,7 @@ import yaml
 import remote_env  # noqa: F401  (puts scripts/ on sys.path)
 from emulate_remote import IMAGE_APP_DIR, image_app_paths
 from support import PROJECT_ROOT
-from tasks.clusters import TRAIN_SHAPE, TUNE_SHAPE
+from tasks.settings import TrainCluster, TuneCluster
 
 BUILD_TOOLS = ("gcc", "g++", "clang", "build-essential", "make", "cmake", "python3-dev", "libc6-dev")
 
@@ -168,4 +168,4 @@ def test_sandbox_ray_plugin_config_uses_flytes_keys(sandbox):
     assert ray["includeDashboard"] is True, "RayJobs are submitted through the head's dashboard"
     assert ray["serviceType"] in ("ClusterIP", "NodePort", "LoadBalancer")
     # The tasks set their own TTL, which wins over the plugin's fallback; both must be set.
-    assert TUNE_SHAPE.ttl_seconds > 0 and TRAIN_SHAPE.ttl_seconds > 0
+    assert TuneCluster().ttl_seconds > 0 and TrainCluster().ttl_seconds > 0

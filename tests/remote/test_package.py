@@ -14,13 +14,14 @@ from google.protobuf.json_format import MessageToDict
 
 from remote_env import CANARIES, IMAGE, NIGHTLY_ENV, archive_files
 from tasks import secrets
-from tasks.clusters import TRAIN_CLUSTER, TRAIN_SHAPE, TUNE_CLUSTER, TUNE_SHAPE
+from tasks.clusters import TRAIN_CLUSTER, TUNE_CLUSTER
 from tasks.problem import DEFAULT_PROBLEM
+from tasks.settings import TrainCluster, TuneCluster
 from workflows.launch_plans import DEFAULT_NAME, KICKOFF_INPUT, NIGHTLY_NAME, experiment_name
 
 RAY_TASKS = {
-    "tasks.flyte_tasks.tune_hyperparameters": (TUNE_SHAPE, TUNE_CLUSTER),
-    "tasks.flyte_tasks.train_model": (TRAIN_SHAPE, TRAIN_CLUSTER),
+    "tasks.flyte_tasks.tune_hyperparameters": (TuneCluster(), TUNE_CLUSTER),
+    "tasks.flyte_tasks.train_model": (TrainCluster(), TRAIN_CLUSTER),
 }
 # Which task asks Flyte for which secrets; every other task asks for none.
 SECRET_REQUESTS = {
@@ -47,24 +48,29 @@ def test_ray_task_spec_matches_the_cluster_shape(golden, name):
     shape, cluster = RAY_TASKS[name]
     task = golden.tasks[name]
     assert task.type == "ray"
-    custom = MessageToDict(task.custom)
+    assert cluster.shutdown_after_job_finishes is True and cluster.ttl_seconds_after_finished == shape.ttl_seconds
+    assert_ray_spec(MessageToDict(task.custom), shape)
+    assert task.metadata.timeout.ToSeconds() > 0, "a Ray task without a timeout can hold its cluster forever"
 
-    assert custom["shutdownAfterJobFinishes"] is True and cluster.shutdown_after_job_finishes is True
-    assert custom["ttlSecondsAfterFinished"] == cluster.ttl_seconds_after_finished == shape.ttl_seconds > 0
+
+def assert_ray_spec(custom: dict, shape) -> None:
+    """The RayJob part of a Ray task's spec is the shape: head without CPUs, the worker group's size, autoscaling
+    bounds, requests = limits (GPUs included), TTL, no runtime_env."""
+    assert custom["shutdownAfterJobFinishes"] is True
+    assert custom["ttlSecondsAfterFinished"] == shape.ttl_seconds > 0
     assert not {"runtimeEnv", "runtimeEnvYAML", "runtimeEnvYaml"} & set(custom), "runtime_env is readable by anyone"
 
     ray_cluster = custom["rayCluster"]
     assert ray_cluster.get("enableAutoscaling", False) == shape.autoscaling
     head = ray_cluster["headGroupSpec"]
-    assert head["rayStartParams"] == {"num-cpus": "0"} == cluster.head_node_config.ray_start_params
+    assert head["rayStartParams"] == {"num-cpus": "0"}
     (head_container,) = head["k8sPod"]["podSpec"]["containers"]
     head_resources = {"cpu": shape.head_cpus, "memory": shape.head_memory}
     assert head_container["resources"] == {"requests": head_resources, "limits": head_resources}
     assert head_container.get("image", IMAGE) == IMAGE
 
     (group,) = ray_cluster["workerGroupSpec"]
-    (configured,) = cluster.worker_node_config
-    assert group["groupName"] == configured.group_name
+    assert group["groupName"] == "workers"
     assert group["replicas"] == shape.workers
     assert group["minReplicas"] == (shape.min_workers if shape.autoscaling else shape.workers)
     assert group["maxReplicas"] == (shape.max_workers if shape.autoscaling else shape.workers)
@@ -75,6 +81,32 @@ def test_ray_task_spec_matches_the_cluster_shape(golden, name):
         worker_resources["nvidia.com/gpu"] = str(shape.gpus_per_worker)
     assert worker_container["resources"] == {"requests": worker_resources, "limits": worker_resources}
     assert worker_container.get("image", IMAGE) == IMAGE
+
+
+def test_run_sizes_reach_the_ray_tasks_the_dynamic_steps_emit_mocked_flyte_backend():
+    """No Flyte backend here: the dynamic steps are compiled as their pods would compile them (flytekit's task-execution
+    mode), and the DynamicJobSpec they hand propeller carries each run's own cluster sizes, GPUs and timeouts."""
+    from tasks.clusters import train_timeout_s, tune_timeout_s
+    from tasks.settings import TrainSettings, TuneSettings
+    from tasks.sizing import ray_tasks
+
+    tune, train = TuneSettings(num_samples=12, gpus_per_trial=0.5), TrainSettings(use_gpu=True, num_workers=4, epochs=3)
+    tune_cluster = TuneCluster(workers=1, min_workers=1, max_workers=3, cpus_per_worker=4, gpus_per_worker=1,
+                               memory_per_worker="16Gi", head_cpus="2", head_memory="3Gi", ttl_seconds=120)
+    train_cluster = TrainCluster(workers=2, cpus_per_worker=2, gpus_per_worker=2, memory_per_worker="32Gi")
+    specs = ray_tasks(tune, train, tune_cluster, train_cluster)
+    assert_ray_spec(specs["tune_hyperparameters"], tune_cluster)
+    assert_ray_spec(specs["train_model"], train_cluster)
+    assert specs["tune_hyperparameters"]["timeout_s"] == tune_timeout_s(tune, tune_cluster)
+    assert specs["train_model"]["timeout_s"] == train_timeout_s(train, train_cluster)
+    # 3 workers x 2 trials a GPU = 6 at once: 12 trials in 2 waves (the timeout counts them).
+    assert tune_timeout_s(tune, tune_cluster) == tune_cluster.startup_timeout_s + 2 * tune.max_epochs * tune.epoch_timeout_s
+    # The packaged tasks keep their defaults in this process (with_overrides sets the task object's config).
+    from tasks.clusters import ray_job_config
+    from tasks.flyte_tasks import train_model, tune_hyperparameters
+
+    assert tune_hyperparameters.task_config == ray_job_config(TuneCluster())
+    assert train_model.task_config == ray_job_config(TrainCluster())
 
 
 def test_only_ray_tasks_are_ray(golden):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 
 import pytest
@@ -54,12 +53,6 @@ def test_cluster_shape_validation(kwargs, match):
 def test_cluster_shape_valid(kwargs):
     shape = ClusterShape(**{**BASE, **kwargs})
     assert shape.autoscaling == ("min_workers" in kwargs)
-
-
-def test_cluster_shape_is_frozen():
-    shape = ClusterShape(**BASE)
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        shape.workers = 5  # type: ignore[misc]
 
 
 def test_capacity_cpus():
@@ -182,3 +175,145 @@ def test_local_worker_env_skips_unset_and_empty_settings(monkeypatch):
     assert "DVC_SITE_CACHE_DIR" not in env
     assert "FLYTE_AWS_ENDPOINT" not in env
     assert all(isinstance(k, str) and isinstance(v, str) for k, v in env.items())
+
+
+# --------------------------------------------------------------------------- requested sizes: what fits, timeouts
+
+
+def _remote(shape):
+    from tasks.clusters import Capacity
+
+    return Capacity.of(shape)
+
+
+def test_requested_train_cluster_with_gpus_places_one_ddp_worker_per_gpu():
+    from tasks.clusters import check_cluster_fits, train_slots
+    from tasks.settings import SettingsError, TrainCluster, TrainSettings, TuneCluster, TuneSettings
+
+    gpu_cluster = TrainCluster(workers=2, cpus_per_worker=4, gpus_per_worker=1)
+    assert train_slots(TrainSettings(use_gpu=True), _remote(gpu_cluster)) == 2  # GPUs, not the 8 CPUs, bound it
+    check_cluster_fits(TuneSettings(), TrainSettings(use_gpu=True, num_workers=2), _remote(TuneCluster()), _remote(gpu_cluster))
+    with pytest.raises(SettingsError, match=r"train_cluster has 2 GPU\(s\) for 3 worker\(s\)"):
+        check_cluster_fits(TuneSettings(), TrainSettings(use_gpu=True, num_workers=3), _remote(TuneCluster()), _remote(gpu_cluster))
+    few_cpus = TrainCluster(workers=2, cpus_per_worker=1, gpus_per_worker=2)  # 4 GPUs, but a DDP worker needs a CPU too
+    with pytest.raises(SettingsError, match=r"train\.num_workers=3 .*train_cluster holds at most 2 DDP workers \(one CPU and one GPU each\)"):
+        check_cluster_fits(TuneSettings(), TrainSettings(use_gpu=True, num_workers=3), _remote(TuneCluster()), _remote(few_cpus))
+    with pytest.raises(SettingsError, match=r"train_cluster has 0 GPU\(s\) .*give train_cluster\.gpus_per_worker"):
+        check_cluster_fits(TuneSettings(), TrainSettings(use_gpu=True), _remote(TuneCluster()), _remote(TrainCluster()))
+
+
+def test_autoscaled_train_cluster_counts_its_maximum():
+    from tasks.clusters import check_cluster_fits
+    from tasks.settings import TrainCluster, TrainSettings, TuneCluster, TuneSettings
+
+    grows = TrainCluster(workers=1, min_workers=1, max_workers=4)
+    check_cluster_fits(TuneSettings(), TrainSettings(num_workers=4), _remote(TuneCluster()), _remote(grows))
+
+
+@pytest.mark.parametrize(
+    ("tune", "cluster", "slots"),
+    [
+        ({}, {}, 4),  # 2 workers x 2 CPUs, 1 CPU a trial
+        ({"cpus_per_trial": 2}, {}, 2),
+        ({"cpus_per_trial": 1.5}, {"cpus_per_worker": 3}, 4),
+        ({"gpus_per_trial": 0.5}, {"gpus_per_worker": 1}, 4),  # two trials share each GPU
+        ({"gpus_per_trial": 0.25}, {"gpus_per_worker": 1}, 4),  # CPUs bound it
+        ({}, {"workers": 1, "min_workers": 0, "max_workers": 8}, 16),  # the autoscaled maximum
+    ],
+)
+def test_trial_slots_follow_the_requested_shape(tune, cluster, slots):
+    from tasks.clusters import trial_slots, tune_concurrency
+    from tasks.settings import TuneCluster, TuneSettings
+
+    settings = TuneSettings(num_samples=64, **tune)
+    assert trial_slots(settings, _remote(TuneCluster(**cluster))) == slots
+    assert tune_concurrency(settings, _remote(TuneCluster(**cluster))) == slots
+    assert tune_concurrency(TuneSettings(num_samples=64, max_concurrent_trials=1, **tune), _remote(TuneCluster(**cluster))) == 1
+
+
+def test_a_trial_that_fits_no_node_or_wants_a_gpu_there_is_none_is_refused():
+    from tasks.clusters import check_cluster_fits
+    from tasks.settings import SettingsError, TrainCluster, TrainSettings, TuneCluster, TuneSettings
+
+    with pytest.raises(SettingsError, match=r"a trial must fit on one node, and tune_cluster offers 2 CPU\(s\)"):
+        check_cluster_fits(TuneSettings(cpus_per_trial=3), TrainSettings(), _remote(TuneCluster()), _remote(TrainCluster()))
+    with pytest.raises(SettingsError, match=r"tune\.gpus_per_trial=1 is not valid: tune_cluster has no GPU.*tune_cluster\.gpus_per_worker"):
+        check_cluster_fits(TuneSettings(gpus_per_trial=1), TrainSettings(), _remote(TuneCluster()), _remote(TrainCluster()))
+
+
+def test_local_capacity_is_this_machine_and_remote_capacity_the_requested_shape():
+    from flytekit.core.context_manager import ExecutionState, FlyteContextManager
+
+    from tasks.clusters import capacity, local_cpus
+    from tasks.settings import TrainCluster
+
+    shape = TrainCluster(workers=5, cpus_per_worker=3, gpus_per_worker=2)
+    ctx = FlyteContextManager.current_context()
+    local_state = ctx.new_execution_state().with_params(mode=ExecutionState.Mode.LOCAL_WORKFLOW_EXECUTION)
+    with FlyteContextManager.with_context(ctx.with_execution_state(local_state)):
+        local = capacity(shape)
+    assert (local.nodes, local.cpus, local.gpus, local.where) == (1, local_cpus(), 0, "this machine")
+    remote_state = ctx.new_execution_state().with_params(mode=ExecutionState.Mode.TASK_EXECUTION)
+    with FlyteContextManager.with_context(ctx.with_execution_state(remote_state)):
+        remote = capacity(shape)
+    assert (remote.nodes, remote.cpus, remote.gpus, remote.where) == (5, 3, 2, "train_cluster")
+
+
+def test_timeouts_grow_with_the_work_and_the_start_up_allowance():
+    from tasks.clusters import train_timeout_s, tune_timeout_s
+    from tasks.settings import TrainCluster, TrainSettings, TuneCluster, TuneSettings
+
+    small = tune_timeout_s(TuneSettings(num_samples=4, max_epochs=2, epoch_timeout_s=60), TuneCluster(startup_timeout_s=30))
+    assert small == 30 + 1 * 2 * 60  # 4 trials fit the 4 slots at once: one wave
+    assert tune_timeout_s(TuneSettings(num_samples=9, max_epochs=2, epoch_timeout_s=60), TuneCluster(startup_timeout_s=30)) == 30 + 3 * 2 * 60
+    # Restarts from a checkpoint are allowed for: max_failures more passes.
+    assert train_timeout_s(TrainSettings(epochs=3, max_failures=1, epoch_timeout_s=10), TrainCluster(startup_timeout_s=5)) == 5 + 2 * 3 * 10
+
+
+# --------------------------------------------------------------------------- waiting for resources
+
+
+@pytest.mark.parametrize(
+    ("bundles", "nodes", "ok"),
+    [
+        ([{"CPU": 1}] * 2, [{"CPU": 0}, {"CPU": 1}, {"CPU": 1}], True),
+        ([{"CPU": 1}] * 3, [{"CPU": 0}, {"CPU": 1}, {"CPU": 1}], False),
+        ([{"CPU": 2}], [{"CPU": 1}, {"CPU": 1}], False),  # a bundle is never split over nodes
+        ([{"CPU": 1, "GPU": 1}] * 2, [{"CPU": 4, "GPU": 1}, {"CPU": 4}], False),
+        ([{"CPU": 1, "GPU": 0.5}] * 2, [{"CPU": 4, "GPU": 1}], True),
+    ],
+)
+def test_fits(bundles, nodes, ok):
+    from tasks.ray_resources import fits
+
+    assert fits(bundles, nodes) is ok
+
+
+def test_waiting_for_missing_gpus_fails_in_bounded_time_naming_them():
+    """A real local Ray cluster without GPUs: the wait gives up after its timeout and names GPU as what is missing."""
+    import ray
+
+    from tasks.ray_resources import ClusterResourcesError, wait_for
+
+    ray.init(num_cpus=1, include_dashboard=False, logging_level="ERROR")
+    try:
+        assert wait_for([{"CPU": 1}], 1, "a trial", "tune_cluster") == 0.0
+        with pytest.raises(ClusterResourcesError) as info:
+            wait_for([{"CPU": 1, "GPU": 1}] * 2, 1.5, "training on 2 worker(s)", "train_cluster", poll_s=0.2)
+    finally:
+        ray.shutdown()
+    message = str(info.value)
+    assert "training on 2 worker(s) needs 2 x (1 CPU, 1 GPU) = 2 CPU, 2 GPU" in message
+    assert "after 1.5 s" in message and "Missing: CPU, GPU" in message and "train_cluster.startup_timeout_s" in message
+
+
+def test_trial_device_is_the_gpu_ray_assigned_mocked_device_count(monkeypatch):
+    """No GPU here: Ray's GPU assignment and torch's device count are mocked; only the device choice is checked."""
+    import torch
+
+    from tasks import ray_tune
+
+    assert ray_tune.trial_device() == torch.device("cpu")
+    monkeypatch.setattr(ray_tune.ray, "get_gpu_ids", lambda: [3])
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert ray_tune.trial_device() == torch.device("cuda", 0)  # Ray's CUDA_VISIBLE_DEVICES makes its GPU device 0

@@ -98,11 +98,17 @@ def test_validate_catches_a_value_changed_after_construction():
 # --------------------------------------------------------------------------- settings against the problem and cluster
 
 
-def _check(problem: str, tune: TuneSettings, train: TrainSettings = TrainSettings(num_workers=1), cpus: int = 2):
+def _machine(cpus: int = 2, gpus: int = 0):
+    from tasks.clusters import Capacity
+
+    return Capacity(nodes=1, cpus=cpus, gpus=gpus, where="this machine")
+
+
+def _check(problem: str, tune: TuneSettings, train: TrainSettings = TrainSettings(num_workers=1), cpus: int = 2, gpus: int = 0):
     from tasks.flyte_tasks import check_settings
     from tasks.problem import load_problem
 
-    check_settings(load_problem(problem), tune, train, cpus)
+    check_settings(load_problem(problem), tune, train, _machine(cpus, gpus), _machine(cpus, gpus))
 
 
 @pytest.mark.parametrize(
@@ -140,12 +146,9 @@ def test_a_users_own_space_passes():
 
 
 def test_gpus_asked_for_where_there_are_too_few_are_refused():
-    from tasks.flyte_tasks import check_settings
-    from tasks.problem import load_problem
-
-    with pytest.raises(SettingsError, match=r"train\.use_gpu=True .*has 1 GPU\(s\) for 2 worker\(s\)"):
-        check_settings(load_problem("digits"), TuneSettings(), TrainSettings(use_gpu=True, num_workers=2), 4, 1)
-    check_settings(load_problem("digits"), TuneSettings(), TrainSettings(use_gpu=True, num_workers=2), 4, 2)
+    with pytest.raises(SettingsError, match=r"train\.use_gpu=True .*this machine has 1 GPU\(s\) for 2 worker\(s\)"):
+        _check("digits", TuneSettings(), TrainSettings(use_gpu=True, num_workers=2), cpus=4, gpus=1)
+    _check("digits", TuneSettings(), TrainSettings(use_gpu=True, num_workers=2), cpus=4, gpus=2)
 
 
 def test_the_local_cpu_count_honours_the_affinity_mask():

@@ -197,15 +197,22 @@ def analyze(marks: list[dict], t0: float, t_end: float) -> dict:
         return "checks_and_data" if tasks[name]["start_s"] <= min(
             (t["start_s"] for n, t in tasks.items() if "tune" in n or "train" in n), default=float("inf")) else "other_tasks"
 
-    ray_init_s = sum(t["ray_init_s"] for t in tasks.values())
+    # A task run inside another one (a dynamic task's sub-task, e.g. tune_on_cluster -> tune_hyperparameters)
+    # is part of its parent's wall: phases count the outermost tasks only.
+    outer_of = {task: _first(sp, name="task", task=task) for task in tasks}
+    for task, o in outer_of.items():
+        parent = next((p for p, q in outer_of.items() if p != task and q["start"] <= o["start"] and o["end"] <= q["end"]), None)
+        tasks[task]["nested_in"] = parent
+    top = {name: t for name, t in tasks.items() if not t["nested_in"]}
+    ray_init_s = sum(t["ray_init_s"] for t in top.values())
     first_task = min((s["start"] for s in sp if s["name"] == "task"), default=None)
     phases = {"python_and_imports": rel(wf["start"]) if wf else None, "checks_and_data": 0.0, "ray_start": round(ray_init_s, 2),
               "tune": 0.0, "train": 0.0, "bridge": 0.0, "other_tasks": 0.0}
-    for name, t in tasks.items():
+    for name, t in top.items():
         phases[role(name)] = round(phases[role(name)] + t["wall_s"] - t["ray_init_s"], 2)
     phases["exit_and_teardown"] = round(t_end - wf["end"], 2) if wf else None  # outputs printed, Ray shut down at exit
     if wf:
-        in_tasks = sum(t["wall_s"] for t in tasks.values())
+        in_tasks = sum(t["wall_s"] for t in top.values())
         phases["workflow_glue"] = round((wf["end"] - wf["start"]) - in_tasks, 2)  # between tasks: promises, bindings
     task_roles = {name: role(name) for name in tasks}
     spawned: dict[str, dict] = {}
@@ -230,6 +237,7 @@ def analyze(marks: list[dict], t0: float, t_end: float) -> dict:
         },
         "tune": analyze_tune(sp, marks, rel),
         "train": analyze_train(sp, marks, rel),
+        "train_parts": train_parts(sp, marks),
         "imports": analyze_imports(sp, marks),
         "workers": analyze_workers(sp, marks, {phase: (f["start"], f["end"]) for phase, name in (("tune", "tune_fit"), ("train", "train_fit"))
                                                 if (f := _first(sp, name=name))}),
@@ -282,6 +290,90 @@ def analyze_train(sp, marks, rel) -> dict:
         "last_report_to_fit_end_s": round(fit["end"] - reports[-1]["t"], 2) if reports else None,
         "fit_start_s": rel(fit["start"]),
         "fit_end_s": rel(fit["end"]),
+    }
+
+
+def train_parts(sp: list[dict], marks: list[dict]) -> dict:
+    """The train task's time that is not computing, part by part (issue 15, point 2), from the marks.
+
+    Per worker (means over the workers): the worker group's start (TorchTrainer.fit -> worker process
+    born), imports in the worker (born -> its last heavy import before DDP init), waiting for the group
+    (-> init_process_group), DDP init (init_process_group + prepare_model), then to the first epoch
+    (data from the object store, the loaders' copies, DVCLive). Per epoch: rank 0's checkpoint write
+    (`_report_checkpoint`: torch.save, the DVCLive copy and `ray.train.report` with the checkpoint,
+    persisting it to storage, and the barrier with the other ranks) beside a plain report of the other
+    ranks; the controller's polling (the last rank's report returned -> the controller's callback saw
+    it). Then the group's teardown (last report -> fit end) and in the driver the part of run_train
+    around fit (ray.put of the data and the trainer before it, the result copied out after it).
+    """
+    fit = _first(sp, name="train_fit")
+    if not fit:
+        return {}
+    inside = lambda s: fit["start"] <= s["start"] <= fit["end"]  # noqa: E731
+    created = {m["pid"]: m.get("created") for m in marks if m["ev"] == "process"}
+    worker_pids = sorted({s["_pid"] for s in sp if s["name"] == "train_epoch" and inside(s)})
+
+    def mean(xs):
+        xs = [x for x in xs if x is not None]
+        return round(sum(xs) / len(xs), 3) if xs else None
+
+    rows = []
+    for pid in worker_pids:
+        mine = [s for s in sp if s["_pid"] == pid]
+        born = max(created.get(pid) or fit["start"], fit["start"])
+        ipg = next((s for s in mine if s["name"] == "init_process_group"), None)
+        prep = next((s for s in mine if s["name"] == "prepare_model"), None)
+        first_epoch = min(s["start"] for s in mine if s["name"] == "train_epoch")
+        ddp_start = ipg["start"] if ipg else (prep["start"] if prep else first_epoch)
+        imports = [s for s in mine if s["name"].startswith("import_") and s["end"] <= ddp_start]
+        imports_end = max((s["end"] for s in imports), default=born)
+        ddp_end = prep["end"] if prep else (ipg["end"] if ipg else ddp_start)
+        rows.append({
+            "pid": pid,
+            "worker_group_start_s": round(born - fit["start"], 3),
+            "imports_s": round(max(imports_end - born, 0), 3),
+            "wait_for_group_s": round(max(ddp_start - imports_end, 0), 3),
+            "ddp_init_s": round(ddp_end - ddp_start, 3),
+            "init_process_group_s": _dur(ipg) if ipg else None,
+            "prepare_model_s": _dur(prep) if prep else None,
+            "ddp_init_to_first_epoch_s": round(first_epoch - ddp_end, 3),
+        })
+    ckpt = [s for s in sp if s["name"] == "report_checkpoint" and inside(s)]
+    ckpt_pids = {s["_pid"] for s in ckpt}
+    plain_reports = [s for s in sp if s["name"] == "train_report_call" and inside(s) and s["_pid"] in worker_pids and s["_pid"] not in ckpt_pids]
+    # the k-th report of every rank is one controller round; it sees it when the last rank's report has returned
+    calls = {pid: sorted((s for s in sp if s["name"] == "train_report_call" and s["_pid"] == pid and inside(s)), key=lambda s: s["start"])
+             for pid in worker_pids}
+    seen = sorted(m["t"] for m in marks if m["ev"] == "train_report" and fit["start"] <= m["t"] <= fit["end"])
+    polling = []
+    for k, t_seen in enumerate(seen):
+        ends = [c[k]["end"] for c in calls.values() if len(c) > k]
+        if len(ends) == len(calls) and ends:
+            polling.append(round(t_seen - max(ends), 3))
+    run = _first(sp, name="run_train")
+    epochs = [s for s in sp if s["name"] == "train_epoch" and inside(s)]
+    last_report = seen[-1] if seen else None
+    return {
+        "workers": len(worker_pids),
+        "per_worker": rows,
+        "worker_group_start_s": mean(r["worker_group_start_s"] for r in rows),
+        "worker_imports_s": mean(r["imports_s"] for r in rows),
+        "wait_for_group_s": mean(r["wait_for_group_s"] for r in rows),
+        "ddp_init_s": mean(r["ddp_init_s"] for r in rows),
+        "ddp_init_to_first_epoch_s": mean(r["ddp_init_to_first_epoch_s"] for r in rows),
+        "fit_start_to_first_epoch_s": round(min(s["start"] for s in epochs) - fit["start"], 3) if epochs else None,
+        "checkpoint_reports": len(ckpt),
+        "checkpoint_write_s_mean": mean(_dur(s) for s in ckpt),
+        "checkpoint_write_s_sum": round(sum(_dur(s) for s in ckpt), 3),
+        "plain_report_s_mean": mean(_dur(s) for s in plain_reports),
+        "controller_polling_s_mean": mean(polling),
+        "controller_polling_s_sum": round(sum(polling), 3),
+        "controller_polling_s": polling,
+        "last_report_to_fit_end_s": round(fit["end"] - last_report, 3) if last_report else None,
+        "run_train_before_fit_s": round(fit["start"] - run["start"], 3) if run else None,
+        "result_copy_out_s": round(run["end"] - fit["end"], 3) if run else None,
+        "fit_s": _dur(fit),
+        "epoch_compute_s_sum_rank_mean": round(sum(_dur(s) for s in epochs) / max(len(worker_pids), 1), 3),
     }
 
 

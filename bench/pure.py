@@ -15,12 +15,12 @@ once at the end.
 
 torch runs on BENCH_PURE_THREADS threads (default 1): for this small ConvNet one thread is the
 fastest plain setting measured here, and two OpenMP threads on a 2-core machine shared with other
-work stall on their barriers (3-20x slower epochs, measured). A few extra epochs at torch's
-default thread count are timed too, for the throughput comparison.
+work stall on their barriers (3-20x slower epochs, measured). A few extra epochs with as many
+threads as the run had DDP workers are timed too (the reference of `ddp_throughput_ratio`).
 
 The wall of this process, imports included (a plain script pays them too), up to the end of the
 replay is the compute baseline: overhead = workflow wall - this (the driver subtracts the
-default-threads epochs timed after it, `after_baseline_s`, from the wall it measures outside).
+same-threads epochs timed after it, `after_baseline_s`, from the wall it measures outside).
 """
 
 from __future__ import annotations
@@ -121,10 +121,12 @@ def replay(run: dict) -> dict:
     n_train = len(data.y_train)
     threads = torch.get_num_threads()
 
-    # Throughput at torch's default thread count: not part of the compute baseline, so timed apart
+    # Throughput with as many torch threads as the run had DDP workers (one thread each): the plain
+    # reference of `ddp_throughput_ratio`. Not part of the compute baseline, so timed apart
     # (`after_baseline_s`) and left out of it (on a loaded machine these epochs can take many seconds).
     t_baseline_end = time.time()
-    torch.set_num_threads(default_threads)
+    same_threads = int(train.get("num_workers", 2))
+    torch.set_num_threads(same_threads)
     model, optimizer = build(problem, best, train["seed"])
     default_epoch_s = []
     for epoch in range(1, min(int(train["epochs"]), 3) + 1):
@@ -158,8 +160,9 @@ def replay(run: dict) -> dict:
             "samples_per_s": [round(n_train / s, 1) for s in train_epoch_s],
             "steady_samples_per_s": round(n_train / statistics.median(steady(train_epoch_s)), 1),
             "default_threads": default_threads,
-            "default_threads_epoch_train_s": [round(s, 3) for s in default_epoch_s],
-            "default_threads_steady_samples_per_s": round(n_train / statistics.median(steady(default_epoch_s)), 1),
+            "same_threads": same_threads,  # = the run's DDP workers x 1 thread each
+            "same_threads_epoch_train_s": [round(s, 3) for s in default_epoch_s],
+            "same_threads_steady_samples_per_s": round(n_train / statistics.median(steady(default_epoch_s)), 1),
             "val": val_scores,
             "test": test_scores,
             # `accuracy` is the test score (the gate's), as in the run's results/run.json

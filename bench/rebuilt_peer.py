@@ -1,13 +1,17 @@
-"""The peer approach: bench/peer (a DVC pipeline of plain Ray Tune / Ray Train scripts) run with `dvc exp run`.
+"""The rebuilt peer: the DVC + Ray tutorial's architecture (a DVC pipeline of plain Ray Tune / Ray Train
+scripts run with `dvc exp run`) rebuilt on this project's own model, data and search (bench/rebuilt_peer/).
 
-    python -m bench.peer_run tutorial        # BENCH_QUICK=1: a tiny size
+It is not the public tutorial (whose model, data, search and Ray use differ): it measures what it costs
+to orchestrate the same work as our workflow through `dvc exp run` of Ray scripts.
 
-Copies the fixture into a scratch git + DVC repo (bench/peer/pipeline.yaml becomes its
+    python -m bench.rebuilt_peer tutorial        # BENCH_QUICK=1: a tiny size
+
+Copies the fixture into a scratch git + DVC repo (bench/rebuilt_peer/pipeline.yaml becomes its
 dvc.yaml: under that name in this project, DVC would add the stages to the project's own
 pipeline), sets the size with `-S` (the same tune and
 train settings as our run of that size) and times `dvc exp run` while sampling the PSS and CPU
 of its process tree. Stage boundaries come from DVC's "Running stage" lines and from the
-sampled lifetimes of each stage's python process. Writes bench/out/peer.json.
+sampled lifetimes of each stage's python process. Writes bench/out/rebuilt_peer.json.
 """
 
 from __future__ import annotations
@@ -21,11 +25,11 @@ from pathlib import Path
 
 from bench import env as E
 
-FIXTURE = Path(__file__).resolve().parent / "peer"
+FIXTURE = Path(__file__).resolve().parent / "rebuilt_peer"
 
 
 def make_repo(root: Path, env: dict) -> Path:
-    repo = root / "peer"
+    repo = root / "rebuilt_peer"
     shutil.copytree(FIXTURE, repo, ignore=shutil.ignore_patterns("__pycache__"))
     # Kept as pipeline.yaml here: a dvc.yaml anywhere in this project would join its own pipeline.
     (repo / "pipeline.yaml").rename(repo / "dvc.yaml")
@@ -36,7 +40,7 @@ def make_repo(root: Path, env: dict) -> Path:
     run("git", "init", "--quiet")
     run(str(E.BIN / "dvc"), "init", "--quiet")
     run("git", "add", ".")
-    run("git", "commit", "--quiet", "-m", "peer pipeline")
+    run("git", "commit", "--quiet", "-m", "rebuilt peer pipeline")
     return repo
 
 
@@ -59,8 +63,8 @@ def set_args(size: E.RunSize) -> list[str]:
     return args
 
 
-def run_peer(size: E.RunSize) -> dict:
-    root = E.scratch("peer")
+def run_rebuilt_peer(size: E.RunSize) -> dict:
+    root = E.scratch("rpeer")
     marks_file = root / "marks.jsonl"
     env = E.isolated_env(root, BENCH_MARKS=str(marks_file))
     repo = make_repo(root, env)
@@ -73,9 +77,9 @@ def run_peer(size: E.RunSize) -> dict:
 
     leftovers = _kill_leftovers(str(root))
     marks = read_marks(marks_file)
-    (E.OUT_DIR / "peer-marks.jsonl").write_text("".join(json.dumps(m) + "\n" for m in marks))
+    (E.OUT_DIR / "rebuilt_peer-marks.jsonl").write_text("".join(json.dumps(m) + "\n" for m in marks))
     sp = spans(marks)
-    log_path = E.OUT_DIR / "peer.log"
+    log_path = E.OUT_DIR / "rebuilt_peer.log"
     E.OUT_DIR.mkdir(parents=True, exist_ok=True)
     log_path.write_text("".join(f"{t - t0:8.2f}s {line}\n" for t, line in lines))
 
@@ -133,8 +137,8 @@ def run_peer(size: E.RunSize) -> dict:
 def main() -> None:
     label = sys.argv[1] if len(sys.argv) > 1 else "tutorial"
     size = dict(zip(("default", "tutorial"), E.sizes()))[label]
-    result = run_peer(size)
-    path = E.write_json("peer", result)
+    result = run_rebuilt_peer(size)
+    path = E.write_json("rebuilt_peer", result)
     print(json.dumps({k: result[k] for k in ("wall_s", "returncode", "stages_s", "accuracy", "val_accuracy")}
                      | {"peak_pss_gib": result["pss"]["peak_pss_gib"], "results": str(path)}))
 

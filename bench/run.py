@@ -12,9 +12,14 @@ Sections: e2e-default (our workflow at its default size, phases, PSS) -> pure-de
 same trials and epochs in one plain process) -> ddp_split-default (plain DDP epochs with the
 global batch split over the workers vs the tuned batch on every worker) -> bridge
 (record_experiment vs raw upload) ->
-e2e-tutorial (50 trials ASHA, 10 epochs on 2 workers) -> peer (the same, the DVC + Ray
-tutorial's way) -> pure-tutorial (skipped when the time budget is spent). In quick mode the
-tutorial-size run is the quick end-to-end run itself.
+e2e-tutorial (50 trials ASHA, 10 epochs on 2 workers) -> rebuilt_peer (the same work orchestrated
+the DVC + Ray tutorial's way, rebuilt on this project's model, data and search: `dvc exp run` of
+Ray scripts) -> pure-tutorial. In quick mode the tutorial-size run is the quick end-to-end run
+itself, and the cost curves (bench/curves.py) run one tiny point; at full size they are their own
+command (`python -m bench.curves`, ~10-15 min), kept out of `make bench`'s 20 minutes.
+
+The JSON line: the issue-15 ratios (RATIOS), each against the same work done plainly in the same
+run, then the absolute figures they come from, then the older headline figures (HEADLINE).
 """
 
 from __future__ import annotations
@@ -29,10 +34,14 @@ import time
 
 from bench import env as E
 
-HEADLINE = ("overhead_s", "peer_ratio", "tutorial_size_wall_s", "tutorial_size_accuracy", "train_throughput_ratio",
-            "bridge_throughput_ratio", "bridge_fixed_s", "peak_pss_gib")
-BUDGET_S = 17 * 60
-# optional sections are skipped past BUDGET_S, so `make bench` stays under 20 min
+RATIOS = ("overhead_ratio_smoke", "overhead_ratio_tutorial", "tune_task_ratio", "train_task_ratio", "ddp_throughput_ratio",
+          "bridge_throughput_ratio", "bridge_fixed_s", "pss_ratio_vs_rebuilt_peer")
+# issue 15's targets for RATIOS: (<= or >=, bound)
+TARGETS = {"overhead_ratio_smoke": ("<=", 1.5), "overhead_ratio_tutorial": ("<=", 1.15), "tune_task_ratio": ("<=", 1.5),
+           "train_task_ratio": ("<=", 1.5), "ddp_throughput_ratio": (">=", 0.9), "bridge_throughput_ratio": (">=", 0.95),
+           "bridge_fixed_s": ("<=", 1.0), "pss_ratio_vs_rebuilt_peer": ("<=", 1.0)}
+HEADLINE = ("overhead_s", "wall_ratio_vs_rebuilt_peer", "tutorial_size_wall_s", "tutorial_size_accuracy", "train_throughput_ratio",
+            "peak_pss_gib")
 
 
 def section(module: str, *args: str, timeout: int = 900, env: dict | None = None) -> dict:
@@ -84,8 +93,8 @@ def throughput(e2e: dict, pure: dict, ddp: dict | None = None) -> dict:
     ray_sps = median(steady(exp.get("samples_per_s", [])))
     ray_sps = round(ray_sps, 1) if ray_sps else ray_sps
     one_thread = plain["steady_samples_per_s"]
-    default_threads = plain["default_threads_steady_samples_per_s"]
-    best_plain = max(one_thread, default_threads)
+    same_threads = plain["same_threads_steady_samples_per_s"]
+    best_plain = max(one_thread, same_threads)
     workers = e2e["size"]["train"].get("num_workers", 2)
     global_batch = exp.get("global_batch_size") or plain["batch_size"]
     out = {
@@ -96,11 +105,14 @@ def throughput(e2e: dict, pure: dict, ddp: dict | None = None) -> dict:
         "ray_train_steady_samples_per_s": ray_sps,
         "ray_train_epoch_time_s": exp.get("epoch_time_s"),
         "plain_1_thread_steady_samples_per_s": one_thread,
-        f"plain_{plain['default_threads']}_threads_steady_samples_per_s": default_threads,
+        "plain_same_threads": plain["same_threads"],
+        "plain_same_threads_steady_samples_per_s": same_threads,
         "plain_epoch_train_s": plain["epoch_train_s"],
         "ratio": round(ray_sps / best_plain, 3) if ray_sps and best_plain else None,
-        "note": "steady state = epochs 2..N (median); the plain reference is the faster of 1 thread and torch's default threads; "
-                "same global batch (the workers split it, the plain process takes it whole)",
+        # issue 15: DDP on N workers x 1 thread over one plain process with N threads, same global batch
+        "ddp_throughput_ratio": round(ray_sps / same_threads, 3) if ray_sps and same_threads else None,
+        "note": "steady state = epochs 2..N (median); `ratio`: over the faster of 1 thread and N threads (N = workers); "
+                "`ddp_throughput_ratio`: over N threads; same global batch (the workers split it, the plain process takes it whole)",
     }
     if ddp and ddp.get("split"):
         split, full = ddp["split"], ddp["full_per_worker"]
@@ -186,6 +198,7 @@ def time_budget(e2e: dict, pure: dict, wall_pure: float) -> list[dict]:
             "workers": n_workers,
             "Flyte decks (pip list + pip freeze)": next((t.get("write_decks_s") for k, t in tasks.items() if e2e["task_roles"].get(k) == "train"), None),
             "timeline after TorchTrainer.fit start (s)": train_timeline,
+            "overhead parts (issue 15; results.json train_overhead_parts)": e2e.get("train_parts"),
         }},
         {"phase": "bridge (commit_experiment)", "workflow_s": ph.get("bridge"), "pure_s": 0.0, "detail": {
             **(e2e.get("bridge") or {}),
@@ -203,7 +216,7 @@ def time_budget(e2e: dict, pure: dict, wall_pure: float) -> list[dict]:
 
 
 def peer_vs_ours(ours: dict, peer: dict) -> dict:
-    """The same tune + train work, side by side: where each spends its wall time."""
+    """The same tune + train work, ours and the rebuilt peer's, side by side: where each spends its wall time."""
     if not ours or not peer:
         return {}
     sp = peer.get("script_phases_s", {})
@@ -214,29 +227,60 @@ def peer_vs_ours(ours: dict, peer: dict) -> dict:
         return round(sum(xs) / len(xs), 2) if xs else None
 
     return {
-        "wall_s": {"ours": ours.get("wall_s"), "peer": peer.get("wall_s")},
-        "test_accuracy": {"ours": ours.get("experiment", {}).get("accuracy"), "peer": peer.get("accuracy")},
-        "val_accuracy": {"ours": ours.get("experiment", {}).get("val_accuracy"), "peer": peer.get("val_accuracy")},
-        "peak_pss_gib": {"ours": ours.get("pss", {}).get("peak_pss_gib"), "peer": peer.get("pss", {}).get("peak_pss_gib")},
+        "wall_s": {"ours": ours.get("wall_s"), "rebuilt_peer": peer.get("wall_s")},
+        "test_accuracy": {"ours": ours.get("experiment", {}).get("accuracy"), "rebuilt_peer": peer.get("accuracy")},
+        "val_accuracy": {"ours": ours.get("experiment", {}).get("val_accuracy"), "rebuilt_peer": peer.get("val_accuracy")},
+        "peak_pss_gib": {"ours": ours.get("pss", {}).get("peak_pss_gib"), "rebuilt_peer": peer.get("pss", {}).get("peak_pss_gib")},
         # CPU-seconds of each whole process tree: far less sensitive to other load on the machine than wall time
-        "cpu_s_total": {"ours": ours.get("pss", {}).get("cpu_s_total"), "peer": peer.get("pss", {}).get("cpu_s_total")},
+        "cpu_s_total": {"ours": ours.get("pss", {}).get("cpu_s_total"), "rebuilt_peer": peer.get("pss", {}).get("cpu_s_total")},
         "ray_init_s": {"ours": ours["phases_s"].get("ray_start"),
-                       "peer": round(sum(v.get("ray_init_s") or 0 for v in sp.values()), 2)},
+                       "rebuilt_peer": round(sum(v.get("ray_init_s") or 0 for v in sp.values()), 2)},
         "script/driver start-up before ray.init_s": {"ours": ours["phases_s"].get("python_and_imports"),
-                                                      "peer": round(sum(v.get("start_to_ray_init_s") or 0 for v in sp.values()), 2)},
-        "tune_fit_s": {"ours": ours.get("tune", {}).get("fit_s"), "peer": sp.get("tune", {}).get("fit_s")},
-        "train_fit_s": {"ours": ours.get("train", {}).get("fit_s"), "peer": sp.get("train", {}).get("fit_s")},
+                                                      "rebuilt_peer": round(sum(v.get("start_to_ray_init_s") or 0 for v in sp.values()), 2)},
+        "tune_fit_s": {"ours": ours.get("tune", {}).get("fit_s"), "rebuilt_peer": sp.get("tune", {}).get("fit_s")},
+        "train_fit_s": {"ours": ours.get("train", {}).get("fit_s"), "rebuilt_peer": sp.get("train", {}).get("fit_s")},
         "after fits (exit, teardown)_s": {"ours": ours["phases_s"].get("exit_and_teardown"),
-                                          "peer": round(sum(v.get("fit_end_to_exit_s") or 0 for v in sp.values()), 2)},
-        "tune compute inside trials_s": {"ours": ow.get("tune", {}).get("compute_s"), "peer": pw.get("tune", {}).get("compute_s")},
-        "tune trial processes": {"ours": len(ow.get("tune", {}).get("processes", [])), "peer": len(pw.get("tune", {}).get("processes", []))},
-        "torch import per trial process_s": {"ours": proc_mean(ow, "tune", "torch_import_s"), "peer": proc_mean(pw, "tune", "torch_import_s")},
+                                          "rebuilt_peer": round(sum(v.get("fit_end_to_exit_s") or 0 for v in sp.values()), 2)},
+        "tune compute inside trials_s": {"ours": ow.get("tune", {}).get("compute_s"), "rebuilt_peer": pw.get("tune", {}).get("compute_s")},
+        "tune trial processes": {"ours": len(ow.get("tune", {}).get("processes", [])), "rebuilt_peer": len(pw.get("tune", {}).get("processes", []))},
+        "torch import per trial process_s": {"ours": proc_mean(ow, "tune", "torch_import_s"), "rebuilt_peer": proc_mean(pw, "tune", "torch_import_s")},
         "train: fit start -> first epoch_s": {"ours": (proc_mean(ow, "train", "born_s_after_fit_start") or 0) + (proc_mean(ow, "train", "to_first_epoch_s") or 0),
-                                              "peer": (proc_mean(pw, "train", "born_s_after_fit_start") or 0) + (proc_mean(pw, "train", "to_first_epoch_s") or 0)},
-        "train compute inside workers_s": {"ours": ow.get("train", {}).get("compute_s"), "peer": pw.get("train", {}).get("compute_s")},
+                                              "rebuilt_peer": (proc_mean(pw, "train", "born_s_after_fit_start") or 0) + (proc_mean(pw, "train", "to_first_epoch_s") or 0)},
+        "train compute inside workers_s": {"ours": ow.get("train", {}).get("compute_s"), "rebuilt_peer": pw.get("train", {}).get("compute_s")},
         "bridge / DVC bookkeeping_s": {"ours": ours["phases_s"].get("bridge"),
-                                       "peer": round((peer.get("wall_s") or 0) - sum(peer.get("stages_s", {}).get(k, 0) for k in ("tune", "train")), 2)},
+                                       "rebuilt_peer": round((peer.get("wall_s") or 0) - sum(peer.get("stages_s", {}).get(k, 0) for k in ("tune", "train")), 2)},
     }
+
+
+def train_overhead_parts(e2e: dict, pure: dict) -> dict:
+    """The train task's time beside its pure compute, part by part (bench/e2e.py `train_parts`)."""
+    parts, ph = e2e.get("train_parts") or {}, e2e.get("phases_s", {})
+    if not parts:
+        return {}
+    keys = ("worker_group_start_s", "worker_imports_s", "wait_for_group_s", "ddp_init_s", "ddp_init_to_first_epoch_s",
+            "checkpoint_write_s_sum", "controller_polling_s_sum", "last_report_to_fit_end_s", "run_train_before_fit_s",
+            "result_copy_out_s")
+    return {
+        "train_task_s": ph.get("train"),
+        "pure_train_s": pure.get("train_s"),
+        "fit_s": parts.get("fit_s"),
+        **{k: parts.get(k) for k in keys},
+        "checkpoint_write_s_mean": parts.get("checkpoint_write_s_mean"),
+        "plain_report_s_mean": parts.get("plain_report_s_mean"),
+        "controller_polling_s_mean": parts.get("controller_polling_s_mean"),
+        "epoch_compute_s_per_worker": parts.get("epoch_compute_s_sum_rank_mean"),
+        "task_minus_fit_s": round((ph.get("train") or 0) - (parts.get("fit_s") or 0), 2),
+        "note": "per-worker parts are means over the workers; checkpoint_write = rank 0's _report_checkpoint (torch.save, "
+                "DVCLive copy, ray.train.report with the checkpoint, incl. waiting for the other ranks); controller_polling = "
+                "the last rank's report returned -> the controller's callback saw it",
+    }
+
+
+def meets(key: str, value) -> bool | None:
+    if not isinstance(value, (int, float)):
+        return None
+    op, bound = TARGETS[key]
+    return value <= bound if op == "<=" else value >= bound
 
 
 def main() -> None:
@@ -251,15 +295,17 @@ def main() -> None:
     pure_default = run("pure", "default")
     run("ddp_split", "default", timeout=300)
     run("bridge_wire")
+    pure_tutorial = None
     if E.QUICK:
         tutorial_label = "default"  # the quick run is the only size
     else:
         run("e2e", "tutorial", timeout=1200)
         tutorial_label = "tutorial"
-    run("peer_run", "tutorial", timeout=1200)
-    pure_tutorial = None
-    if not E.QUICK and time.time() - started < BUDGET_S - 200:
-        pure_tutorial = run("pure", "tutorial")
+    run("rebuilt_peer", "tutorial", timeout=1200)
+    if E.QUICK:
+        run("curves", timeout=600)  # one tiny point for every axis; the full curves are `python -m bench.curves`
+    else:
+        pure_tutorial = run("pure", "tutorial", timeout=900)
     results["load_after"] = E.machine_load()
 
     def load(name):
@@ -268,52 +314,98 @@ def main() -> None:
         except FileNotFoundError:
             return {}
 
-    e2e, pure, bridge, peer = load("e2e-default"), load("pure-default"), load("bridge"), load("peer")
+    e2e, pure, bridge, peer = load("e2e-default"), load("pure-default"), load("bridge"), load("rebuilt_peer")
     ddp = load("ddp_split-default")
     tut = load(f"e2e-{tutorial_label}")
-    results.update({"e2e": e2e, "pure": pure, "ddp_split": ddp, "bridge": bridge, "peer": peer, "e2e_tutorial": tut if not E.QUICK else "same as e2e (quick)"})
-    results["peer_vs_ours"] = peer_vs_ours(tut, peer)
+    pure_tut = load("pure-tutorial") if pure_tutorial else pure
+    results.update({"e2e": e2e, "pure": pure, "ddp_split": ddp, "bridge": bridge, "rebuilt_peer": peer,
+                    "e2e_tutorial": tut if not E.QUICK else "same as e2e (quick)"})
+    results["rebuilt_peer_vs_ours"] = peer_vs_ours(tut, peer)
     if pure_tutorial:
-        results["pure_tutorial"] = load("pure-tutorial")
+        results["pure_tutorial"] = pure_tut
         results["pure_tutorial"]["process_wall_s_outside"] = pure_tutorial["wall_s"]
+    curves = load("curves")
+    if not curves and (E.PROJECT_ROOT / "bench" / "curves" / "curves.json").exists():
+        curves = {"curves_json": str(E.PROJECT_ROOT / "bench" / "curves" / "curves.json"), "note": "from the last full `python -m bench.curves`"}
+    results["curves"] = curves
 
-    headline: dict = {}
+    def baseline(section_row, doc):
+        """The plain process's wall from outside, less the same-threads epochs it times after the replay."""
+        if not section_row or not section_row.get("wall_s") or not doc:
+            return None
+        return round(section_row["wall_s"] - (doc.get("after_baseline_s") or 0), 2)
+
+    pure_wall = baseline(pure_default, pure)
+    pure_tut_wall = baseline(pure_tutorial, pure_tut) if pure_tutorial else pure_wall
+    ph, ph_tut = e2e.get("phases_s", {}), tut.get("phases_s", {})
+    figures: dict = {}
     try:
-        # the plain process's wall from outside, less the default-threads epochs it times after the replay
-        pure_wall = round(pure_default["wall_s"] - (pure.get("after_baseline_s") or 0), 2)
-        headline["overhead_s"] = round(e2e["wall_s"] - pure_wall, 2)
         results["time_budget"] = time_budget(e2e, pure, pure_wall)
     except (KeyError, TypeError):
         pass
-    if tut and peer.get("returncode") == 0 and tut.get("returncode") == 0:
-        headline["peer_ratio"] = round(tut["wall_s"] / peer["wall_s"], 3)
-    headline["tutorial_size_wall_s"] = tut.get("wall_s")
-    headline["tutorial_size_accuracy"] = tut.get("experiment", {}).get("accuracy")  # the test score (run.json test)
     try:
         results["throughput"] = throughput(e2e, pure, ddp)
-        headline["train_throughput_ratio"] = results["throughput"]["ratio"]
     except (KeyError, TypeError):
-        pass
-    headline["bridge_throughput_ratio"] = bridge.get("bridge_throughput_ratio")
-    headline["bridge_fixed_s"] = bridge.get("bridge_fixed_s")
-    headline["peak_pss_gib"] = e2e.get("pss", {}).get("peak_pss_gib")
-    headline = {k: headline.get(k) for k in HEADLINE}
+        results["throughput"] = {}
+    results["train_overhead_parts"] = {"default": train_overhead_parts(e2e, pure)}
+    if not E.QUICK:
+        results["train_overhead_parts"]["tutorial"] = train_overhead_parts(tut, pure_tut if pure_tutorial else {})
+    tp = results["throughput"]
+    ok = lambda doc: doc.get("returncode") == 0  # noqa: E731
+    ratios = {
+        "overhead_ratio_smoke": _ratio(e2e.get("wall_s"), pure_wall) if ok(e2e) else None,
+        "overhead_ratio_tutorial": _ratio(tut.get("wall_s"), pure_tut_wall) if ok(tut) else None,
+        "tune_task_ratio": _ratio(ph.get("tune"), pure.get("tune_s")),
+        "train_task_ratio": _ratio(ph.get("train"), pure.get("train_s")),
+        "ddp_throughput_ratio": tp.get("ddp_throughput_ratio"),
+        "bridge_throughput_ratio": bridge.get("bridge_throughput_ratio"),
+        "bridge_fixed_s": bridge.get("bridge_fixed_s"),
+        "pss_ratio_vs_rebuilt_peer": _ratio(tut.get("pss", {}).get("peak_pss_gib"), peer.get("pss", {}).get("peak_pss_gib"))
+        if ok(tut) and ok(peer) else None,
+    }
+    ratios = {k: ratios.get(k) for k in RATIOS}
+    context = {
+        "smoke_wall_s": e2e.get("wall_s"),
+        "smoke_pure_s": pure_wall,
+        "tutorial_wall_s": tut.get("wall_s"),
+        "tutorial_pure_s": pure_tut_wall,
+        "tune_task_s": ph.get("tune"),
+        "tune_pure_s": pure.get("tune_s"),
+        "train_task_s": ph.get("train"),
+        "train_pure_s": pure.get("train_s"),
+        "ray_start_s": ph.get("ray_start"),
+        "tune_task_ratio_tutorial": _ratio(ph_tut.get("tune"), pure_tut.get("tune_s")) if pure_tutorial else None,
+        "train_task_ratio_tutorial": _ratio(ph_tut.get("train"), pure_tut.get("train_s")) if pure_tutorial else None,
+        "ddp_samples_per_s": tp.get("ray_train_steady_samples_per_s"),
+        "plain_same_threads_samples_per_s": tp.get("plain_same_threads_steady_samples_per_s"),
+        "ddp_global_batch": tp.get("global_batch_size"),
+        "bridge_mb_per_s": (bridge.get("fit") or {}).get("bridge_marginal_mb_per_s"),
+        "raw_mb_per_s": (bridge.get("fit") or {}).get("raw_marginal_mb_per_s"),
+        "peak_pss_gib_tutorial": tut.get("pss", {}).get("peak_pss_gib"),
+        "rebuilt_peer_peak_pss_gib": peer.get("pss", {}).get("peak_pss_gib"),
+        "rebuilt_peer_wall_s": peer.get("wall_s"),
+    }
+    headline = {
+        "overhead_s": round(e2e["wall_s"] - pure_wall, 2) if e2e.get("wall_s") and pure_wall else None,
+        "wall_ratio_vs_rebuilt_peer": _ratio(tut.get("wall_s"), peer.get("wall_s")) if ok(tut) and ok(peer) else None,
+        "tutorial_size_wall_s": tut.get("wall_s"),
+        "tutorial_size_accuracy": tut.get("experiment", {}).get("accuracy"),  # the test score (run.json test)
+        "train_throughput_ratio": tp.get("ratio"),
+        "peak_pss_gib": e2e.get("pss", {}).get("peak_pss_gib"),
+    }
     extras = {
-        "e2e_wall_s": e2e.get("wall_s"),
-        "pure_wall_s": pure_default.get("wall_s"),
-        "pure_baseline_wall_s": round(pure_default["wall_s"] - (pure.get("after_baseline_s") or 0), 2) if pure_default.get("wall_s") else None,
-        "peer_wall_s": peer.get("wall_s"),
         "tutorial_size_val_accuracy": tut.get("experiment", {}).get("val_accuracy"),
-        "peer_accuracy": peer.get("accuracy"),
-        "peer_val_accuracy": peer.get("val_accuracy"),
+        "rebuilt_peer_accuracy": peer.get("accuracy"),
+        "rebuilt_peer_cpu_ratio": _ratio(tut.get("pss", {}).get("cpu_s_total"), peer.get("pss", {}).get("cpu_s_total")),
         "ddp_split_over_full_throughput": ddp.get("split_over_full_throughput"),
-        "peer_peak_pss_gib": peer.get("pss", {}).get("peak_pss_gib"),
-        "peer_cpu_ratio": _ratio(tut.get("pss", {}).get("cpu_s_total"), peer.get("pss", {}).get("cpu_s_total")),
         "loadavg_before": results["load_before"]["loadavg_1_5_15"],
         "loadavg_after": results["load_after"]["loadavg_1_5_15"],
         "quick": E.QUICK,
         "bench_wall_s": round(time.time() - started, 1),
     }
+    results["ratios"] = ratios
+    results["targets"] = {k: {"target": f"{TARGETS[k][0]} {TARGETS[k][1]}", "measured": v, "met": meets(k, v)} for k, v in ratios.items()}
+    results["context"] = context
     results["headline"] = headline
     results["extras"] = extras
     path = E.write_json("results", results)
@@ -321,7 +413,9 @@ def main() -> None:
     print(f"[bench] results: {path}")
     for row in results.get("time_budget", []):
         print(f"[bench]   {row['phase']:<40} workflow {row['workflow_s'] or 0:7.2f}s  pure {row['pure_s'] or 0:7.2f}s  overhead {row['overhead_s']:7.2f}s")
-    print(json.dumps({**headline, **extras}), flush=True)
+    for k, t in results["targets"].items():
+        print(f"[bench]   {k:<28} {t['measured']!s:>8}  target {t['target']:<7} {'met' if t['met'] else 'NOT met' if t['met'] is False else '-'}")
+    print(json.dumps({**ratios, **context, **headline, **extras}), flush=True)
 
 
 if __name__ == "__main__":

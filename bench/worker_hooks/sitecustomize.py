@@ -6,7 +6,8 @@ nothing unless BENCH_MARKS names a marks file. Then it records, per process: whe
 was created, the imports of a few heavy modules (torch, ray, matplotlib...), and - once the modules are imported - ray.init/shutdown,
 Tuner.fit, the Ray Train trainer's fit, the project's training steps (tasks.training: build,
 make_loader, train_epoch, evaluate), torch.distributed's init_process_group (DDP set-up) and
-Ray Train's prepare_model. Self-contained and defensive:
+Ray Train's prepare_model, every rank's `ray.train.report`, and in tasks.ray_train the driver's
+`run_train` and rank 0's per-epoch `_report_checkpoint`. Self-contained and defensive:
 it must never break the process it lives in.
 """
 
@@ -83,6 +84,16 @@ def _hook_ray(module) -> None:
     _wrap(module, "shutdown", "ray_shutdown")
 
 
+def _hook_train_api(module) -> None:
+    _wrap(module, "report", "train_report_call")  # every rank's ray.train.report (a barrier across ranks)
+
+
+def _hook_ray_train_glue(module) -> None:
+    # the driver's run_train (fit + copying the result out) and rank 0's per-epoch checkpoint write + report
+    _wrap(module, "run_train", "run_train")
+    _wrap(module, "_report_checkpoint", "report_checkpoint")
+
+
 def _hook_tuner(module) -> None:
     _wrap(module.Tuner, "fit", "tune_fit")
 
@@ -105,9 +116,12 @@ def _install() -> None:
         "ray.train.torch.train_loop_utils": _hook_prepare,
         "ray.tune.tuner": _hook_tuner,
         "ray.train.v2.api.data_parallel_trainer": _hook_trainer,
+        "tasks.ray_train": _hook_ray_train_glue,
     })
     hooks_for_ray = after.pop("ray")
     after["ray"] = lambda m: (hooks_for_ray(m), _hook_ray(m))
+    import_end_train = after.pop("ray.train")
+    after["ray.train"] = lambda m: (import_end_train(m), _hook_train_api(m))
 
     busy: set[str] = set()
 

@@ -1,0 +1,198 @@
+"""Cost curves (issue 15, point 3): wall time and peak PSS as the work grows.
+
+    python -m bench.curves          # full points (~10-15 min on 2 cores): bench/curves/*.png + curves.json
+    BENCH_QUICK=1 python -m bench.curves   # one tiny point for every axis, into bench/out/curves/
+
+Axes (each point varies one thing from a base, everything else fixed):
+* trials:  Ray Tune only, 4 / 16 / 64 trials of 1 epoch on the 5k digits;
+* data:    tune (2 trials x 1 epoch) + train (2 workers x 1 epoch) on 5k / 50k / 500k samples;
+* workers: Ray Train only, 1 / 2 DDP workers x 5 epochs on the 5k digits;
+* epochs:  Ray Train only, 2 workers x 1 / 5 / 20 epochs on the 5k digits.
+
+Each point is its own process (`python -m bench.curves point '<json>'`) with its own local Ray
+cluster (tasks.clusters.init_local_ray: all the machine's CPUs, as a local `pyflyte run` starts it), running the
+project's own Ray code (tasks.ray_tune.run_tune, tasks.ray_train.run_train) on the project's data
+path (tasks.data.make_splits) - not pyflyte, so a point costs Ray's and the work's time, not
+Flyte's, and the curves show how the Ray part scales. The PSS of the point's whole process tree
+(driver, raylet with the object store, gcs, every trial / worker process) is sampled every 0.2 s.
+
+Larger data is made deterministically from the 5000 embedded digits: copy k of the images is
+shifted by its own (dy, dx) of -4..5 pixels (copy 0 unshifted; 100 copies for 500k), then split as usual.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench import env as E
+
+COMMITTED = E.PROJECT_ROOT / "bench" / "curves"  # the full curves' plots and figures, linked from bench/README.md
+BASE = {"trials": 0, "tune_epochs": 1, "n": 5000, "workers": 2, "epochs": 0}
+FULL_AXES = {
+    "trials": [{**BASE, "trials": t} for t in (4, 16, 64)],
+    "data": [{**BASE, "trials": 2, "epochs": 1, "n": n} for n in (5000, 50000, 500000)],
+    "workers": [{**BASE, "workers": w, "epochs": 5} for w in (1, 2)],
+    "epochs": [{**BASE, "epochs": e} for e in (1, 5, 20)],
+}
+# quick: one tiny point (tune 1 trial + train 1 worker, 1 epoch each, 1000 samples: two shifted copies
+# of 500 digits) stands for every axis, so the whole harness runs in one Ray start
+QUICK_POINT = {"trials": 1, "tune_epochs": 1, "n": 1000, "workers": 1, "epochs": 1, "base_n": 500}
+QUICK_AXES = {axis: [QUICK_POINT] for axis in FULL_AXES}
+X_OF = {"trials": "trials", "data": "n", "workers": "workers", "epochs": "epochs"}
+# 100 distinct (dy, dx) shifts of -4..5 pixels, the smallest first, (0, 0) = the digits themselves
+SHIFTS = sorted(((dy, dx) for dy in range(-4, 6) for dx in range(-4, 6)), key=lambda s: (abs(s[0]) + abs(s[1]), s))
+
+
+def grown_digits(n: int, base_n: int = 0) -> dict:
+    """n samples from the embedded digits: shifted copies (deterministic), the first n of them."""
+    import numpy as np
+
+    from tasks.problem import load_problem
+
+    raw = load_problem("digits").load_default()
+    x, y = raw["x"].reshape(-1, 28, 28), raw["y"]
+    if base_n:
+        x, y = x[:base_n], y[:base_n]
+    copies = -(-n // len(x))
+    if copies > len(SHIFTS):
+        raise ValueError(f"{n} samples need {copies} copies of {len(x)} digits; {len(SHIFTS)} shifts are defined")
+    xs, ys = [], []
+    for dy, dx in SHIFTS[:copies]:
+        xs.append(np.roll(x, (dy, dx), axis=(1, 2)))  # MNIST digits sit in a 20x20 box with a 4-pixel margin
+        ys.append(y)
+    return {"x": np.concatenate(xs)[:n], "y": np.concatenate(ys)[:n]}
+
+
+def run_point(cfg: dict) -> dict:
+    """One point, in this process: ray.init, data, Tuner.fit and/or TorchTrainer.fit; timings as JSON."""
+    t0 = time.time()
+    import ray
+
+    from tasks.data import make_splits
+    from tasks.problem import complete, load_problem
+    from tasks.settings import TrainSettings, TuneSettings
+
+    problem = load_problem("digits")
+    out: dict = {"config": cfg, "imports_s": round(time.time() - t0, 2)}
+    t = time.time()
+    data = make_splits(grown_digits(cfg["n"], cfg.get("base_n", 0)), problem, seed=0)
+    out["data_s"] = round(time.time() - t, 2)
+    out["splits"] = data.sizes()
+    out["data_gib"] = round(sum(getattr(data, a).nbytes for a in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")) / 1024**3, 3)
+    t = time.time()
+    from tasks.clusters import init_local_ray  # the project's local start (as a local pyflyte run's Ray task)
+
+    init_local_ray()
+    out["ray_init_s"] = round(time.time() - t, 2)
+    storage = tempfile.mkdtemp(prefix="curve-")
+    if cfg["trials"]:
+        from tasks.ray_tune import run_tune
+
+        t = time.time()
+        outcome = run_tune(data, "digits", TuneSettings(num_samples=cfg["trials"], max_epochs=cfg["tune_epochs"], seed=0), storage)
+        out["tune_s"] = round(time.time() - t, 2)
+        out["tune_best_val"] = round(outcome.best_score, 4)
+        out["tune_trials"] = len(outcome.trials)
+    if cfg["epochs"]:
+        from tasks.ray_train import run_train
+
+        t = time.time()
+        result = run_train(data, "digits", complete(problem, {}), TrainSettings(epochs=cfg["epochs"], num_workers=cfg["workers"]),
+                           Path(storage) / "model", storage)
+        out["train_s"] = round(time.time() - t, 2)
+        out["train_epoch_s"] = [round(h["epoch_time_s"], 3) for h in result.history]
+        out["test"] = result.test
+    t = time.time()
+    ray.shutdown()
+    out["shutdown_s"] = round(time.time() - t, 2)
+    return out
+
+
+def measure_point(cfg: dict) -> dict:
+    """Run one point in its own process tree (own HOME, RAY_TMPDIR) and sample its PSS."""
+    from bench.e2e import _kill_leftovers, run_watched
+
+    root = E.scratch("curve")
+    env = E.isolated_env(root)
+    env.pop("BENCH_MARKS", None)
+    watched = run_watched([sys.executable, "-m", "bench.curves", "point", json.dumps(cfg)], cwd=root, env=env, root=root)
+    leftovers = _kill_leftovers(str(root))
+    lines = [line for _, line in watched.lines]
+    doc = next((json.loads(line[len("POINT "):]) for line in reversed(lines) if line.startswith("POINT ")), {})
+    pss = watched.stats.to_dict(watched.t0)
+    E.cleanup(root)
+    return {**doc, "config": cfg, "returncode": watched.proc.returncode, "wall_s": round(watched.t_end - watched.t0, 2),
+            "peak_pss_gib": pss["peak_pss_gib"], "peak_by_kind_gib": pss["peak_by_kind_gib"], "cpu_s_total": pss["cpu_s_total"],
+            "leftover_processes": leftovers, **({} if watched.proc.returncode == 0 else {"error_tail": lines[-30:]})}
+
+
+def plot(curves: dict, out_dir: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    for axis, points in curves.items():
+        xs = [p["config"][X_OF[axis]] for p in points]
+        fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.4))
+        a1.plot(xs, [p.get("wall_s") for p in points], "o-", label="whole point (process wall)")
+        if any("tune_s" in p for p in points):
+            a1.plot(xs, [p.get("tune_s") for p in points], "s--", label="run_tune (Tuner.fit)")
+        if any("train_s" in p for p in points):
+            a1.plot(xs, [p.get("train_s") for p in points], "^--", label="run_train (TorchTrainer.fit)")
+        a2.plot(xs, [p.get("peak_pss_gib") for p in points], "o-", color="C3", label="peak PSS, process tree")
+        if axis == "data":
+            a2.plot(xs, [p.get("data_gib") for p in points], "x:", color="C7", label="the splits' arrays (one copy)")
+        for a, ylabel in ((a1, "wall (s)"), (a2, "peak PSS (GiB)")):
+            a.set_xlabel(X_OF[axis] if axis != "data" else "samples")
+            a.set_ylabel(ylabel)
+            a.grid(True, alpha=0.3)
+            a.legend(fontsize=7)
+            if axis in ("trials", "data") and len(set(xs)) > 1:
+                a.set_xscale("log")
+        fig.suptitle(f"cost as {axis} grow{'s' if axis == 'data' else ''}", fontsize=10)
+        fig.tight_layout()
+        path = out_dir / f"{axis}.png"
+        fig.savefig(path, dpi=90)
+        plt.close(fig)
+        written.append(str(path))
+    return written
+
+
+def main() -> None:
+    if len(sys.argv) > 2 and sys.argv[1] == "point":
+        print("POINT " + json.dumps(run_point(json.loads(sys.argv[2]))), flush=True)
+        return
+    started = time.time()
+    load_before = E.machine_load()["loadavg_1_5_15"]
+    axes = QUICK_AXES if E.QUICK else FULL_AXES
+    out_dir = E.OUT_DIR / "curves" if E.QUICK else COMMITTED
+    out_dir.mkdir(parents=True, exist_ok=True)
+    measured: dict[str, dict] = {}
+    for points in axes.values():
+        for cfg in points:
+            key = json.dumps(cfg, sort_keys=True)
+            if key not in measured:
+                measured[key] = measure_point(cfg)
+                p = measured[key]
+                print(f"[curves] {cfg} wall {p['wall_s']}s peak {p['peak_pss_gib']} GiB rc={p['returncode']}", flush=True)
+    curves = {axis: [measured[json.dumps(c, sort_keys=True)] for c in points] for axis, points in axes.items()}
+    doc = {"quick": E.QUICK, "loadavg_before": load_before, "curves": curves, "wall_s": round(time.time() - started, 1),
+           "loadavg_after": E.machine_load()["loadavg_1_5_15"], "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    doc["plots"] = plot(curves, out_dir)
+    (out_dir / "curves.json").write_text(json.dumps(doc, indent=1, default=str) + "\n")
+    E.write_json("curves", {"curves_json": str(out_dir / "curves.json"), "plots": doc["plots"], "wall_s": doc["wall_s"],
+                            "points": len(measured), "failed": sum(1 for p in measured.values() if p["returncode"] != 0)})
+    print(json.dumps({"points": len(measured), "failed": sum(1 for p in measured.values() if p["returncode"] != 0),
+                      "wall_s": doc["wall_s"], "plots": doc["plots"]}))
+
+
+if __name__ == "__main__":
+    main()

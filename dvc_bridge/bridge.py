@@ -22,6 +22,7 @@ from dvc_bridge import layout
 from dvc_bridge.errors import ExperimentExistsError, PushError, RemoteError, TargetError
 from dvc_bridge.fastpush import preupload_large_files
 from dvc_bridge.gitops import IDENTITY, Git, GitError, retry
+from dvc_bridge.studio import announce_pushed
 
 EXP_REFS = "refs/exps"
 # botocore's own retries for the S3 calls DVC makes here. Its default (legacy mode, 5 attempts with
@@ -335,6 +336,7 @@ def record_experiment(
         git("add", "--", *[p for p in tracked if (root / p).exists()], cwd=root)
         if not existing:
             repo.experiments.save(name=name, message=f"flyte {execution_id}: {record.message}".rstrip(": "))
+        metrics = studio_metrics(repo)
         # Data first: a ref on the remote must never point at data that is not there.
         if remote:
             try:
@@ -356,6 +358,8 @@ def record_experiment(
         check_no_secrets(git, root, commit, baseline)
         retry(lambda: git("push", "--quiet", "origin", f"{ref}:{ref}", cwd=root), what=f"git push of {ref}")
 
+    # What DVC sends when `dvc exp run` ends and `dvc exp push` has pushed: Studio's live row becomes this commit.
+    announce_pushed(name=name, baseline=baseline, commit=commit, ref=ref, repo_url=target.display, metrics=metrics)
     result = ExperimentRef(
         name=name,
         commit=commit,
@@ -366,6 +370,16 @@ def record_experiment(
         ref_pushed=True,
     )
     return promote(result, root, git, record.gate)
+
+
+def studio_metrics(repo) -> dict:
+    """The workspace's metrics files as DVC's `done` event carries them ({path: {"data": {...}}})."""
+    try:
+        from dvc.repo.metrics.show import _gather_metrics
+
+        return {path: {"data": r["data"]} for path, r in _gather_metrics(repo, on_error="return").items() if "data" in r}
+    except Exception:  # a view for Studio only
+        return {}
 
 
 def push_run_cache(repo, remote: str) -> int:
@@ -406,12 +420,11 @@ def check_no_secrets(git: Git, root: Path, commit: str, baseline: str, environ: 
     secrets = {v for v in [*git.secrets, *(environ.get(k, "") for k in SECRET_ENV)] if len(v) >= 8}
     if not secrets:
         return
-    for path in git("diff", "--name-only", "--no-renames", baseline, commit, cwd=root).splitlines():
-        try:
-            text = git("show", f"{commit}:{path}", cwd=root)
-        except GitError:  # deleted in the experiment
-            continue
-        if any(secret in text for secret in secrets):
+    needles = [secret.encode() for secret in secrets]
+    for path in git("diff", "--name-only", "--no-renames", "--diff-filter=d", baseline, commit, cwd=root).splitlines():
+        blob = subprocess.run(["git", "cat-file", "blob", f"{commit}:{path}"], cwd=root, env=git.env,
+                              capture_output=True, check=True).stdout
+        if any(needle in blob for needle in needles):
             raise TargetError(
                 f"the experiment's file {path} holds a credential of this run: nothing was pushed. "
                 "Keep tokens in the environment or the secret store, never in a recorded file."

@@ -5,10 +5,15 @@
   restored with the model and logging resumes at the next step (none duplicated, none missing).
 * After every step the directory is copied to `LiveConfig.mirror_uri` (any fsspec URI), storage
   that outlives the worker, so progress can be read from outside the cluster while it runs.
-* DVC Studio: DVCLive posts live updates itself when `DVC_STUDIO_TOKEN` is set. The worker has
-  no git repo, so the experiment's identity (name, baseline commit, repo URL) comes in the
-  environment handed over here; it is the identity the bridge later saves the experiment
-  under, so Studio joins the live rows to the final experiment.
+* DVC Studio (when `DVC_STUDIO_TOKEN` is set): `dvc_bridge.studio.LivePoster` posts what DVCLive
+  would post from inside the experiment's repo: `start` once per run (not again after a worker
+  restart), one `data` per step with each point once, under the paths the directory has in the
+  experiment (`LiveConfig.repo_path`, e.g. results/dvclive/...). DVCLive's own posting is off:
+  without a repo it would use the worker's temp paths and re-send a restored history. The worker
+  has no git repo, so the experiment's identity (name, baseline commit, repo URL) comes in the
+  environment handed over here; it is the identity the bridge later saves the experiment under,
+  and the bridge sends the final `done` with the pushed commit, so Studio joins the live rows to
+  the final experiment.
 
 The bridge copies the final directory into the experiment (`results/dvclive/`), where
 `dvc.yaml` declares its metrics and plots.
@@ -37,6 +42,8 @@ class LiveConfig:
     mirror_uri: str = ""  # every step is copied here; "" for no mirror
     storage_options: dict = field(default_factory=dict)  # fsspec options for mirror_uri (no secrets)
     env: dict[str, str] = field(default_factory=dict, repr=False)  # DVCLive / Studio variables
+    repo_path: str = ""  # where the directory lands in the experiment (results/dvclive): Studio's paths
+    studio_start: bool = True  # rank 0 posts Studio's `start`; False under `dvc exp run`, whose DVC posts it
 
 
 def live_env(
@@ -78,19 +85,35 @@ class Mirror:
                 self._warned = True
 
 
+def _live_class():
+    """DVCLive's `Live` with its own Studio posting off (LivePoster posts instead)."""
+    from dvclive import Live
+
+    class _Live(Live):
+        def _init_studio(self) -> None:
+            self._studio_events_to_skip.update({"start", "data", "done"})
+
+        def post_data_to_studio(self) -> None:
+            pass
+
+    return _Live
+
+
 class EpochLogger:
     """A DVCLive `Live` that writes one step per epoch and never touches git or DVC itself."""
 
     def __init__(self, directory: str | Path, *, resume: bool, config: Optional[LiveConfig] = None) -> None:
-        from dvclive import Live
+        from dvc_bridge.studio import LivePoster
 
         config = config or LiveConfig()
-        os.environ.update(config.env)  # this worker process only; DVCLive reads Studio settings from it
+        os.environ.update(config.env)  # this worker process only; DVCLive and Studio settings are read from it
         self.directory = Path(directory)
         self.mirror = Mirror(config.mirror_uri, config.storage_options) if config.mirror_uri else None
-        self._live = Live(
+        resumed = resume and (self.directory / METRICS_FILE).exists()
+        self.studio = LivePoster(self.directory, config.repo_path, resume=resumed, send_start=config.studio_start)
+        self._live = _live_class()(
             dir=str(self.directory),
-            resume=resume and (self.directory / METRICS_FILE).exists(),
+            resume=resumed,
             save_dvc_exp=False,
             dvcyaml=None,
             report=None,
@@ -107,7 +130,9 @@ class EpochLogger:
     def log_epoch(self, metrics: dict[str, float]) -> None:
         for name, value in metrics.items():
             self._live.log_metric(name, value)
+        step = self._live.step
         self._live.next_step()
+        self.studio.step(step)
         if self.mirror:
             self.mirror.sync(self.directory)
 
@@ -118,5 +143,9 @@ class EpochLogger:
 
     def close(self) -> None:
         self._live.end()
+        # As DVCLive's end() does: the final summary (test scores included) at the last step, no new points.
+        # `done` comes from whoever records the experiment (the bridge, or DVC under `dvc exp run`).
+        self.studio.step(self._live.step)
+        self.studio.flush()
         if self.mirror:
             self.mirror.sync(self.directory)

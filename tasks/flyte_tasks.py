@@ -218,7 +218,10 @@ def live_config(run: RunTarget, live_uri: str, raw_output_prefix: str) -> LiveCo
     token = secrets.read(secrets.STUDIO_TOKEN)
     if token:
         env[secrets.STUDIO_TOKEN.env_var] = token
-    return LiveConfig(mirror_uri=mirror, storage_options=fsspec_options(mirror, credentials=False), env=env)
+    return LiveConfig(
+        mirror_uri=mirror, storage_options=fsspec_options(mirror, credentials=False), env=env,
+        repo_path=experiment.LIVE_DIR,  # Studio's paths: the experiment's, not the worker's temp dir
+    )
 
 
 @task(
@@ -353,7 +356,8 @@ def commit_experiment(
     train: TrainSettings,
     seed: int,
 ) -> ExperimentRef:
-    """Write the run into its own clone of `repo` as a DVC experiment; push data, then the ref."""
+    """Write the run into its own clone of `repo` as a DVC experiment; push data, then the ref; then tell
+    DVC Studio (when its token is set) the experiment is done, with the pushed commit."""
     secrets.export(secrets.BRIDGE_SECRETS)
     ctx = flytekit.current_context()
     problem = load_problem(data.problem)

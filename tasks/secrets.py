@@ -22,7 +22,7 @@ STUDIO_TOKEN = Secret(group=GROUP, key="dvc-studio-token", env_var="DVC_STUDIO_T
 
 CLOUD = [AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY]
 # What each task asks Flyte for.
-BRIDGE_SECRETS = [GIT_TOKEN, *CLOUD]
+BRIDGE_SECRETS = [GIT_TOKEN, *CLOUD, STUDIO_TOKEN]  # Studio: the bridge posts `done` with the pushed commit
 TRAIN_SECRETS = [STUDIO_TOKEN, *CLOUD]
 
 

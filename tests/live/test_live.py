@@ -10,12 +10,12 @@ import csv
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from dvc_bridge.live import EpochLogger, LiveConfig, live_env
+from studio_standin import StudioStandIn
 from tasks.problem import complete, load_problem
 from tasks.settings import TrainSettings
 
@@ -24,32 +24,6 @@ TOKEN = "studio-token-for-tests"
 EXP = "live-test"
 BASELINE = "b" * 40
 REPO = "https://git.example.invalid/team/experiments.git"
-
-
-class StudioStandIn(ThreadingHTTPServer):
-    """Accepts DVCLive's POSTs to /api/live and keeps them (headers and JSON bodies)."""
-
-    def __init__(self) -> None:
-        self.posts: list[dict] = []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                server.posts.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
-                self.send_response(200)
-                self.end_headers()
-                self.wfile.write(b"{}")
-
-            def log_message(self, *args):
-                pass
-
-        super().__init__(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
 
 
 def _rows(tsv: str) -> list[dict]:
@@ -84,7 +58,8 @@ def live_run(tmp_path_factory, s3_endpoint):
         import os
 
         os.environ["FLYTE_AWS_ENDPOINT"] = s3_endpoint  # what a pod has; fsspec_options reads it
-        live = LiveConfig(mirror_uri=mirror, storage_options=fsspec_options(mirror, credentials=False), env=env)
+        live = LiveConfig(mirror_uri=mirror, storage_options=fsspec_options(mirror, credentials=False), env=env,
+                          repo_path="results/dvclive")
         hp = complete(digits, {"lr": 0.1, "momentum": 0.8, "batch_size": 64})
         result["outcome"] = run_train(data, "digits", hp, settings, tmp / "out", str(tmp / "ray"), live=live)
 
@@ -134,19 +109,22 @@ def test_the_mirror_ends_as_the_final_dvclive_directory_one_row_per_epoch(live_r
 
 
 @pytest.mark.slow
-def test_studio_receives_start_data_and_done_with_the_logged_metrics(live_run):
+def test_studio_receives_start_and_data_with_the_logged_metrics_and_the_experiments_paths(live_run):
     posts, history = live_run["posts"], live_run["outcome"].history
     assert posts, "the Studio stand-in received nothing"
     assert {p["path"] for p in posts} == {"/api/live"}
     assert {p["auth"] for p in posts} == {f"token {TOKEN}"}
     bodies = [p["body"] for p in posts]
     types = [b["type"] for b in bodies]
-    assert types[0] == "start" and types[-1] == "done" and types.count("start") == 1, types
+    # `done` is the bridge's, with the pushed commit (tests/live/test_studio_like_dvc.py).
+    assert types[0] == "start" and types.count("start") == 1 and set(types[1:]) == {"data"}, types
     for b in bodies:  # the identity the bridge saves the experiment under
         assert (b["name"], b["baseline_sha"], b["repo_url"], b["client"]) == (EXP, BASELINE, REPO, "dvclive")
     data = [b for b in bodies if b["type"] == "data"]
     # The client may split one step into several posts (metrics, then plot chunks).
     assert sorted({b["step"] for b in data}) == list(range(EPOCHS))
+    assert {k for b in data for k in b.get("plots", {})} >= {"results/dvclive/plots/metrics/val/accuracy.tsv"}
+    assert all(k.startswith("results/dvclive/") for b in data for k in [*b.get("plots", {}), *b.get("metrics", {})])
     sent = [pt for b in data for k, v in b.get("plots", {}).items() if k.endswith("metrics/val/accuracy.tsv") for pt in v["data"]]
     assert [int(pt["step"]) for pt in sent] == list(range(EPOCHS))  # each point exactly once
     assert [pt["accuracy"] for pt in sent] == pytest.approx([m["val/accuracy"] for m in history])
@@ -221,3 +199,43 @@ def test_the_experiment_summary_says_how_to_fetch_and_apply():
     assert "e&lt;1&gt;" in page and "e<1>" not in page and "0.9500" in page
     local = ExperimentRef(**{**ref.__dict__, "repo": "/srv/repo"})
     assert fetch_commands(local)[0] == "cd /srv/repo"
+
+
+def test_studio_gets_one_start_and_each_point_once_across_a_restart_under_the_experiments_paths(tmp_path, monkeypatch):
+    """What rank 0 posts when its worker restarts from a checkpoint after step 1: no second start, no point again,
+    every path the one the directory has in the experiment (results/dvclive/...), never the worker's temp dir."""
+    studio = StudioStandIn()
+    env = {**live_env(EXP, BASELINE, REPO, environ={"DVC_STUDIO_URL": studio.url}), "DVC_STUDIO_TOKEN": TOKEN}
+    for k in env:
+        monkeypatch.setenv(k, "")  # restored after the test: EpochLogger sets them in its (worker) process
+    config = LiveConfig(env=env, repo_path="results/dvclive")
+    first = EpochLogger(tmp_path / "w0" / "dvclive", resume=False, config=config)
+    for epoch in range(2):
+        first.log_epoch({"val/accuracy": epoch / 10, "train/loss": 1 - epoch / 10})
+    first.studio.flush()  # the checkpoint after step 1 holds what was posted
+    restored = tmp_path / "w1" / "dvclive"  # another worker, another temp dir
+    import shutil
+
+    shutil.copytree(tmp_path / "w0" / "dvclive", restored)
+    second = EpochLogger(restored, resume=True, config=config)
+    second.log_epoch({"val/accuracy": 0.2, "train/loss": 0.8})
+    second.log_summary({"test/accuracy": 0.25})
+    second.close()
+    studio.shutdown()
+
+    bodies = [p["body"] for p in studio.posts]
+    types = [b["type"] for b in bodies]
+    assert types.count("start") == 1 and types[0] == "start" and set(types[1:]) == {"data"}, types
+    assert {(b["name"], b["baseline_sha"], b["repo_url"]) for b in bodies} == {(EXP, BASELINE, REPO)}
+    data = [b for b in bodies if b["type"] == "data"]  # the client posts a step's metrics, then its plots
+    steps = [b["step"] for b in data]
+    assert steps == sorted(steps) and set(steps) == {0, 1, 2}
+    assert {k for b in data for k in b.get("plots", {})} == {
+        "results/dvclive/plots/metrics/val/accuracy.tsv", "results/dvclive/plots/metrics/train/loss.tsv"}
+    assert {k for b in data for k in b.get("metrics", {})} == {"results/dvclive/metrics.json"}
+    points = [(pt["step"], pt["accuracy"]) for b in data
+              for pt in b.get("plots", {}).get("results/dvclive/plots/metrics/val/accuracy.tsv", {}).get("data", [])]
+    assert points == [(0, 0.0), (1, 0.1), (2, 0.2)]  # each once, across the restart
+    last = next(b for b in reversed(data) if "metrics" in b)  # the final summary, as DVCLive's end() posts it
+    assert last["metrics"]["results/dvclive/metrics.json"]["data"]["test"]["accuracy"] == 0.25
+    assert not any(str(tmp_path) in json.dumps(b) for b in bodies)

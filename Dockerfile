@@ -2,10 +2,14 @@
 #
 #   docker build -t flyte-ray-dvc:dev .
 #
-# torch is a CPU build by default. For a CUDA build, pass a CUDA wheel index from the PyTorch
-# install matrix, for example:
-#   docker build --build-arg TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128 -t flyte-ray-dvc:cuda .
-# TORCH_VERSION must stay equal to the torch pin in constraints.txt.
+# torch is a CPU build by default. The CUDA variant, for GPU workers (`gpus_per_worker` > 0 in
+# `train_cluster`/`tune_cluster`: the worker pods then request nvidia.com/gpu), is one build
+# argument, a CUDA tag of the PyTorch install matrix:
+#   docker build --build-arg TORCH_VARIANT=cu128 -t flyte-ray-dvc:cuda .
+# The CUDA wheel brings its own CUDA runtime; the node's driver comes from the NVIDIA device
+# plugin / container toolkit, which reads NVIDIA_DRIVER_CAPABILITIES below. The build checks
+# that the torch it installed is the variant asked for. TORCH_VERSION must stay equal to the
+# torch pin in constraints.txt.
 #
 # The code lives in /home/flyte/app: the working directory, and on PYTHONPATH. Fast registration
 # unpacks code into the working directory for `pyflyte run --remote` (destination "."), but
@@ -18,7 +22,8 @@ ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 # ---- builder: the virtualenv ---------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS builder
 
-ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+ARG TORCH_VARIANT=cpu
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/${TORCH_VARIANT}
 ARG TORCH_VERSION=2.13.0
 
 ENV PIP_NO_CACHE_DIR=1 \
@@ -41,17 +46,21 @@ COPY tasks/ tasks/
 COPY dvc_bridge/ dvc_bridge/
 RUN pip install -c constraints.txt . \
  && pip check \
- && python -c "import torch; v = torch.__version__; print('torch', v); assert v.split('+')[0] == '${TORCH_VERSION}', v"
+ && python -c "import torch; v = torch.__version__; print('torch', v, 'cuda', torch.version.cuda); \
+assert v.split('+')[0] == '${TORCH_VERSION}', v; \
+assert (torch.version.cuda is None) == ('${TORCH_VARIANT}' == 'cpu'), 'torch is not the ${TORCH_VARIANT} variant'"
 
 # ---- runtime: Flyte task pod, Ray head, Ray workers ------------------------------------------
 FROM ${PYTHON_IMAGE}
 
 # Pass --build-arg SOURCE_URL=<repository URL> to fill the source label.
 ARG SOURCE_URL=""
+ARG TORCH_VARIANT=cpu
 LABEL org.opencontainers.image.title="flyte-ray-dvc" \
       org.opencontainers.image.description="Flyte task pod, Ray head and Ray workers for Ray Tune/Train on Flyte, every run a DVC experiment." \
       org.opencontainers.image.source="${SOURCE_URL}" \
-      org.opencontainers.image.licenses="Apache-2.0"
+      org.opencontainers.image.licenses="Apache-2.0" \
+      io.flyte-ray-dvc.torch-variant="${TORCH_VARIANT}"
 
 # git for the DVC bridge, wget for KubeRay's health probes; no compilers or build tools.
 # safe.directory: the bridge's clones must be usable whoever owns them. Debian point releases
@@ -80,7 +89,8 @@ ENV VIRTUAL_ENV=/opt/venv \
     PYTHONPATH=/home/flyte/app \
     PYTHONUNBUFFERED=1 \
     RAY_USAGE_STATS_ENABLED=0 \
-    DVC_NO_ANALYTICS=1
+    DVC_NO_ANALYTICS=1 \
+    NVIDIA_DRIVER_CAPABILITIES=compute,utility
 
 # Only the packages: Ray uploads this directory as the job's working_dir, so keep it small.
 WORKDIR /home/flyte/app

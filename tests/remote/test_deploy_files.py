@@ -86,9 +86,12 @@ def test_one_image_from_one_base(dockerfile):
 def test_torch_is_the_pinned_version_cpu_by_default_cuda_by_build_arg(dockerfile):
     _, builder, _ = dockerfile
     assert arg_default(builder, "TORCH_VERSION") == constraint("torch")
-    assert arg_default(builder, "TORCH_INDEX_URL").rstrip("/").endswith("/whl/cpu")
+    assert arg_default(builder, "TORCH_VARIANT") == "cpu"  # --build-arg TORCH_VARIANT=cu128 for GPU workers
+    assert arg_default(builder, "TORCH_INDEX_URL").rstrip("/").endswith("/whl/${TORCH_VARIANT}")
     (torch_install,) = [r for r in builder.all("RUN") if "torch==" in r and "pip install" in r]
     assert '--index-url "${TORCH_INDEX_URL}"' in torch_install and '"torch==${TORCH_VERSION}"' in torch_install
+    (check,) = [r for r in builder.all("RUN") if "torch.version.cuda" in r]
+    assert "${TORCH_VARIANT}" in check, "the build proves torch is the variant asked for (CUDA or CPU)"
 
 
 def test_everything_else_is_installed_under_the_constraints(dockerfile):

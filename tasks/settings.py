@@ -127,7 +127,6 @@ class ClusterShape:
         self.validate()
 
     def validate(self) -> None:
-        _require(self.workers >= 1, f"{self.label}.workers", self.workers, "a cluster needs at least 1 worker")
         _require(self.cpus_per_worker >= 1, f"{self.label}.cpus_per_worker", self.cpus_per_worker, "a worker needs at least 1 CPU")
         _require(self.gpus_per_worker >= 0, f"{self.label}.gpus_per_worker", self.gpus_per_worker, "use 0 or more whole GPUs")
         quantity(self.memory_per_worker, f"{self.label}.memory_per_worker")
@@ -140,6 +139,12 @@ class ClusterShape:
             f"{self.label}.min_workers/max_workers",
             (self.min_workers, self.max_workers),
             "set both min_workers and max_workers to autoscale, or neither",
+        )
+        _require(
+            self.workers >= 1 or (self.autoscaling and self.max_workers >= 1),
+            f"{self.label}.workers",
+            self.workers,
+            "a cluster needs at least 1 worker (0 only to start an autoscaling group empty, with max_workers >= 1)",
         )
         if self.autoscaling:
             _require(

@@ -328,13 +328,17 @@ def train_parts(sp: list[dict], marks: list[dict]) -> dict:
         imports = [s for s in mine if s["name"].startswith("import_") and s["end"] <= ddp_start]
         imports_end = max((s["end"] for s in imports), default=born)
         ddp_end = prep["end"] if prep else (ipg["end"] if ipg else ddp_start)
+        build = next((s for s in mine if s["name"] == "build" and ddp_start <= s["start"] <= ddp_end), None)
         rows.append({
             "pid": pid,
             "worker_group_start_s": round(born - fit["start"], 3),
             "imports_s": round(max(imports_end - born, 0), 3),
             "wait_for_group_s": round(max(ddp_start - imports_end, 0), 3),
+            # init_process_group -> prepare_model's end: the process group, the model and optimizer built
+            # (the first build in a process pays torch's lazy imports), the DDP wrap
             "ddp_init_s": round(ddp_end - ddp_start, 3),
             "init_process_group_s": _dur(ipg) if ipg else None,
+            "first_build_s": _dur(build) if build else None,
             "prepare_model_s": _dur(prep) if prep else None,
             "ddp_init_to_first_epoch_s": round(first_epoch - ddp_end, 3),
         })
@@ -360,6 +364,9 @@ def train_parts(sp: list[dict], marks: list[dict]) -> dict:
         "worker_imports_s": mean(r["imports_s"] for r in rows),
         "wait_for_group_s": mean(r["wait_for_group_s"] for r in rows),
         "ddp_init_s": mean(r["ddp_init_s"] for r in rows),
+        "of_which_first_build_s": mean(r["first_build_s"] for r in rows),
+        "of_which_init_process_group_s": mean(r["init_process_group_s"] for r in rows),
+        "of_which_prepare_model_s": mean(r["prepare_model_s"] for r in rows),
         "ddp_init_to_first_epoch_s": mean(r["ddp_init_to_first_epoch_s"] for r in rows),
         "fit_start_to_first_epoch_s": round(min(s["start"] for s in epochs) - fit["start"], 3) if epochs else None,
         "checkpoint_reports": len(ckpt),

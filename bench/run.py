@@ -265,6 +265,7 @@ def train_overhead_parts(e2e: dict, pure: dict) -> dict:
         "pure_train_s": pure.get("train_s"),
         "fit_s": parts.get("fit_s"),
         **{k: parts.get(k) for k in keys},
+        "ddp_init_of_which_first_build_s": parts.get("of_which_first_build_s"),
         "checkpoint_write_s_mean": parts.get("checkpoint_write_s_mean"),
         "plain_report_s_mean": parts.get("plain_report_s_mean"),
         "controller_polling_s_mean": parts.get("controller_polling_s_mean"),

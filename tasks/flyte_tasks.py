@@ -25,7 +25,7 @@ from dvc_bridge.errors import TargetError
 from dvc_bridge.gitops import Git
 from dvc_bridge.live import LiveConfig, live_env
 from dvc_bridge.recoverable import recoverable_on_transient
-from dvc_bridge.summary import metrics_at, studio_url, summary_html
+from dvc_bridge.summary import baseline_changes, changes_markdown, metrics_at, studio_url, summary_html
 from tasks import experiment, report, secrets
 from tasks.clusters import (
     TRAIN_CLUSTER,
@@ -391,6 +391,10 @@ def commit_experiment(
             resolve_target(repo.repo), repo.exp_name, record, workdir, base_rev=repo.baseline_rev, git=Git()
         )
     print(f"experiment {ref.name} ({ref.commit[:8]}) in {ref.repo}: {ref.decision}")
+    # The change against the baseline, as `dvc metrics diff` / `dvc params diff --md` print it (what CML posts).
+    changes = baseline_changes(workdir / "repo", ref)
+    if changes is not None:
+        print(changes_markdown(changes, ref.name, ref.baseline_rev[:8]), flush=True)
     names = [metric_key(split, name) for name in (problem.select, "loss") for split in ("val", "test")]
     scored = {**trained.val, **trained.test}
     page = summary_html(
@@ -399,6 +403,7 @@ def commit_experiment(
         baseline_metrics=metrics_at(workdir / "repo", ref.baseline_rev, experiment.LIVE_METRICS),
         modes={metric_key(split, problem.select): problem.mode for split in ("val", "test")},
         studio_url=studio_url(bool(secrets.read(secrets.STUDIO_TOKEN))), metrics_path=experiment.LIVE_METRICS,
+        changes=changes,
     )
     _show_first(Deck("Experiment", page))
     return ref

@@ -84,6 +84,11 @@ def _ints(value):
 
 
 def main(argv: Optional[list[str]] = None) -> int:
+    import logging
+
+    from flytekit.loggers import logger
+
+    logger.setLevel(logging.ERROR)  # flytekit's notes (the pickled Any of `params`, "this override is beta") are noise here
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     for name in ("tune", "train", "tune_cluster", "train_cluster"):
         parser.add_argument(f"--{name}", default="{}", help=f"the workflow input {name}, as JSON")

@@ -30,7 +30,7 @@ from flytekit import CronSchedule, LaunchPlan, task, workflow
 
 from tasks.data import parse_source
 from tasks.problem import DEFAULT_PROBLEM, load_problem
-from tasks.settings import TrainSettings, TuneSettings
+from tasks.settings import TrainCluster, TrainSettings, TuneCluster, TuneSettings
 from workflows.tune_train import TuneTrainOutputs, tune_train_wf
 
 DEFAULT_CRON = "0 2 * * *"
@@ -119,11 +119,14 @@ def nightly_wf(
     tune: TuneSettings = TuneSettings(),
     train: TrainSettings = TrainSettings(),
     seed: int = 0,
+    tune_cluster: TuneCluster = TuneCluster(),
+    train_cluster: TrainCluster = TrainCluster(),
 ) -> TuneTrainOutputs:
     """tune_train_wf with the experiment named after the scheduled kickoff time."""
     name = nightly_exp_name(kickoff_time=kickoff_time)
     return tune_train_wf(
-        dataset=dataset, repo_url=repo_url, exp_name=name, problem=problem, gate=gate, tune=tune, train=train, seed=seed
+        dataset=dataset, repo_url=repo_url, exp_name=name, problem=problem, gate=gate, tune=tune, train=train, seed=seed,
+        tune_cluster=tune_cluster, train_cluster=train_cluster,
     )
 
 

@@ -151,7 +151,12 @@ def clone(target: Target, dest: Path, git: Git, rev: str = "") -> str:
     except GitError as e:
         raise TargetError(f"cannot clone {target.display}: {e}. Check repo_url and the git credentials.") from e
     try:
-        sha = git("rev-parse", "--verify", f"{rev or 'HEAD'}^{{commit}}", cwd=dest)
+        try:
+            sha = git("rev-parse", "--verify", f"{rev or 'HEAD'}^{{commit}}", cwd=dest)
+        except GitError:
+            if not rev:
+                raise
+            sha = git("rev-parse", "--verify", f"origin/{rev}^{{commit}}", cwd=dest)  # a branch of the target
     except GitError as e:
         raise TargetError(f"revision {rev or 'HEAD'!r} is not in {target.display}: give an existing branch, tag or commit.") from e
     git("checkout", "--quiet", "--detach", sha, cwd=dest)

@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Optional
 
 from dvc_bridge.bridge import ExperimentRef, is_git_url, redact_url
 from dvc_bridge.gitops import Git, GitError
+
+log = logging.getLogger(__name__)
 
 CSS = (
     "<style>.frd-exp{font:14px/1.45 system-ui,sans-serif;color:#222;max-width:1100px}"
@@ -63,6 +67,80 @@ def metrics_at(root: Path, rev: str, path: str, git: Optional[Git] = None) -> Op
         return flatten_metrics(json.loads(text))
     except (ValueError, AttributeError):
         return None
+
+
+@dataclass
+class ChangeTable:
+    """One table as `dvc metrics diff` / `dvc params diff` print it: headers and rows of strings."""
+
+    title: str  # "Metric" or "Param"
+    headers: list[str]
+    rows: list[list[str]]
+
+    def markdown(self) -> str:
+        """The table as `dvc ... diff --md` prints it (GitHub markdown, what CML posts on a pull request)."""
+        from tabulate import tabulate
+
+        return tabulate(self.rows, headers=self.headers, tablefmt="github", disable_numparse=True)
+
+
+def change_tables(root: Path, a_rev: str, b_rev: str, *, a_label: str = "", b_label: str = "") -> list[ChangeTable]:
+    """The metrics and params that differ between `a_rev` and `b_rev` in the clone `root`, computed and
+    formatted by DVC itself as `dvc metrics diff A B` and `dvc params diff A B` (5 digits, only what changed).
+    Columns are headed `a_label` / `b_label` (default: the revs as given)."""
+    from dvc.commands.metrics import DEFAULT_PRECISION
+    from dvc.compare import diff_table
+    from dvc.repo import Repo
+
+    tables = []
+    with Repo(str(root)) as repo:
+        for title, diff, kwargs in (
+            ("Metric", repo.metrics.diff(a_rev=a_rev, b_rev=b_rev),
+             {"precision": DEFAULT_PRECISION, "round_digits": True}),
+            ("Param", repo.params.diff(a_rev=a_rev, b_rev=b_rev), {"show_changes": False}),
+        ):
+            td = diff_table(diff.get("diff", {}), title=title, a_rev=a_label or a_rev, b_rev=b_label or b_rev, **kwargs)
+            tables.append(ChangeTable(title, list(td.keys()), [[str(c) for c in row] for row in td]))
+    return tables
+
+
+def baseline_changes(root: Path, ref: ExperimentRef) -> Optional[list[ChangeTable]]:
+    """`change_tables` of the experiment against its baseline, headed as the compare commands name them
+    (`dvc metrics diff <baseline> <name>`); None, with a warning, when DVC cannot compute them."""
+    try:
+        return change_tables(root, ref.baseline_rev, ref.commit, a_label=ref.baseline_rev[:8], b_label=ref.name)
+    except Exception as e:  # the experiment is recorded; its summary is a view
+        log.warning("metrics/params diff against the baseline failed: %s: %s", type(e).__name__, e)
+        return None
+
+
+def changes_markdown(tables: list[ChangeTable], name: str, baseline: str) -> str:
+    """The metrics and params diffs as the bridge logs them and CML would post them."""
+    parts = []
+    for t in tables:
+        command = f"dvc {'metrics' if t.title == 'Metric' else 'params'} diff {baseline} {name} --md"
+        parts.append(f"{command}\n" + (t.markdown() if t.rows else f"(no {t.title.lower()} changed)"))
+    return "\n\n".join(parts)
+
+
+def _changes_html(tables: list[ChangeTable]) -> str:
+    out = []
+    for t in tables:
+        what = "Metrics" if t.title == "Metric" else "Params"
+        out.append(f"<p>{what} against the baseline, as <code>dvc {what.lower()} diff</code> prints them:</p>")
+        if not t.rows:
+            out.append(f"<p>No {what.lower()} changed.</p>")
+            continue
+        head = "".join(f"<th>{html.escape(h)}</th>" for h in t.headers)
+        body = "".join(
+            "<tr>" + "".join(
+                f"<td class='num'>{html.escape(c)}</td>" if i >= 2 else f"<td>{html.escape(c)}</td>"
+                for i, c in enumerate(row)
+            ) + "</tr>"
+            for row in t.rows
+        )
+        out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+    return "".join(out)
 
 
 def fetch_commands(ref: ExperimentRef) -> list[str]:
@@ -131,6 +209,7 @@ def summary_html(
     modes: Optional[Mapping[str, str]] = None,
     studio_url: str = "",
     metrics_path: str = "",
+    changes: Optional[list[ChangeTable]] = None,
 ) -> str:
     """The experiment Deck.
 
@@ -138,7 +217,8 @@ def summary_html(
     selecting metric, then the losses); default: the gate's metric. baseline_metrics: the baseline
     commit's metrics, same names (None: the baseline has no metrics file). modes: name -> "max" or
     "min" (default: "min" for names ending in "loss", else "max"). studio_url: DVC Studio, when
-    configured (a URL without credentials).
+    configured (a URL without credentials). changes: `change_tables` of the baseline and the
+    experiment, shown as `dvc metrics diff` / `dvc params diff` print them.
     """
     modes = dict(modes or {})
     if not scores:
@@ -171,6 +251,7 @@ def summary_html(
         f"<h3>DVC experiment {html.escape(ref.name)}</h3>"
         f"<p class='decision{promoted}'><b>Gate:</b> {html.escape(ref.decision or 'no decision')}</p>"
         + scores_table(scores, baseline_metrics, modes) + compared
+        + (_changes_html(changes) if changes is not None else "")
         + f"<table><tbody>{table}</tbody></table>"
         f"<p>Fetch and apply it:</p><pre>{html.escape(chr(10).join(fetch_commands(ref)))}</pre>"
         f"<p>Compare it with its baseline:</p><pre>{html.escape(chr(10).join(compare_commands(ref)))}</pre>"

@@ -179,3 +179,25 @@ def test_a_record_holding_a_credential_is_refused_and_nothing_is_pushed(tmp_path
     with pytest.raises(TargetError, match="results/notes.txt holds a credential"):
         record_experiment(resolve_target(str(local_target)), "leak", m, tmp_path / "w")
     assert git("for-each-ref", "refs/exps", cwd=local_target) == ""
+
+
+def test_the_change_against_the_baseline_is_what_dvc_metrics_and_params_diff_print(tmp_path, local_target):
+    """The bridge's change tables equal `dvc metrics diff --md` / `dvc params diff --md` run by a user."""
+    from dvc_bridge.summary import change_tables, changes_markdown, summary_html
+
+    target = resolve_target(str(local_target))
+    first = record_experiment(target, "first", make_record(tmp_path / "m1", "exec-1", accuracy=0.95), tmp_path / "w1")
+    m = make_record(tmp_path / "m2", "exec-2", seed=1, accuracy=0.97)
+    m.documents["params.yaml"]["train"]["epochs"] = 5
+    ref = record_experiment(target, "second", m, tmp_path / "w2", base_rev=first.branch)
+    base = ref.baseline_rev[:8]
+    tables = change_tables(tmp_path / "w2" / "repo", ref.baseline_rev, ref.commit, a_label=base, b_label="second")
+    metrics, params = (t.markdown() for t in tables)
+    assert metrics == dvc("metrics", "diff", base, "second", "--md", cwd=local_target).rstrip("\n")
+    assert params == dvc("params", "diff", base, "second", "--md", cwd=local_target).rstrip("\n")
+    assert "test.accuracy" in metrics and "0.95" in metrics and "0.97" in metrics and "0.02" in metrics
+    assert "train.epochs" in params and "| 3 " in params and "| 5 " in params
+    text = changes_markdown(tables, "second", base)
+    assert f"dvc metrics diff {base} second --md\n| Path" in text
+    page = summary_html(ref, changes=tables)
+    assert "dvc metrics diff</code> prints them" in page and "train.epochs" in page

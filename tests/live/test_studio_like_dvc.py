@@ -95,7 +95,11 @@ def _summary(events: list[dict]) -> dict:
 
 
 @pytest.mark.slow
-def test_studio_sees_the_flyte_run_as_it_sees_dvc_exp_run_and_exp_push(tmp_path, remote_target, monkeypatch):
+def test_studio_sees_the_flyte_run_as_it_sees_dvc_exp_run_and_exp_push(tmp_path, remote_target, monkeypatch, capfd):
+    import time
+
+    from flytekit import FlyteContextManager
+
     from workflows.tune_train import tune_train_wf
 
     studio = StudioStandIn()
@@ -117,6 +121,8 @@ def test_studio_sees_the_flyte_run_as_it_sees_dvc_exp_run_and_exp_push(tmp_path,
     dvc("exp", "push", "origin", "reference", cwd=ref_repo)
 
     # The Flyte run, recorded in the same target.
+    started = time.time()
+    capfd.readouterr()
     out = tune_train_wf(repo_url=remote_target, exp_name="flyte-studio", gate=0.0,
                         tune=TuneSettings(num_samples=1, max_epochs=1, space={"batch_size": 64}),
                         train=TrainSettings(epochs=EPOCHS, num_workers=1))
@@ -141,3 +147,13 @@ def test_studio_sees_the_flyte_run_as_it_sees_dvc_exp_run_and_exp_push(tmp_path,
     assert set(flyte_side["points"]) == set(dvc_side["points"]) == {
         f"results/dvclive/plots/metrics/{n}.tsv" for n in PER_EPOCH}
     assert out.experiment.commit == flyte_side["done_rev"]
+
+    # The bridge's log and the experiment Deck show the change as `dvc metrics diff` / `dvc params diff` print it.
+    base = baseline[:8]
+    log = capfd.readouterr().out
+    assert f"dvc metrics diff {base} flyte-studio --md\n| Path" in log, log[-3000:]
+    assert f"dvc params diff {base} flyte-studio --md\n| Path" in log
+    assert "| results/dvclive/metrics.json | test.accuracy" in log and "| params.yaml" in log
+    sandbox = Path(FlyteContextManager.current_context().file_access.local_sandbox_dir)
+    decks = "".join(d.read_text() for d in sandbox.rglob("deck.html") if d.stat().st_mtime >= started)
+    assert "<code>dvc metrics diff</code> prints them" in decks and "test.accuracy" in decks

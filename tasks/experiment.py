@@ -61,11 +61,48 @@ def stages(code_deps: Optional[list[str]] = None) -> dict[str, Any]:
     }
 
 
-def declarations(problem: Problem) -> dict[str, Any]:
-    """The problem's part of dvc.yaml: metrics, plots and the model artifact."""
+def default_searched(problem: Problem) -> list[str]:
+    """The hyper-parameters the problem's own space searches (the others are fixed)."""
+    return [name for name, hp in problem.hyperparams.items() if hp.search is not None]
+
+
+def searched_in(problem: Problem, trials_csv: Path) -> list[str]:
+    """The problem's hyper-parameters that are columns of a trials table (the ones that search varied)."""
+    header = Path(trials_csv).read_text().splitlines()[:1]
+    columns = header[0].split(",") if header else []
+    return [c for c in columns if c in problem.hyperparams]
+
+
+def trial_plot_id(name: str) -> str:
+    return f"tune-{name}"
+
+
+def trials_plots(problem: Problem, searched: list[str]) -> list[dict[str, Any]]:
+    """One scatter per searched hyper-parameter of trials.csv: the selecting validation metric against it,
+    one point per trial, so `dvc plots diff A B` sets two searches side by side."""
+    metric = metric_key("val", problem.select)
+    return [
+        {
+            trial_plot_id(name): {
+                "template": "scatter",
+                "x": name,
+                "y": {TRIALS_CSV: metric},
+                "title": f"Tune: {metric} against {name}, one point per trial",
+                "x_label": name,
+                "y_label": metric,
+            }
+        }
+        for name in searched
+    ]
+
+
+def declarations(problem: Problem, searched: Optional[list[str]] = None) -> dict[str, Any]:
+    """The problem's part of dvc.yaml: metrics, plots (the per-epoch history, and the search as one scatter
+    per searched hyper-parameter; default: the problem's own space) and the model artifact."""
+    searched = default_searched(problem) if searched is None else searched
     return {
         "metrics": [LIVE_METRICS],
-        "plots": [{LIVE_PLOTS: {"x": "step"}}, TRIALS_PNG],
+        "plots": [{LIVE_PLOTS: {"x": "step"}}, TRIALS_PNG, *trials_plots(problem, searched)],
         "artifacts": {
             artifact_name(problem): {
                 "path": MODEL,
@@ -113,7 +150,7 @@ def describe_run(
         documents={PARAMS: params, BEST_PARAMS: best},
         git_files={TRIALS_CSV: trials_csv, TRIALS_PNG: trials_png, LIVE_DIR: live_dir},
         dvc_files={MODEL: model},
-        dvc_yaml=declarations(problem),
+        dvc_yaml=declarations(problem, searched_in(problem, trials_csv)),
         run_info={**run_info, "problem": params.get("problem", problem.name), "val": val, "test": test},
         message=decision_scores(problem, test, val),
         gate=Gate(metric=select, score=float(test[select]), threshold=float(gate), mode=problem.mode),

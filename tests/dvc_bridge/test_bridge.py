@@ -201,3 +201,30 @@ def test_the_change_against_the_baseline_is_what_dvc_metrics_and_params_diff_pri
     assert f"dvc metrics diff {base} second --md\n| Path" in text
     page = summary_html(ref, changes=tables)
     assert "dvc metrics diff</code> prints them" in page and "train.epochs" in page
+
+
+def _trials(path: Path, rows: list[tuple[float, int, float]]) -> None:
+    lines = ["trial_id,lr,batch_size,status,epochs,val/accuracy,error"]
+    lines += [f"t{i},{lr},{bs},completed,1,{acc}," for i, (lr, bs, acc) in enumerate(rows)]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_dvc_plots_diff_sets_two_searches_side_by_side(tmp_path, local_target):
+    """trials.csv is a DVC plot, one scatter of the selecting metric per searched hyper-parameter."""
+    import json
+
+    from tasks import experiment
+    from tasks.problem import load_problem
+
+    digits = load_problem("digits")
+    target = resolve_target(str(local_target))
+    for name, rows in (("search-a", [(0.01, 32, 0.81), (0.1, 64, 0.9)]), ("search-b", [(0.05, 128, 0.93)])):
+        m = make_record(tmp_path / name, f"exec-{name}")
+        _trials(tmp_path / name / "trials.csv", rows)  # a search of lr and batch_size (make_record's has none)
+        m.dvc_yaml = experiment.declarations(digits, experiment.searched_in(digits, tmp_path / name / "trials.csv"))
+        record_experiment(target, name, m, tmp_path / f"w-{name}")
+    plots = json.loads(dvc("plots", "diff", "search-a", "search-b", "--json", cwd=local_target))
+    plots = plots["data"]
+    assert {"tune-lr", "tune-batch_size"} <= set(plots) and "tune-momentum" not in plots  # momentum was not searched
+    points = [(v["rev"], v["lr"], v["val/accuracy"]) for v in plots["tune-lr"][0]["content"]["data"]["values"]]
+    assert sorted(points) == [("search-a", "0.01", "0.81"), ("search-a", "0.1", "0.9"), ("search-b", "0.05", "0.93")]

@@ -25,6 +25,7 @@ from dvc_bridge.gitops import IDENTITY, Git, GitError, retry
 from dvc_bridge.studio import announce_pushed
 
 EXP_REFS = "refs/exps"
+STAGES = layout.DVC_YAML  # what the bridge commits, saves and pushes: the stages of the repo's dvc.yaml
 # botocore's own retries for the S3 calls DVC makes here. Its default (legacy mode, 5 attempts with
 # backoff) made an unreachable endpoint cost ~5 s per request and ~45 s per failed commit; one quick
 # retry per request is enough, since the bridge retries the whole push itself with backoff.
@@ -337,17 +338,19 @@ def record_experiment(
 
     tracked = materialize(root, record)
     with chdir(root), Repo(".") as repo:
-        repo.commit(force=True)
+        # Only the pipeline's stages: other DVC-tracked data of the repo (a dataset's .dvc file) is not in
+        # this clone's work tree, and is neither the record's to commit nor to push.
+        repo.commit(STAGES, force=True)
         git("add", "--", *[p for p in tracked if (root / p).exists()], cwd=root)
         if not existing:
-            repo.experiments.save(name=name, message=f"flyte {execution_id}: {record.message}".rstrip(": "))
+            repo.experiments.save(targets=[STAGES], name=name, message=f"flyte {execution_id}: {record.message}".rstrip(": "))
         metrics = studio_metrics(repo)
         # Data first: a ref on the remote must never point at data that is not there.
         if remote:
             try:
                 with bounded_s3_retries():
                     preupload_large_files(repo, remote)
-                    retry(lambda: repo.push(remote=remote), what=f"dvc push to remote {remote!r}")
+                    retry(lambda: repo.push(targets=[STAGES], remote=remote), what=f"dvc push to remote {remote!r}")
                     retry(lambda: push_run_cache(repo, remote), what=f"dvc push --run-cache to remote {remote!r}")
             except PushError as e:
                 raise PushError(

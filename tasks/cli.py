@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 from dvc_bridge import layout
+from dvc_bridge.live import LiveConfig, live_env
 from tasks import experiment
 from tasks.data import load_raw, make_splits, parse_source
 from tasks.problem import DEFAULT_PROBLEM, load_problem, metric_key
@@ -22,8 +23,33 @@ def _known(cls, values: dict):
     return cls(**{k: v for k, v in (values or {}).items() if k in cls.__dataclass_fields__})
 
 
+def stage_live_config(environ=None) -> LiveConfig:
+    """DVCLive on rank 0 as under `dvc exp run`: the experiment's paths (results/dvclive/...) for Studio, the
+    experiment's name and baseline from DVC's environment, and no `start`/`done` of its own (DVC posts them)."""
+    import os
+
+    environ = os.environ if environ is None else environ
+    repo_url = environ.get("DVC_STUDIO_REPO_URL", "")
+    if not repo_url and environ.get("DVC_EXP_NAME") and (environ.get("DVC_STUDIO_TOKEN") or environ.get("STUDIO_TOKEN")):
+        from dvc_studio_client.config import get_studio_repo_url
+
+        repo_url = get_studio_repo_url() or ""  # the git remote of the repo the stage runs in, as DVC infers it
+    return LiveConfig(env=live_env("", "", repo_url, environ), repo_path=experiment.LIVE_DIR, studio_start=False)
+
+
+def check_data_version(data: dict, digest: str) -> str:
+    """One line: the data the stage read against the version params.yaml records (`data.sha256`)."""
+    recorded = data.get("sha256", "")
+    if not recorded:
+        return f"data: sha256 {digest[:12]} (params.yaml records no version)"
+    if recorded == digest:
+        return f"data: sha256 {digest[:12]}, the version params.yaml records"
+    return (f"data: sha256 {digest[:12]} differs from the version params.yaml records ({recorded[:12]}): "
+            f"data.source {data.get('source', '')!r} now names other content")
+
+
 def run_stage(stage: str, root: Path) -> None:
-    from tasks.clusters import init_local_ray
+    from tasks.clusters import Capacity, init_local_ray
     from tasks.flyte_tasks import check_settings
     from tasks.report import trials_plot
 
@@ -34,17 +60,19 @@ def run_stage(stage: str, root: Path) -> None:
     data = params.get("data", {})
     raw, _ = load_raw(parse_source(data.get("source", "")), problem)
     splits = make_splits(raw, problem, seed=int(data.get("seed", 0)))
+    print(check_data_version(data, splits.content_hash()), flush=True)
     init_local_ray()
     import ray
 
     resources = ray.cluster_resources()
-    check_settings(problem, tune, train, int(resources.get("CPU", 1)), int(resources.get("GPU", 0)))
+    here = Capacity(nodes=1, cpus=int(resources.get("CPU", 1)), gpus=int(resources.get("GPU", 0)), where="this machine")
+    check_settings(problem, tune, train, here, here)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         if stage == "tune":
             from tasks.ray_tune import run_tune
 
-            outcome = run_tune(splits, problem_ref, tune, str(tmp / "ray"))
+            outcome = run_tune(splits, problem_ref, tune, str(tmp / "ray"), where="this machine")
             outcome.trials.to_csv(tmp / "trials.csv", index=False)
             trials_plot(outcome.history, tmp / "trials.png", outcome.metric)
             layout.write_yaml(root / experiment.BEST_PARAMS, outcome.best)
@@ -54,7 +82,8 @@ def run_stage(stage: str, root: Path) -> None:
             from tasks.ray_train import run_train
 
             best = layout.read_yaml(root / experiment.BEST_PARAMS)
-            outcome = run_train(splits, problem_ref, best, train, tmp / "out", str(tmp / "ray"))
+            outcome = run_train(splits, problem_ref, best, train, tmp / "out", str(tmp / "ray"),
+                                live=stage_live_config(), where="this machine")
             layout.place(outcome.model_path, root / experiment.MODEL)
             layout.place(outcome.live_dir, root / experiment.LIVE_DIR)
             select = metric_key("test", problem.select)

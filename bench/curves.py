@@ -1,6 +1,7 @@
 """Cost curves (issue 15, point 3): wall time and peak PSS as the work grows.
 
-    python -m bench.curves          # full points (~10-15 min on 2 cores): bench/curves/*.png + curves.json
+    python -m bench.curves          # full points (~15-25 min on 2 cores): bench/curves/*.png + curves.json
+    python -m bench.curves data     # measure one axis again, keep the others' points from curves.json
     BENCH_QUICK=1 python -m bench.curves   # one tiny point for every axis, into bench/out/curves/
 
 Axes (each point varies one thing from a base, everything else fixed):
@@ -119,6 +120,7 @@ def measure_point(cfg: dict) -> dict:
     from bench.e2e import _kill_leftovers, run_watched
 
     root = E.scratch("curve")
+    load_before = os.getloadavg()[0]
     env = E.isolated_env(root)
     env.pop("BENCH_MARKS", None)
     watched = run_watched([sys.executable, "-m", "bench.curves", "point", json.dumps(cfg)], cwd=root, env=env, root=root)
@@ -129,7 +131,7 @@ def measure_point(cfg: dict) -> dict:
     E.cleanup(root)
     return {**doc, "config": cfg, "returncode": watched.proc.returncode, "wall_s": round(watched.t_end - watched.t0, 2),
             "peak_pss_gib": pss["peak_pss_gib"], "peak_by_kind_gib": pss["peak_by_kind_gib"], "cpu_s_total": pss["cpu_s_total"],
-            "leftover_processes": leftovers, **({} if watched.proc.returncode == 0 else {"error_tail": lines[-30:]})}
+            "loadavg_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)], "leftover_processes": leftovers, **({} if watched.proc.returncode == 0 else {"error_tail": lines[-30:]})}
 
 
 def plot(curves: dict, out_dir: Path) -> list[str]:
@@ -150,6 +152,10 @@ def plot(curves: dict, out_dir: Path) -> list[str]:
         a2.plot(xs, [p.get("peak_pss_gib") for p in points], "o-", color="C3", label="peak PSS, process tree")
         if axis == "data":
             a2.plot(xs, [p.get("data_gib") for p in points], "x:", color="C7", label="the splits' arrays (one copy)")
+        for p, x in zip(points, xs):
+            if p.get("returncode") != 0:  # a point that did not finish: its figures are lower bounds
+                for a, y in ((a1, p.get("wall_s")), (a2, p.get("peak_pss_gib"))):
+                    a.annotate("stopped, >=", (x, y), fontsize=7, color="C3", ha="right")
         for a, ylabel in ((a1, "wall (s)"), (a2, "peak PSS (GiB)")):
             a.set_xlabel(X_OF[axis] if axis != "data" else "samples")
             a.set_ylabel(ylabel)
@@ -176,8 +182,17 @@ def main() -> None:
     out_dir = E.OUT_DIR / "curves" if E.QUICK else COMMITTED
     out_dir.mkdir(parents=True, exist_ok=True)
     measured: dict[str, dict] = {}
-    for points in axes.values():
+    only = sys.argv[1:]  # `python -m bench.curves data`: measure these axes again, keep the other axes' points
+    previous = out_dir / "curves.json"
+    if only and previous.exists():
+        for axis, points in json.loads(previous.read_text())["curves"].items():
+            for p in points:
+                if axis not in only:
+                    measured[json.dumps(p["config"], sort_keys=True)] = p
+    for axis, points in axes.items():
         for cfg in points:
+            if only and axis not in only and json.dumps(cfg, sort_keys=True) in measured:
+                continue
             key = json.dumps(cfg, sort_keys=True)
             if key not in measured:
                 measured[key] = measure_point(cfg)

@@ -65,7 +65,7 @@ import boto3
 import msgpack
 import psutil
 from flyteidl.admin import launch_plan_pb2, task_pb2, workflow_pb2
-from flyteidl.core import errors_pb2, execution_pb2, literals_pb2, tasks_pb2, workflow_pb2 as core_workflow_pb2
+from flyteidl.core import dynamic_job_pb2, errors_pb2, execution_pb2, literals_pb2, tasks_pb2, workflow_pb2 as core_workflow_pb2
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -558,6 +558,7 @@ class RayRun:
     driver_node_id: str = ""  # where the job's driver (the task's entrypoint) ran
     uploads: list[tuple[str, float]] = field(default_factory=list)  # runtime_env packages the driver pushed: (URI, MiB)
     upload_warnings: list[str] = field(default_factory=list)  # Ray's warnings about what it packaged
+    pending_pods: dict[str, str] = field(default_factory=dict)  # pod -> why the scheduler could not place it
 
     def on_head(self) -> list[Placement]:
         return [p for p in self.placements if p.node_id == self.head_node_id]
@@ -567,7 +568,7 @@ class LocalRayCluster:
     """A transient multi-node Ray cluster on this machine, shaped by a RayJob spec's `rayCluster`."""
 
     def __init__(self, manifest: dict, pods_dir: Path, base_env: dict[str, str], name: str,
-                 app_files: Optional[dict[str, Path]] = None):
+                 app_files: Optional[dict[str, Path]] = None, allocatable: Optional[dict[str, str]] = None):
         """`manifest`: the RayJob (rayjob_manifest); each pod runs what KubeRay would start in it, with the env of its
         pod template (the task pod's, plus what the plugin adds per role) over `base_env` (the image's and the task
         pod's environment as the emulator gives it, secrets included)."""
@@ -585,6 +586,23 @@ class LocalRayCluster:
         self.gcs_port = free_port()
         self.dashboard_port = free_port()
         self.start_commands: dict[str, list[str]] = {}
+        # What one Kubernetes node offers (cpu, memory, nvidia.com/gpu); a pod requesting more stays Pending, as the
+        # scheduler leaves it. None: every pod fits.
+        self.allocatable = allocatable
+        self.pending: dict[str, str] = {}
+
+    @property
+    def ready(self) -> bool:
+        """KubeRay's RayCluster state `ready`: every pod of the head and the worker groups' replicas running."""
+        return not self.pending
+
+    def unschedulable(self, container: dict) -> str:
+        """The scheduler's reason a pod with this container cannot be placed ("" if it can)."""
+        if self.allocatable is None:
+            return ""
+        requests = container.get("resources", {}).get("requests", {})
+        short = [k for k, v in requests.items() if quantity_value(str(v)) > quantity_value(str(self.allocatable.get(k, "0")))]
+        return f"0/1 nodes are available: 1 Insufficient {', '.join(sorted(short))}." if short else ""
 
     @property
     def dashboard(self) -> str:
@@ -629,6 +647,10 @@ class LocalRayCluster:
             (container,) = group["template"]["spec"]["containers"]
             params = kuberay_start_params(group["rayStartParams"], False, container.get("resources", {}))
             for i in range(int(group.get("replicas", 1))):
+                reason = self.unschedulable(container)
+                if reason:  # Pending: never started; the cluster never becomes ready
+                    self.pending[f"{self.name}-{group['groupName']}-{i}"] = reason
+                    continue
                 pod = self._pod(f"{group['groupName']}-{i}", container)
                 self._ray_start(pod, params, {"address": f"127.0.0.1:{self.gcs_port}"})
         self._wait_for_nodes(len(self.pods), timeout)
@@ -965,6 +987,9 @@ class Execution:
     # tests' git remotes live; a path elsewhere (a laptop checkout) stays refused as a cluster would refuse it.
     shared_paths: tuple[str, ...] = (tempfile.gettempdir(),)
     max_system_retries: int = MAX_SYSTEM_RETRIES  # propeller's `max-node-retries-system-failures`
+    # What each Kubernetes node offers ({"cpu": "8", "memory": "32Gi", "nvidia.com/gpu": "0"}); pods requesting more
+    # stay Pending. None: every pod fits (the default).
+    node_allocatable: Optional[dict[str, str]] = None
 
     # ----------------------------------------------------------------- entry points
 
@@ -997,7 +1022,8 @@ class Execution:
 
     # ----------------------------------------------------------------- propeller
 
-    def _run_template(self, template, inputs, subs, prefix: str) -> literals_pb2.LiteralMap:
+    def _run_template(self, template, inputs, subs, prefix: str, tasks: Optional[dict] = None) -> literals_pb2.LiteralMap:
+        tasks = tasks or {}
         declared = template.interface.inputs.variables
         missing, unknown = [k for k in declared if k not in inputs], [k for k in inputs if k not in declared]
         if missing or unknown:
@@ -1007,10 +1033,12 @@ class Execution:
             node_inputs = {b.var: resolve_binding(b.binding, outputs) for b in node.inputs}
             node_id = f"{prefix}{node.id}"
             if node.HasField("task_node"):
-                outputs[node.id] = self._run_task(node_id, node.task_node.reference_id.name, node_inputs)
+                outputs[node.id] = self._run_task(node_id, node.task_node.reference_id.name, node_inputs,
+                                                  template=tasks.get(node.task_node.reference_id.name),
+                                                  timeout_s=node.metadata.timeout.ToSeconds() or None)
             elif node.HasField("workflow_node") and node.workflow_node.HasField("sub_workflow_ref"):
                 sub = subs[node.workflow_node.sub_workflow_ref.name]
-                outputs[node.id] = self._run_template(sub, node_inputs, subs, prefix=f"{node_id}-")
+                outputs[node.id] = self._run_template(sub, node_inputs, subs, prefix=f"{node_id}-", tasks=tasks)
             else:
                 raise NotImplementedError(f"node {node_id}: only task and sub-workflow nodes are emulated")
         return literals_pb2.LiteralMap(literals={b.var: resolve_binding(b.binding, outputs) for b in template.outputs})
@@ -1039,8 +1067,12 @@ class Execution:
                 env[secret.env_var] = value
         return env
 
-    def _run_task(self, node_id: str, task_name: str, inputs: dict[str, literals_pb2.Literal]) -> literals_pb2.LiteralMap:
-        task = self.package.tasks[task_name]
+    def _run_task(self, node_id: str, task_name: str, inputs: dict[str, literals_pb2.Literal],
+                  template: Optional[tasks_pb2.TaskTemplate] = None, timeout_s: Optional[float] = None) -> literals_pb2.LiteralMap:
+        """`template`: the task as a dynamic job spec gives it (overrides applied), else the registered one.
+        `timeout_s`: the node's timeout (propeller's execution deadline), else the task's own."""
+        task = template or self.package.tasks[task_name]
+        timeout_s = timeout_s or task.metadata.timeout.ToSeconds() or None
         meta = f"metadata/propeller/{PROJECT}-{DOMAIN}-{self.name}/{node_id}/data"
         run = NodeRun(node_id, task_name, task.type, self.store.uri(meta, "inputs.pb"), "", "")
         self.runs.append(run)
@@ -1062,11 +1094,25 @@ class Execution:
             pod_name = f"{node_id}-{attempt}"
             if self.before_attempt:
                 self.before_attempt(run, attempt)
-            if task.type == "ray":
-                ok = self._run_ray(run, task, args, pod_name)
-            else:
-                ok = self._run_pod(run, task, args, pod_name)
+            try:
+                if task.type == "ray":
+                    ok = self._run_ray(run, task, args, pod_name, timeout_s)
+                else:
+                    ok = self._run_pod(run, task, args, pod_name, timeout_s)
+                timed_out = False
+            except subprocess.TimeoutExpired:  # the job is aborted (the RayJob deleted), the attempt fails
+                ok, timed_out = False, True
             outputs_uri = f"{run.output_prefix}/outputs.pb"
+            futures_uri = f"{run.output_prefix}/futures.pb"
+            if ok and not self.store.exists(outputs_uri) and self.store.exists(futures_uri):
+                # A @dynamic task compiled a workflow at run time: propeller runs its nodes, with the tasks as the
+                # spec gives them (its overrides applied), and its outputs are the dynamic node's.
+                run.history.append(Attempt(attempt, run.log))
+                run.seconds = time.monotonic() - started
+                spec = dynamic_job_pb2.DynamicJobSpec.FromString(self.store.get(futures_uri))
+                result = self._run_dynamic(node_id, spec)
+                self.store.put(outputs_uri, result.SerializeToString())  # propeller writes the dynamic node's outputs
+                return result
             if ok and self.store.exists(outputs_uri):
                 run.history.append(Attempt(attempt, run.log))
                 run.seconds = time.monotonic() - started
@@ -1076,7 +1122,11 @@ class Execution:
                     print(f"  {node_id} {task_name}: {run.seconds:.1f} s{detail}", flush=True)
                 return literals_pb2.LiteralMap.FromString(self.store.get(outputs_uri))
             error_uri = f"{run.output_prefix}/error.pb"
-            failure = read_failure(self.store.get(error_uri) if self.store.exists(error_uri) else None, task.type, ok)
+            if timed_out:  # propeller's execution deadline: a retryable user error
+                # Flyte's own message; why the pods are Pending shows in their events (printed above, kubectl describe).
+                failure = Failure(True, False, "TimeoutExpired", f"task execution timeout [{timeout_s:g}s] expired")
+            else:
+                failure = read_failure(self.store.get(error_uri) if self.store.exists(error_uri) else None, task.type, ok)
             retried, reason = budget.after(failure)
             record = Attempt(attempt, run.log, failure, retried, reason)
             run.history.append(record)
@@ -1088,6 +1138,21 @@ class Execution:
                                  f"log: {run.log}\n{run.log.read_text()[-4000:] if run.log else ''}")
         raise AssertionError("unreachable")
 
+    def _run_dynamic(self, node_id: str, spec: dynamic_job_pb2.DynamicJobSpec) -> literals_pb2.LiteralMap:
+        template = core_workflow_pb2.WorkflowTemplate(nodes=spec.nodes, outputs=spec.outputs)
+        subs = {s.template.id.name: s.template for s in spec.subworkflows} if spec.subworkflows else {}
+        tasks = {t.id.name: t for t in spec.tasks}
+        outputs: dict[str, literals_pb2.LiteralMap] = {}
+        for node in topological(template.nodes):
+            node_inputs = {b.var: resolve_binding(b.binding, outputs) for b in node.inputs}
+            sub_id = f"{node_id}-0-{node.id}"  # propeller's id for a node of a dynamic node
+            if not node.HasField("task_node"):
+                raise NotImplementedError(f"node {sub_id}: only task nodes are emulated inside a dynamic node")
+            name = node.task_node.reference_id.name
+            outputs[node.id] = self._run_task(sub_id, name, node_inputs, template=tasks.get(name),
+                                              timeout_s=node.metadata.timeout.ToSeconds() or None)
+        return literals_pb2.LiteralMap(literals={b.var: resolve_binding(b.binding, outputs) for b in template.outputs})
+
     def fast_archive_uri(self) -> str:
         """flytectl's part of fast registration: the code archive uploaded once, its URI in the args."""
         archive = self.package.fast_archive
@@ -1098,11 +1163,12 @@ class Execution:
             self.store.put(uri, archive.read_bytes())
         return uri
 
-    def _run_pod(self, run: NodeRun, task, args: list[str], pod_name: str) -> bool:
+    def _run_pod(self, run: NodeRun, task, args: list[str], pod_name: str, timeout_s: Optional[float] = None) -> bool:
         pod = Pod.create(pod_name, self.workdir / "pods", self._base_env(task, run.node_id, run.attempts - 1), self.app_files)
         run.log = pod.root / "pod.log"
         with open(run.log, "wb") as log:
-            proc = subprocess.run(pod.args(args), cwd=pod.app, env=pod.env, stdout=log, stderr=subprocess.STDOUT, timeout=900)
+            proc = subprocess.run(pod.args(args), cwd=pod.app, env=pod.env, stdout=log, stderr=subprocess.STDOUT,
+                                  timeout=timeout_s or 900)
         return proc.returncode == 0
 
     def pod_spec_env(self, task: tasks_pb2.TaskTemplate, node_id: str, attempt: int) -> dict[str, str]:
@@ -1118,7 +1184,7 @@ class Execution:
         name = f"{self.name}-{node_id}-{attempt}"[:47]  # the plugin's GeneratedNameMaxLength
         return rayjob_manifest(task, args, self.pod_spec_env(task, node_id, attempt), name)
 
-    def _run_ray(self, run: NodeRun, task, args: list[str], pod_name: str) -> bool:
+    def _run_ray(self, run: NodeRun, task, args: list[str], pod_name: str, timeout_s: Optional[float] = None) -> bool:
         ray = run.ray = RayRun()
         ray.manifest = self.rayjob(task, args, run.node_id, run.attempts - 1)
         import yaml
@@ -1128,13 +1194,24 @@ class Execution:
                                                                                    sort_keys=False))
         t0 = time.monotonic()
         cluster = LocalRayCluster(ray.manifest, self.workdir / "pods", self._base_env(task, run.node_id, run.attempts - 1),
-                                  pod_name, self.app_files)
+                                  pod_name, self.app_files, self.node_allocatable)
         try:
             cluster.start()
             ray.seconds_start = time.monotonic() - t0
+            ray.pending_pods = dict(cluster.pending)
+            if not cluster.ready:
+                # KubeRay submits the job only to a ready cluster (rayjob_controller.go, Initializing); Flyte reports
+                # "cluster is creating" until the node's execution deadline: with no timeout the RayJob waits forever.
+                for pod, reason in cluster.pending.items():
+                    print(f"  {run.node_id} {run.task}: pod {pod} Pending: {reason}", flush=True)
+                if not timeout_s:
+                    raise RuntimeError(f"{run.node_id}: pods {sorted(cluster.pending)} can never be scheduled and the "
+                                       "task has no timeout: on Flyte this RayJob would wait forever")
+                time.sleep(max(0.0, timeout_s - (time.monotonic() - t0)))  # the deadline passing is the event here
+                raise subprocess.TimeoutExpired("ray job submit", timeout_s)
             submission_id = f"{self.name}-{pod_name}"
             t1 = time.monotonic()
-            code, ray.logs = cluster.submit(submission_id)
+            code, ray.logs = cluster.submit(submission_id, timeout=timeout_s or 600)
             ray.seconds_job = time.monotonic() - t1
             run.log = self.workdir / "pods" / f"{pod_name}-job.log"
             run.log.write_text(ray.logs)
@@ -1215,7 +1292,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--kickoff-time", default="", help="ISO time for a scheduled plan (default: now)")
     parser.add_argument("--inputs", default='{"tune": {"num_samples": 2, "max_epochs": 1}, '
                                             '"train": {"epochs": 2, "num_workers": 2}}',
-                        help='JSON launch inputs, e.g. add "problem": "diabetes"')
+                        help='JSON launch inputs, e.g. add "problem": "diabetes" or "train_cluster": {"workers": 3}')
     parser.add_argument("--s3-endpoint", default="", help="S3 endpoint of the blob store (default: start moto_server)")
     parser.add_argument("--bucket", default="flyte-emulated")
     parser.add_argument("--workdir", default="", help="where pods and logs go (default: a temp dir)")
@@ -1246,10 +1323,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         env = {**os.environ, "EXPERIMENTS_REPO_URL": opts.repo_url, "HOME": str(workdir / "home")}
         archive = build_package(workdir / "package.tgz", "localhost:30000/flyte-ray-dvc:emulated", env=env)
         package = Package.load(archive, workdir / "package")
-        from tasks.settings import TrainSettings, TuneSettings
+        from tasks.settings import TrainCluster, TrainSettings, TuneCluster, TuneSettings
 
         given = json.loads(opts.inputs)
-        types = {"tune": TuneSettings, "train": TrainSettings}
+        types = {"tune": TuneSettings, "train": TrainSettings, "tune_cluster": TuneCluster, "train_cluster": TrainCluster}
         values = {k: types[k](**v) if k in types else v for k, v in given.items()}
         literals = python_literals(values, {**types, **{k: type(v) for k, v in values.items() if k not in types}})
         kickoff = dt.datetime.fromisoformat(opts.kickoff_time) if opts.kickoff_time else dt.datetime.now(dt.timezone.utc)

@@ -1,8 +1,10 @@
 """Every Ray cluster this project asks for, defined once.
 
 Remote: each Ray task gets a transient KubeRay RayJob built from its `RayJobConfig`: a head
-that coordinates and does not compute (`num-cpus: 0`), one worker group sized here, and a
-TTL so no cluster outlives its job. Local `pyflyte run`: the plugin only calls `ray.init()`;
+that coordinates and does not compute (`num-cpus: 0`), one worker group of the size the run
+asks for (`TuneCluster`/`TrainCluster` in tasks/settings.py, applied by the workflow's dynamic
+steps), a TTL, and a Flyte timeout derived from the settings, so no cluster outlives its job.
+Here too: what a size can hold, checked before any cluster starts. Local `pyflyte run`: the plugin only calls `ray.init()`;
 `RayTask.pre_execute` starts that local cluster first, without the dashboard and with the
 environment the workers need, so a local run behaves like the remote one as far as one
 machine allows. Nothing secret is ever put in `runtime_env` (it is readable by anyone who can
@@ -11,8 +13,8 @@ read the RayJob resource); secrets are read at run time.
 
 from __future__ import annotations
 
-import os
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -148,7 +150,8 @@ def tune_timeout_s(settings: TuneSettings, shape: TuneCluster) -> int:
 
 
 def train_timeout_s(settings: TrainSettings, shape: TrainCluster) -> int:
-    # A restart from the last checkpoint repeats at most one epoch and waits for workers again.
+    # Each of up to max_failures restarts resumes from the last checkpoint and waits for its workers again; a whole
+    # pass for each is a safe bound.
     return task_timeout_s(shape, 1 + settings.max_failures, settings.epochs, settings.epoch_timeout_s)
 
 

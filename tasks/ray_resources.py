@@ -43,6 +43,11 @@ def describe(bundles: Sequence[Bundle]) -> str:
     return f"{len(bundles)} x ({each}) = " + ", ".join(f"{v:g} {k}" for k, v in sorted(total.items()))
 
 
+def _offer(node: Mapping[str, float]) -> str:
+    """One node's CPUs, GPUs and memory as a person reads them: "0 CPU, 0 GPU, 2.0 GiB memory"."""
+    return f"{node.get('CPU', 0):g} CPU, {node.get('GPU', 0):g} GPU, {node.get('memory', 0) / 2**30:.1f} GiB memory"
+
+
 def alive_nodes() -> list[dict[str, float]]:
     import ray
 
@@ -74,8 +79,7 @@ def wait_for(
             if fits(bundles, current):
                 return time.monotonic() - start
             if time.monotonic() - start >= timeout_s:
-                offered = [{k: v for k, v in n.items() if k in ("CPU", "GPU", "memory")} for n in current]
-                offered_text = "; ".join(", ".join(f"{v:g} {k}" for k, v in sorted(n.items())) for n in offered)
+                offered_text = "; ".join(_offer(n) for n in current)
                 names = sorted({k for b in bundles for k in b})
                 short = [k for k in names if not fits([{k: b.get(k, 0.0)} for b in bundles], current)]
                 raise ClusterResourcesError(

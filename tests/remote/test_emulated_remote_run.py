@@ -18,13 +18,13 @@ from pathlib import Path
 
 import boto3
 import pytest
+from flyteidl.core import literals_pb2
 
 from remote_env import CANARIES, IMAGE, package_env
 from emulate_remote import BlobStore, Execution, NodeRun, Package, build_package, python_literals, to_python
 from support import assert_experiment_in_remote, bare_remote
 from tasks import secrets
-from tasks.clusters import TRAIN_SHAPE, TUNE_SHAPE
-from tasks.settings import TrainSettings, TuneSettings
+from tasks.settings import TrainCluster, TrainSettings, TuneCluster, TuneSettings
 from workflows.launch_plans import NIGHTLY_NAME, experiment_name
 from workflows.tune_train import TuneTrainOutputs
 
@@ -36,6 +36,9 @@ KICKOFF = datetime(2026, 11, 22, 2, 0, tzinfo=timezone.utc)
 # The blob store's own key: a credential too, so it must not land in outputs either.
 BLOB_STORE_KEY = f"canary-blob-store-key-{uuid.uuid4().hex}"
 TUNE_TASK, TRAIN_TASK = "tasks.flyte_tasks.tune_hyperparameters", "tasks.flyte_tasks.train_model"
+# The diabetes run asks for its own cluster sizes, unlike the nightly run's defaults: each must be built as asked.
+DIABETES_TUNE_CLUSTER = TuneCluster(workers=1, cpus_per_worker=3, memory_per_worker="3Gi", head_memory="1536Mi")
+DIABETES_TRAIN_CLUSTER = TrainCluster(workers=3, cpus_per_worker=1, memory_per_worker="2Gi")
 
 
 @dataclass
@@ -97,8 +100,10 @@ def test_emulated_run_of_the_diabetes_problem_commits_its_own_experiment(emulate
     execution = Execution(emulated.execution.package, emulated.store, emulated.workdir / "diabetes",
                           secrets=emulated.execution.secrets)
     values = {"problem": "diabetes", "repo_url": emulated.repo_url, "exp_name": "emulated-diabetes",
-              "tune": TuneSettings(num_samples=2, max_epochs=2), "train": TrainSettings(epochs=4, num_workers=2)}
-    types = {"problem": str, "repo_url": str, "exp_name": str, "tune": TuneSettings, "train": TrainSettings}
+              "tune": TuneSettings(num_samples=2, max_epochs=2), "train": TrainSettings(epochs=4, num_workers=3),
+              "tune_cluster": DIABETES_TUNE_CLUSTER, "train_cluster": DIABETES_TRAIN_CLUSTER}
+    types = {"problem": str, "repo_url": str, "exp_name": str, "tune": TuneSettings, "train": TrainSettings,
+             "tune_cluster": TuneCluster, "train_cluster": TrainCluster}
     literals = execution.run_launch_plan(DEFAULT_NAME, python_literals(values, types))
     out = TuneTrainOutputs(**to_python(literals, typing.get_type_hints(TuneTrainOutputs)))
     assert out.experiment.metric == "test/rmse" and set(out.trained.test) == {"test/loss", "test/rmse", "test/mae"}
@@ -111,6 +116,13 @@ def test_emulated_run_of_the_diabetes_problem_commits_its_own_experiment(emulate
     assert row["problem"] == "diabetes" and row["test.rmse"] == pytest.approx(out.trained.test["test/rmse"])
     train = [r for r in execution.runs if r.task == TRAIN_TASK][0]
     assert train.ray is not None and train.ray.job_status == "SUCCEEDED"
+
+    # The sizes asked for are the clusters built (through the dynamic steps' with_overrides), not the defaults.
+    for task, shape in ((TUNE_TASK, DIABETES_TUNE_CLUSTER), (TRAIN_TASK, DIABETES_TRAIN_CLUSTER)):
+        (run,) = [r for r in execution.runs if r.task == task]
+        assert_cluster_is(run, shape)
+        assert run.node_id.endswith(f"-0-dn0"), run.node_id  # a node of the dynamic step, as propeller names it
+    assert len([p for p in train.ray.placements if p.name == "RayTrainWorker"]) == 3
 
 
 def test_emulated_run_commits_the_nightly_experiment_to_the_remote(emulated, tmp_path):
@@ -143,14 +155,23 @@ def test_emulated_outputs_land_in_s3(emulated):
 COMPUTE_ACTORS = {TRAIN_TASK: "RayTrainWorker", TUNE_TASK: "ImplicitFunc"}
 
 
-@pytest.mark.parametrize(("task", "shape"), [(TUNE_TASK, TUNE_SHAPE), (TRAIN_TASK, TRAIN_SHAPE)], ids=["tune", "train"])
-def test_emulated_ray_cluster_follows_the_spec_and_the_head_does_not_compute(emulated, task, shape):
-    ray = emulated.run(task).ray
+def assert_cluster_is(run: NodeRun, shape) -> None:
+    """The Ray nodes the emulated RayJob ran: a head with no CPUs, `workers` nodes of the asked CPUs and memory, and a
+    Flyte timeout on the node derived from the run's settings."""
+    from emulate_remote import quantity_value
+
+    ray = run.ray
     assert ray is not None and ray.job_status == "SUCCEEDED", ray and ray.logs[-3000:]
     heads = [n for n in ray.nodes if n["is_head"]]
     workers = [n for n in ray.nodes if not n["is_head"]]
-    assert [n["CPU"] for n in heads] == [0.0]
-    assert [n["CPU"] for n in workers] == [float(shape.cpus_per_worker)] * shape.workers
+    assert [(n["CPU"], n["memory"]) for n in heads] == [(0.0, quantity_value(shape.head_memory))]
+    assert [(n["CPU"], n["memory"]) for n in workers] == [(float(shape.cpus_per_worker), quantity_value(shape.memory_per_worker))] * shape.workers
+
+
+@pytest.mark.parametrize(("task", "shape"), [(TUNE_TASK, TuneCluster()), (TRAIN_TASK, TrainCluster())], ids=["tune", "train"])
+def test_emulated_ray_cluster_follows_the_spec_and_the_head_does_not_compute(emulated, task, shape):
+    ray = emulated.run(task).ray
+    assert_cluster_is(emulated.run(task), shape)
 
     computing = [p for p in ray.placements if p.name == COMPUTE_ACTORS[task] or p.cpus > 0]
     on_head = [p for p in computing if p.node_id == ray.head_node_id]
@@ -184,7 +205,7 @@ def test_emulated_run_leaks_no_secret(emulated):
     assert not leaks, "\n".join(leaks)
 
 
-@pytest.mark.parametrize(("task", "shape"), [(TUNE_TASK, TUNE_SHAPE), (TRAIN_TASK, TRAIN_SHAPE)], ids=["tune", "train"])
+@pytest.mark.parametrize(("task", "shape"), [(TUNE_TASK, TuneCluster()), (TRAIN_TASK, TrainCluster())], ids=["tune", "train"])
 def test_emulated_cluster_is_what_flyte_and_kuberay_build(emulated, task, shape):
     """The nodes ran what the RayJob Flyte builds and KubeRay completes: the plugin's start params, memory from the
     container limits, the task pod's env in every pod (plus each role's), the driver on the head, a small working_dir."""
@@ -206,3 +227,59 @@ def test_emulated_cluster_is_what_flyte_and_kuberay_build(emulated, task, shape)
     assert (pods / f"{attempt}-rayjob.yaml").is_file()
     ((_, mib),) = ray.uploads  # flytekit's working_dir: the head pod's app dir, uploaded once
     assert 0 < mib < 5 and ray.upload_warnings == []
+
+
+
+def _tune_alone(emulated: Emulated, where: str, settings: TuneSettings, cluster: TuneCluster, **execution_args):
+    """The dynamic tune step of the nightly run again, alone, on its prepared data, with other settings and sizes."""
+    prepared = emulated.run("tasks.flyte_tasks.prepare_data")
+    data = literals_pb2.LiteralMap.FromString(emulated.store.get(f"{prepared.output_prefix}/outputs.pb")).literals["o0"]
+    execution = Execution(emulated.execution.package, emulated.store, emulated.workdir / where,
+                          secrets=emulated.execution.secrets, **execution_args)
+    inputs = {"data": data, **python_literals({"settings": settings, "cluster": cluster},
+                                              {"settings": TuneSettings, "cluster": TuneCluster})}
+    return execution, lambda: execution.run_task("tasks.flyte_tasks.tune_on_cluster", inputs, node_id="n4")
+
+
+def test_emulated_search_whose_gpus_never_come_fails_in_bounded_time_naming_them(emulated):
+    """An autoscaling tune cluster that starts empty and asks for GPU workers on a cluster with none (here: no
+    autoscaler adds a node, as none could be scheduled): the RayJob starts (KubeRay only waits for the head), the
+    search waits `startup_timeout_s` for one trial's resources, then fails naming them; not retried."""
+    from emulate_remote import TaskFailed
+
+    cluster = TuneCluster(workers=0, min_workers=0, max_workers=2, gpus_per_worker=1, startup_timeout_s=10)
+    settings = TuneSettings(num_samples=1, max_epochs=1, gpus_per_trial=1, space={"batch_size": 64})
+    execution, run = _tune_alone(emulated, "no-gpu", settings, cluster)
+    started = time.monotonic()
+    with pytest.raises(TaskFailed) as info:
+        run()
+    print(f"\nrefused after {time.monotonic() - started:.1f} s: {str(info.value).splitlines()[0]}")
+    message = " ".join(str(info.value).split())
+    assert "(tasks.flyte_tasks.tune_hyperparameters) failed after 1 attempt(s)" in message, message[:3000]
+    assert "a trial needs 1 x (1 CPU, 1 GPU) = 1 CPU, 1 GPU, and after 10 s the Ray cluster offers only" in message
+    assert "Missing: CPU, GPU" in message and "tune_cluster.startup_timeout_s" in message
+    (tune,) = [r for r in execution.runs if r.task == TUNE_TASK]
+    assert tune.node_id == "n4-0-dn0" and [n["is_head"] for n in tune.ray.nodes] == [True], "the group starts empty"
+
+
+def test_emulated_fixed_size_cluster_whose_gpu_pods_cannot_be_scheduled_ends_at_its_flyte_timeout(emulated):
+    """A fixed-size tune cluster asking for GPU workers where the (emulated) Kubernetes node has none: the worker pod stays
+    Pending, KubeRay never submits the job to a cluster that is not ready, and only the task's Flyte timeout, derived
+    from the run's settings (startup_timeout_s + waves x epochs x epoch_timeout_s), ends it: bounded, not forever."""
+    from emulate_remote import TaskFailed
+    from tasks.clusters import tune_timeout_s
+
+    cluster = TuneCluster(workers=1, cpus_per_worker=2, gpus_per_worker=1, startup_timeout_s=5)
+    settings = TuneSettings(num_samples=1, max_epochs=1, gpus_per_trial=1, epoch_timeout_s=5, space={"batch_size": 64})
+    execution, run = _tune_alone(emulated, "pending", settings, cluster,
+                                 node_allocatable={"cpu": "8", "memory": "32Gi", "nvidia.com/gpu": "0"})
+    with pytest.raises(TaskFailed) as info:
+        run()
+    message = " ".join(str(info.value).split())
+    timeout = tune_timeout_s(settings, cluster)
+    assert timeout == 10
+    assert f"TimeoutExpired: task execution timeout [{timeout}s] expired" in message, message[:2000]
+    assert "retries exhausted" in message  # a timeout is a retryable user error; the Ray task has retries=0
+    (tune,) = [r for r in execution.runs if r.task == TUNE_TASK]
+    assert list(tune.ray.pending_pods.values()) == ["0/1 nodes are available: 1 Insufficient nvidia.com/gpu."]
+    assert tune.ray.job_status == "" and tune.ray.nodes == [], "no job was ever submitted"

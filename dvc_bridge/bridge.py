@@ -87,6 +87,9 @@ class ExperimentRecord:
     dvc_yaml: dict = field(default_factory=dict)  # top-level dvc.yaml sections to set (metrics, plots, artifacts)
     message: str = ""  # one line for the experiment's commit message
     gate: Optional[Gate] = None  # no gate: never promoted
+    # Experiments saved beside this one, on the same baseline (a search's trials): name -> record of
+    # documents and git files only (no DVC data, never promoted). Pushed before this one's ref.
+    siblings: dict[str, "ExperimentRecord"] = field(default_factory=dict)
 
 
 @dataclass
@@ -358,16 +361,26 @@ def record_experiment(
                     f"Check that the DVC remote {remote!r} is reachable, then retry the run."
                 ) from e.__cause__
 
+    sibling_refs: list[str] = []
     if existing:
         ref, commit = existing
     else:
+        # The search's trials first: the run's own ref on the remote means they are there too.
+        if record.siblings:
+            on_remote = git.ls_remote(target.url, f"{EXP_REFS}/*")
+            for sibling_name, sibling in record.siblings.items():
+                s_ref, _ = save_sibling(git, root, baseline, sibling_name, sibling)
+                sibling_refs.append(s_ref)
+                if s_ref not in on_remote:  # a retry finds the ones an earlier attempt pushed
+                    retry(lambda: git("push", "--quiet", "origin", f"{s_ref}:{s_ref}", cwd=root), what=f"git push of {s_ref}")
         ref = next(r for r in git("for-each-ref", "--format=%(refname)", EXP_REFS, cwd=root).splitlines() if r.endswith("/" + name))
         commit = drop_temporary_files(git, root, ref)
         check_no_secrets(git, root, commit, baseline)
         retry(lambda: git("push", "--quiet", "origin", f"{ref}:{ref}", cwd=root), what=f"git push of {ref}")
 
     # What DVC sends when `dvc exp run` ends and `dvc exp push` has pushed: Studio's live row becomes this commit.
-    announce_pushed(name=name, baseline=baseline, commit=commit, ref=ref, repo_url=target.display, metrics=metrics)
+    announce_pushed(name=name, baseline=baseline, commit=commit, ref=ref, repo_url=target.display, metrics=metrics,
+                    also_pushed=sibling_refs)
     result = ExperimentRef(
         name=name,
         commit=commit,
@@ -403,6 +416,40 @@ def push_run_cache(repo, remote: str) -> int:
     for objs in repo.stage_cache.get_used_objs(entries, remote=remote).values():
         repo.cloud.push(objs, remote=remote)
     return len(repo.stage_cache.push(remote))
+
+
+def exp_ref_name(baseline: str, name: str) -> str:
+    """The ref DVC keeps an experiment of `name` on `baseline` under."""
+    return f"{EXP_REFS}/{baseline[:2]}/{baseline[2:]}/{name}"
+
+
+def save_sibling(git: Git, root: Path, baseline: str, name: str, record: ExperimentRecord) -> tuple[str, str]:
+    """An experiment commit on `baseline` with the record's documents, git files, run info and dvc.yaml
+    declarations (the baseline's tree otherwise, no DVC data), at DVC's ref for `name`: `dvc exp show`
+    lists it as any saved experiment. Returns (ref, commit)."""
+    import tempfile
+
+    validate_exp_name(name)
+    with tempfile.TemporaryDirectory(prefix="frd-sibling-") as d:
+        tree = Path(d) / "tree"
+        tree.mkdir()
+        base_yaml = git("show", f"{baseline}:{layout.DVC_YAML}", cwd=root, check=False)
+        if base_yaml:
+            (tree / layout.DVC_YAML).write_text(base_yaml + "\n")
+        paths = [p for p in materialize(tree, record) if (tree / p).exists()]
+        files = sorted(f for p in paths for f in ([tree / p] if (tree / p).is_file() else (tree / p).rglob("*")) if f.is_file())
+        env = {**git.env, "GIT_INDEX_FILE": str(Path(d) / "index")}
+        run = lambda *args, **kw: subprocess.run(["git", *args], cwd=root, env=env, capture_output=True, text=True,
+                                                 check=True, **kw).stdout.strip()
+        run("read-tree", baseline)
+        shas = run("hash-object", "-w", "--stdin-paths", input="\n".join(map(str, files)) + "\n").splitlines()
+        run("update-index", "--add", "--index-info",
+            input="".join(f"100644 {sha}\t{f.relative_to(tree).as_posix()}\n" for sha, f in zip(shas, files)))
+        commit = run("commit-tree", run("write-tree"), "-p", baseline, "-m", record.message or name)
+    ref = exp_ref_name(baseline, name)
+    git("update-ref", ref, commit, cwd=root)
+    check_no_secrets(git, root, commit, baseline)
+    return ref, commit
 
 
 def drop_temporary_files(git: Git, root: Path, ref: str) -> str:

@@ -85,7 +85,7 @@ class Mirror:
                 self._warned = True
 
 
-def _live_class():
+def studio_off_live():
     """DVCLive's `Live` with its own Studio posting off (LivePoster posts instead)."""
     from dvclive import Live
 
@@ -111,7 +111,7 @@ class EpochLogger:
         self.mirror = Mirror(config.mirror_uri, config.storage_options) if config.mirror_uri else None
         resumed = resume and (self.directory / METRICS_FILE).exists()
         self.studio = LivePoster(self.directory, config.repo_path, resume=resumed, send_start=config.studio_start)
-        self._live = _live_class()(
+        self._live = studio_off_live()(
             dir=str(self.directory),
             resume=resumed,
             save_dvc_exp=False,

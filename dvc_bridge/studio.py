@@ -22,7 +22,7 @@ import os
 import queue
 import threading
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 log = logging.getLogger(__name__)
 
@@ -140,10 +140,12 @@ class LivePoster:
 
 
 def announce_pushed(
-    *, name: str, baseline: str, commit: str, ref: str, repo_url: str, metrics: Optional[Mapping[str, Any]] = None
+    *, name: str, baseline: str, commit: str, ref: str, repo_url: str, metrics: Optional[Mapping[str, Any]] = None,
+    also_pushed: Sequence[str] = (),
 ) -> bool:
     """After the experiment's ref is on the git remote: `done` with `experiment_rev` (as DVC's executor
-    sends it when `dvc exp run` ends) and the refs notification `dvc exp push` sends. Returns whether
+    sends it when `dvc exp run` ends) and the refs notification `dvc exp push` sends (with `also_pushed`, the
+    refs of experiments pushed beside it: the search's trials). Returns whether
     Studio took both; Studio off (no token) sends nothing and returns False."""
     from dvc_studio_client.post_live_metrics import post_live_metrics
 
@@ -157,7 +159,7 @@ def announce_pushed(
         )
         from dvc.utils.studio import notify_refs
 
-        notified = notify_refs(config["repo_url"], config["token"], base_url=config.get("url"), pushed=[ref])
+        notified = notify_refs(config["repo_url"], config["token"], base_url=config.get("url"), pushed=[*also_pushed, ref])
     except Exception as e:  # Studio is a view of the record, never a condition of it
         log.warning("DVC Studio was not told about %s: %s: %s", name, type(e).__name__, e)
         return False

@@ -7,7 +7,7 @@ problem has, and their types, is declared once in its module (tasks/problem.py).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Optional
 
 from flytekit.types.directory import FlyteDirectory
 from flytekit.types.file import FlyteFile
@@ -49,6 +49,8 @@ class TuneResult:
     space: dict[str, Any]  # the space searched, as params.yaml records it
     trials_csv: FlyteFile  # one row per trial: searched params, status, epochs, score, error
     trials_png: FlyteFile  # the validation score over epochs, one line per trial
+    # record_trials: one DVCLive directory per trial (params.yaml, per-epoch plots, metrics.json), named by trial id
+    trials_live: Optional[FlyteDirectory] = None
 
 
 @dataclass

@@ -13,7 +13,7 @@ from typing import Any, Optional
 
 from dvc_bridge.bridge import ExperimentRecord, Gate
 from dvc_bridge.layout import PARAMS
-from tasks.problem import Problem, metric_key
+from tasks.problem import Problem, complete, metric_key
 
 BEST_PARAMS = "results/tune/best_params.yaml"
 TRIALS_CSV = "results/tune/trials.csv"
@@ -130,6 +130,30 @@ def decision_scores(problem: Problem, test: dict[str, float], val: dict[str, flo
     return ", ".join(f"{k} {scores.get(k, float('nan')):.4f}" for k in keys)
 
 
+def describe_trials(problem: Problem, exp_name: str, *, params: dict, trials_live: Path, run_info: dict,
+                    searched: list[str]) -> dict[str, ExperimentRecord]:
+    """record_trials: each Tune trial (a DVCLive directory of `tasks.tune_dvclive.DVCLiveTrials`) as its own
+    experiment `<exp_name>-<trial id>` beside the run's: the run's params.yaml, the trial's hyper-parameters
+    where the run keeps the tuned ones (results/tune/best_params.yaml, so `dvc exp show` sets them in the same
+    columns), its per-epoch history and last metrics in results/dvclive/."""
+    from dvc_bridge.layout import read_yaml
+
+    metric = metric_key("val", problem.select)
+    trials = {}
+    for d in sorted(p for p in Path(trials_live).iterdir() if p.is_dir()):
+        hp = complete(problem, read_yaml(d / "params.yaml") if (d / "params.yaml").exists() else {})
+        name = f"{exp_name}-{d.name}"
+        trials[name] = ExperimentRecord(
+            documents={PARAMS: params, BEST_PARAMS: hp},
+            git_files={LIVE_DIR: d},
+            dvc_files={},
+            dvc_yaml=declarations(problem, searched),
+            run_info={**run_info, "trial_id": d.name, "trial_of": exp_name},
+            message=f"tune trial {d.name} of {exp_name} ({metric})",
+        )
+    return trials
+
+
 def describe_run(
     problem: Problem,
     *,
@@ -143,15 +167,22 @@ def describe_run(
     test: dict[str, float],
     run_info: dict,
     gate: float,
+    trials_live: Optional[Path] = None,
+    exp_name: str = "",
 ) -> ExperimentRecord:
-    """A run's outputs as the record the bridge writes: params, git-tracked results, the DVC-tracked model, the gate."""
+    """A run's outputs as the record the bridge writes: params, git-tracked results, the DVC-tracked model, the gate;
+    with `trials_live` (record_trials) each trial also as its own experiment beside the run's."""
     select = metric_key("test", problem.select)
+    searched = searched_in(problem, trials_csv)
+    siblings = describe_trials(problem, exp_name, params=params, trials_live=trials_live, run_info=run_info,
+                               searched=searched) if trials_live is not None and exp_name else {}
     return ExperimentRecord(
         documents={PARAMS: params, BEST_PARAMS: best},
         git_files={TRIALS_CSV: trials_csv, TRIALS_PNG: trials_png, LIVE_DIR: live_dir},
         dvc_files={MODEL: model},
-        dvc_yaml=declarations(problem, searched_in(problem, trials_csv)),
+        dvc_yaml=declarations(problem, searched),
         run_info={**run_info, "problem": params.get("problem", problem.name), "val": val, "test": test},
         message=decision_scores(problem, test, val),
         gate=Gate(metric=select, score=float(test[select]), threshold=float(gate), mode=problem.mode),
+        siblings=siblings,
     )

@@ -182,11 +182,13 @@ def tune_hyperparameters(data: Dataset, settings: TuneSettings, cluster: TuneClu
     problem = load_problem(data.problem)
     storage_path, fs = ray_storage(flytekit.current_context().raw_output_prefix, "ray")
     cap = capacity(cluster)
+    out = _workdir("tune")
+    trials_live = out / "trials-dvclive" if settings.record_trials else None
     outcome = run_tune(
         _load(data), data.problem, settings, storage_path, fs,
         concurrency=tune_concurrency(settings, cap), startup_timeout_s=cluster.startup_timeout_s, where=cap.where,
+        trials_live_dir=trials_live,
     )
-    out = _workdir("tune")
     outcome.trials.to_csv(out / "trials.csv", index=False)
     space = space_document(search_space(problem, settings.space))
     labels = report.trial_labels(outcome.trials, outcome.searched)
@@ -204,6 +206,7 @@ def tune_hyperparameters(data: Dataset, settings: TuneSettings, cluster: TuneClu
         space=space,
         trials_csv=FlyteFile(str(out / "trials.csv")),
         trials_png=FlyteFile(str(out / "trials.png")),
+        trials_live=FlyteDirectory(str(trials_live)) if trials_live is not None and trials_live.is_dir() else None,
     )
 
 
@@ -384,6 +387,9 @@ def commit_experiment(
             "global_batch_size": trained.global_batch_size,
         },
         gate=gate_threshold(problem, gate),
+        # record_trials: every Tune trial also as its own experiment beside the run's
+        trials_live=Path(tuned.trials_live.download()) if tuned.trials_live is not None else None,
+        exp_name=repo.exp_name,
     )
     workdir = Path(tempfile.mkdtemp(prefix="frd-bridge-", dir=ctx.working_directory))
     with recoverable_on_transient():

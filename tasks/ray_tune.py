@@ -6,6 +6,8 @@ import logging
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
 
 import pandas as pd
 import ray
@@ -21,6 +23,7 @@ from tasks.report import trial_line
 from tasks.settings import TuneSettings
 from tasks.storage import AWS_CREDENTIAL_ENV_VARS
 from tasks.training import EVAL_BATCH, build, evaluate, make_loader, train_epoch
+from tasks.tune_dvclive import DVCLiveTrials
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +106,11 @@ def tune_space(space: dict) -> dict:
     return {name: one(d) for name, d in space.items()}
 
 
+def trial_metrics(problem: Problem) -> list[str]:
+    """What a trial reports each epoch, minus the epoch itself."""
+    return [metric_key("train", "loss"), metric_key("val", "loss"), *(metric_key("val", m.name) for m in problem.metrics)]
+
+
 def searched_names(space: dict) -> list[str]:
     return [n for n, d in space.items() if isinstance(d, (LogUniform, Uniform, IntRange, Choice))]
 
@@ -117,6 +125,7 @@ def run_tune(
     concurrency: int = 0,
     startup_timeout_s: float = 600,
     where: str = "tune_cluster",
+    trials_live_dir: Optional[Path] = None,
 ) -> TuneOutcome:
     """Run the search on the connected Ray cluster; one failing trial does not sink it.
 
@@ -158,7 +167,12 @@ def run_tune(
             storage_filesystem=storage_filesystem,
             failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
             verbose=0,
-            callbacks=[ProgressLines(settings.num_samples, settings.max_epochs, metric, searched_names(space))],
+            callbacks=[
+                ProgressLines(settings.num_samples, settings.max_epochs, metric, searched_names(space)),
+                # record_trials: each trial's per-epoch history with DVCLive, one directory per trial
+                *([DVCLiveTrials(trials_live_dir, params=searched_names(space), metrics=trial_metrics(problem))]
+                  if trials_live_dir is not None else []),
+            ],
         ),
     )
     with without_cloud_keys():

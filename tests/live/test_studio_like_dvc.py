@@ -124,7 +124,7 @@ def test_studio_sees_the_flyte_run_as_it_sees_dvc_exp_run_and_exp_push(tmp_path,
     started = time.time()
     capfd.readouterr()
     out = tune_train_wf(repo_url=remote_target, exp_name="flyte-studio", gate=0.0,
-                        tune=TuneSettings(num_samples=1, max_epochs=1, space={"batch_size": 64}),
+                        tune=TuneSettings(num_samples=1, max_epochs=1, space={"batch_size": 64}, record_trials=True),
                         train=TrainSettings(epochs=EPOCHS, num_workers=1))
     studio.shutdown()
     assert {p["auth"] for p in studio.posts} == {f"token {TOKEN}"}
@@ -132,6 +132,8 @@ def test_studio_sees_the_flyte_run_as_it_sees_dvc_exp_run_and_exp_push(tmp_path,
     remote_refs = {r.rsplit("/", 1)[1]: r for r in exp_refs(remote_target)}
     shas = {r: git("ls-remote", remote_target, r).split()[0] for r in remote_refs.values()}
     dvc_side, flyte_side = _summary(_events(studio.posts, "reference")), _summary(_events(studio.posts, "flyte-studio"))
+    trial_names = [n for n in remote_refs if n.startswith("flyte-studio-")]
+    assert len(trial_names) == 1, remote_refs  # record_trials: the one trial beside the run
     for side, name in ((dvc_side, "reference"), (flyte_side, "flyte-studio")):
         assert side["order"] == ["start", "data", "done", "refs"], (name, side["order"])
         assert side["starts"] == 1
@@ -141,7 +143,7 @@ def test_studio_sees_the_flyte_run_as_it_sees_dvc_exp_run_and_exp_push(tmp_path,
         assert side["steps"] == list(range(EPOCHS)), side["steps"]
         assert side["metrics_paths"] == {"results/dvclive/metrics.json"}
         assert side["points"] and all(steps == list(range(EPOCHS)) for steps in side["points"].values()), side["points"]
-        assert side["pushed"] == [remote_refs[name]]
+        assert side["pushed"] == [*(remote_refs[t] for t in trial_names if name == "flyte-studio"), remote_refs[name]]
         assert side["done_rev"] == shas[remote_refs[name]]
         assert "results/dvclive/metrics.json" in side["done_metrics"]
     assert set(flyte_side["points"]) == set(dvc_side["points"]) == {
@@ -157,3 +159,21 @@ def test_studio_sees_the_flyte_run_as_it_sees_dvc_exp_run_and_exp_push(tmp_path,
     sandbox = Path(FlyteContextManager.current_context().file_access.local_sandbox_dir)
     decks = "".join(d.read_text() for d in sandbox.rglob("deck.html") if d.stat().st_mtime >= started)
     assert "<code>dvc metrics diff</code> prints them" in decks and "test.accuracy" in decks
+
+    # record_trials: `dvc exp show` lists the trial beside the run, with its hyper-parameters in the same
+    # columns as the run's tuned ones, its own validation history and no test score.
+    from dvc.api import exp_show
+
+    clone = tmp_path / "check"
+    git("clone", "--quiet", remote_target, str(clone))
+    dvc("exp", "pull", "--no-cache", "origin", trial_names[0], cwd=clone)
+    dvc("exp", "pull", "--no-cache", "origin", "flyte-studio", cwd=clone)
+    rows = {r["Experiment"]: {k.rsplit(":", 1)[-1]: v for k, v in r.items()} for r in exp_show(repo=str(clone))
+            if r.get("Experiment")}
+    trial, run = rows[trial_names[0]], rows["flyte-studio"]
+    assert trial["batch_size"] == run["batch_size"] == 64 and trial["lr"] == run["lr"]  # the one trial is the best
+    assert 0 <= trial["val.accuracy"] <= 1 and trial.get("test.accuracy") in (None, "None", "-", "")
+    git("fetch", "--quiet", "origin", f"{remote_refs[trial_names[0]]}:refs/check/trial", cwd=clone)
+    tsv = git("show", "refs/check/trial:results/dvclive/plots/metrics/val/accuracy.tsv", cwd=clone).splitlines()
+    assert len(tsv) == 2  # header + the trial's one epoch
+    assert git("show", "refs/check/trial:results/run.json", cwd=clone).count('"trial_of": "flyte-studio"') == 1

@@ -151,7 +151,8 @@ def plot(curves: dict, out_dir: Path) -> list[str]:
             a1.plot(xs, [p.get("train_s") for p in points], "^--", label="run_train (TorchTrainer.fit)")
         a2.plot(xs, [p.get("peak_pss_gib") for p in points], "o-", color="C3", label="peak PSS, process tree")
         if axis == "data":
-            a2.plot(xs, [p.get("data_gib") for p in points], "x:", color="C7", label="the splits' arrays (one copy)")
+            one_copy = [p.get("data_gib") or round(p["config"]["n"] * (28 * 28 * 4 + 8) / 1024**3, 3) for p in points]  # float32 images + int64 labels
+            a2.plot(xs, one_copy, "x:", color="C7", label="the splits' arrays (one copy)")
         for p, x in zip(points, xs):
             if p.get("returncode") != 0:  # a point that did not finish: its figures are lower bounds
                 for a, y in ((a1, p.get("wall_s")), (a2, p.get("peak_pss_gib"))):
@@ -163,6 +164,9 @@ def plot(curves: dict, out_dir: Path) -> list[str]:
             a.legend(fontsize=7)
             if axis in ("trials", "data") and len(set(xs)) > 1:
                 a.set_xscale("log")
+                a.minorticks_off()
+            a.set_xticks(sorted(set(xs)), [f"{x:,}" for x in sorted(set(xs))])
+            a.set_ylim(bottom=0)
         fig.suptitle(f"cost as {axis} grow{'s' if axis == 'data' else ''}", fontsize=10)
         fig.tight_layout()
         path = out_dir / f"{axis}.png"

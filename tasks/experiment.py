@@ -139,9 +139,12 @@ def describe_trials(problem: Problem, exp_name: str, *, params: dict, trials_liv
     from dvc_bridge.layout import read_yaml
 
     metric = metric_key("val", problem.select)
+    # What the space fixed (e.g. {"batch_size": 16}) holds for every trial; the trial's params.yaml has the rest.
+    space = (params.get("tune") or {}).get("space") or {}
+    fixed = {k: v for k, v in space.items() if not isinstance(v, dict)}
     trials = {}
     for d in sorted(p for p in Path(trials_live).iterdir() if p.is_dir()):
-        hp = complete(problem, read_yaml(d / "params.yaml") if (d / "params.yaml").exists() else {})
+        hp = complete(problem, {**fixed, **(read_yaml(d / "params.yaml") if (d / "params.yaml").exists() else {})})
         name = f"{exp_name}-{d.name}"
         trials[name] = ExperimentRecord(
             documents={PARAMS: params, BEST_PARAMS: hp},

@@ -1,9 +1,14 @@
-"""DVC Studio sees a Flyte run as it sees `dvc exp run` + DVCLive + `dvc exp push`: held against DVC itself.
+"""One Flyte run on a DVC-tracked dataset, held against DVC itself (one workflow run serves issue 13's points):
 
-One loopback Studio stand-in (DVC_STUDIO_URL, DVC_STUDIO_TOKEN). The reference: a real `dvc exp run` of a
-plain DVCLive script (what DVCLive's docs show) in a clone of the target repo, then `dvc exp push`. Then the
-workflow, in process, against the same target and stand-in. The two event sequences must agree on the
-event order, names, baseline, repo URL, paths, steps (each point once) and the final rev.
+* Studio: one loopback Studio stand-in (DVC_STUDIO_URL, DVC_STUDIO_TOKEN). The reference is a real
+  `dvc exp run` of a plain DVCLive script (what DVCLive's docs show) in a clone of the target repo, then
+  `dvc exp push`; then the workflow, in process, against the same target and stand-in. The two event
+  sequences must agree on the event order, names, baseline, repo URL, paths, steps (each point once) and
+  the final rev.
+* The change against the baseline in the bridge's log and Deck; record_trials in `dvc exp show`.
+* DVC reproduces what Flyte made: after `dvc exp apply`, `dvc exp run` skips the unchanged search,
+  retrains on the same data version, and Studio gets DVC's start/done and rank 0's data under the
+  experiment's paths.
 """
 
 from __future__ import annotations
@@ -14,10 +19,11 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from studio_standin import StudioStandIn
-from support import dvc, exp_refs, git
+from support import PROJECT_ROOT, dvc, git
 from tasks.settings import TrainSettings, TuneSettings
 
 TOKEN = "studio-token-like-dvc"
@@ -95,9 +101,10 @@ def _summary(events: list[dict]) -> dict:
 
 
 @pytest.mark.slow
-def test_studio_sees_the_flyte_run_as_it_sees_dvc_exp_run_and_exp_push(tmp_path, remote_target, monkeypatch, capfd):
+def test_a_flyte_run_is_the_experiment_dvc_and_studio_would_make(tmp_path, local_target, monkeypatch, capfd):
     import time
 
+    from dvc.api import exp_show
     from flytekit import FlyteContextManager
 
     from workflows.tune_train import tune_train_wf
@@ -105,46 +112,56 @@ def test_studio_sees_the_flyte_run_as_it_sees_dvc_exp_run_and_exp_push(tmp_path,
     studio = StudioStandIn()
     monkeypatch.setenv("DVC_STUDIO_URL", studio.url)
     monkeypatch.setenv("DVC_STUDIO_TOKEN", TOKEN)
-    baseline = git("ls-remote", remote_target, "refs/heads/main").split()[0]
+    target = str(local_target)
+    rng = np.random.default_rng(0)
+    np.savez(local_target / "digits.npz", x=rng.integers(0, 256, size=(200, 28, 28), dtype=np.uint8),
+             y=np.tile(np.arange(10), 20))
+    dvc("add", "digits.npz", cwd=local_target)
+    git("add", "digits.npz.dvc", ".gitignore", cwd=local_target)
+    git("commit", "--quiet", "-m", "data v1", cwd=local_target)
+    baseline = git("rev-parse", "HEAD", cwd=local_target)
+    dvc_env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+               "PYTHONPATH": os.pathsep.join([str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")])}
+    dvc_exe = str(Path(sys.executable).parent / "dvc")
+    git("config", "user.name", "tester", cwd=local_target)  # DVC's own git client reads no GIT_CONFIG_GLOBAL
+    git("config", "user.email", "tester@example.invalid", cwd=local_target)
 
     # The reference: DVC's own `dvc exp run` with DVCLive, then `dvc exp push`.
     ref_repo = tmp_path / "reference"
-    git("clone", "--quiet", remote_target, str(ref_repo))
-    git("config", "user.name", "tester", cwd=ref_repo)  # DVC's own git client reads no GIT_CONFIG_GLOBAL
+    git("clone", "--quiet", target, str(ref_repo))
+    git("config", "user.name", "tester", cwd=ref_repo)
     git("config", "user.email", "tester@example.invalid", cwd=ref_repo)
     (ref_repo / "live_script.py").write_text(SCRIPT)
     (ref_repo / "dvc.yaml").write_text(DVC_YAML)
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    run = subprocess.run([str(Path(sys.executable).parent / "dvc"), "exp", "run", "-n", "reference"],
-                         cwd=ref_repo, env=env, capture_output=True, text=True, timeout=300)
+    run = subprocess.run([dvc_exe, "exp", "run", "-n", "reference", "train"],
+                         cwd=ref_repo, env=dvc_env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
-    dvc("exp", "push", "origin", "reference", cwd=ref_repo)
+    dvc("exp", "push", "--no-cache", "origin", "reference", cwd=ref_repo)
 
-    # The Flyte run, recorded in the same target.
+    # The Flyte run, recorded in the same target, on the DVC-tracked dataset.
     started = time.time()
     capfd.readouterr()
-    out = tune_train_wf(repo_url=remote_target, exp_name="flyte-studio", gate=0.0,
-                        tune=TuneSettings(num_samples=1, max_epochs=1, space={"batch_size": 64}, record_trials=True),
+    out = tune_train_wf(dataset=f"dvc://digits.npz?repo={target}", repo_url=target, exp_name="flyte-studio", gate=0.0,
+                        tune=TuneSettings(num_samples=1, max_epochs=1, space={"batch_size": 16}, record_trials=True),
                         train=TrainSettings(epochs=EPOCHS, num_workers=1))
-    studio.shutdown()
-    assert {p["auth"] for p in studio.posts} == {f"token {TOKEN}"}
+    log = capfd.readouterr().out
 
-    remote_refs = {r.rsplit("/", 1)[1]: r for r in exp_refs(remote_target)}
-    shas = {r: git("ls-remote", remote_target, r).split()[0] for r in remote_refs.values()}
+    refs = {r.rsplit("/", 1)[1]: r for r in git("for-each-ref", "--format=%(refname)", "refs/exps", cwd=local_target).split()}
+    shas = {r: git("rev-parse", r, cwd=local_target) for r in refs.values()}
     dvc_side, flyte_side = _summary(_events(studio.posts, "reference")), _summary(_events(studio.posts, "flyte-studio"))
-    trial_names = [n for n in remote_refs if n.startswith("flyte-studio-")]
-    assert len(trial_names) == 1, remote_refs  # record_trials: the one trial beside the run
+    trial_names = [n for n in refs if n.startswith("flyte-studio-")]
+    assert len(trial_names) == 1, refs  # record_trials: the one trial beside the run
     for side, name in ((dvc_side, "reference"), (flyte_side, "flyte-studio")):
         assert side["order"] == ["start", "data", "done", "refs"], (name, side["order"])
         assert side["starts"] == 1
         assert side["names"] == {name}
         assert side["baselines"] == {baseline}
-        assert side["repo_urls"] == {remote_target}
+        assert side["repo_urls"] == {target}
         assert side["steps"] == list(range(EPOCHS)), side["steps"]
         assert side["metrics_paths"] == {"results/dvclive/metrics.json"}
         assert side["points"] and all(steps == list(range(EPOCHS)) for steps in side["points"].values()), side["points"]
-        assert side["pushed"] == [*(remote_refs[t] for t in trial_names if name == "flyte-studio"), remote_refs[name]]
-        assert side["done_rev"] == shas[remote_refs[name]]
+        assert side["pushed"] == [*(refs[t] for t in trial_names if name == "flyte-studio"), refs[name]]
+        assert side["done_rev"] == shas[refs[name]]
         assert "results/dvclive/metrics.json" in side["done_metrics"]
     assert set(flyte_side["points"]) == set(dvc_side["points"]) == {
         f"results/dvclive/plots/metrics/{n}.tsv" for n in PER_EPOCH}
@@ -152,7 +169,6 @@ def test_studio_sees_the_flyte_run_as_it_sees_dvc_exp_run_and_exp_push(tmp_path,
 
     # The bridge's log and the experiment Deck show the change as `dvc metrics diff` / `dvc params diff` print it.
     base = baseline[:8]
-    log = capfd.readouterr().out
     assert f"dvc metrics diff {base} flyte-studio --md\n| Path" in log, log[-3000:]
     assert f"dvc params diff {base} flyte-studio --md\n| Path" in log
     assert "| results/dvclive/metrics.json | test.accuracy" in log and "| params.yaml" in log
@@ -162,18 +178,37 @@ def test_studio_sees_the_flyte_run_as_it_sees_dvc_exp_run_and_exp_push(tmp_path,
 
     # record_trials: `dvc exp show` lists the trial beside the run, with its hyper-parameters in the same
     # columns as the run's tuned ones, its own validation history and no test score.
-    from dvc.api import exp_show
-
-    clone = tmp_path / "check"
-    git("clone", "--quiet", remote_target, str(clone))
-    dvc("exp", "pull", "--no-cache", "origin", trial_names[0], cwd=clone)
-    dvc("exp", "pull", "--no-cache", "origin", "flyte-studio", cwd=clone)
-    rows = {r["Experiment"]: {k.rsplit(":", 1)[-1]: v for k, v in r.items()} for r in exp_show(repo=str(clone))
+    rows = {r["Experiment"]: {k.rsplit(":", 1)[-1]: v for k, v in r.items()} for r in exp_show(repo=target)
             if r.get("Experiment")}
-    trial, run = rows[trial_names[0]], rows["flyte-studio"]
-    assert trial["batch_size"] == run["batch_size"] == 64 and trial["lr"] == run["lr"]  # the one trial is the best
+    trial, flyte_row = rows[trial_names[0]], rows["flyte-studio"]
+    assert trial["batch_size"] == flyte_row["batch_size"] == 16 and trial["lr"] == flyte_row["lr"]  # one trial: the best
     assert 0 <= trial["val.accuracy"] <= 1 and trial.get("test.accuracy") in (None, "None", "-", "")
-    git("fetch", "--quiet", "origin", f"{remote_refs[trial_names[0]]}:refs/check/trial", cwd=clone)
-    tsv = git("show", "refs/check/trial:results/dvclive/plots/metrics/val/accuracy.tsv", cwd=clone).splitlines()
-    assert len(tsv) == 2  # header + the trial's one epoch
-    assert git("show", "refs/check/trial:results/run.json", cwd=clone).count('"trial_of": "flyte-studio"') == 1
+    trial_ref = refs[trial_names[0]]
+    assert len(git("show", f"{trial_ref}:results/dvclive/plots/metrics/val/accuracy.tsv", cwd=local_target).splitlines()) == 2
+    assert git("show", f"{trial_ref}:results/run.json", cwd=local_target).count('"trial_of": "flyte-studio"') == 1
+
+    # DVC reproduces what Flyte made: apply, then `dvc exp run` skips the search and retrains on the same data.
+    dvc("exp", "apply", "flyte-studio", cwd=local_target)
+    # The target has no git remote DVC could take Studio's repo URL from: name it, as Studio knows the repo.
+    rerun = subprocess.run([dvc_exe, "exp", "run", "-S", f"train.epochs={EPOCHS + 1}", "-n", "rerun"],
+                           cwd=local_target, env={**dvc_env, "DVC_STUDIO_REPO_URL": target},
+                           capture_output=True, text=True, timeout=600)
+    studio.shutdown()
+    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+    assert "Stage 'tune' didn't change, skipping" in rerun.stdout and "Running stage 'train'" in rerun.stdout
+    assert "the version params.yaml records" in rerun.stdout, rerun.stdout[-2000:]  # same data, checked by content
+    row = next({k.rsplit(":", 1)[-1]: v for k, v in r.items()} for r in exp_show(repo=target) if r.get("Experiment") == "rerun")
+    assert row["data.source"] == f"dvc://digits.npz?repo={target}&rev={baseline}" and row["train.epochs"] == EPOCHS + 1
+    rerun_commit = git("rev-parse", next(r for r in git("for-each-ref", "--format=%(refname)", "refs/exps",
+                                                        cwd=local_target).split() if r.endswith("/rerun")), cwd=local_target)
+    # Studio: DVC's own start and done (client dvc), rank 0's data under the experiment's paths, each point once.
+    bodies = [p["body"] for p in studio.posts if p["path"] == "/api/live" and p["body"]["name"] == "rerun"]
+    assert [(b["type"], b["client"]) for b in bodies if b["type"] != "data"] == [("start", "dvc"), ("done", "dvc")]
+    assert bodies[-1]["experiment_rev"] == rerun_commit
+    data = [b for b in bodies if b["type"] == "data"]
+    assert data and {b["client"] for b in data} == {"dvclive"} and {b["step"] for b in data} == set(range(EPOCHS + 1))
+    assert all(k.startswith("results/dvclive/") for b in data for k in [*b.get("plots", {}), *b.get("metrics", {})])
+    steps = [pt["step"] for b in data
+             for pt in b.get("plots", {}).get("results/dvclive/plots/metrics/val/accuracy.tsv", {}).get("data", [])]
+    assert steps == list(range(EPOCHS + 1))
+    assert {p["auth"] for p in studio.posts} == {f"token {TOKEN}"}

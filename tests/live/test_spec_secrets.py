@@ -20,17 +20,21 @@ CANARIES = {
 def _serialized(monkeypatch) -> dict[str, bytes]:
     for name, value in CANARIES.items():
         monkeypatch.setenv(name, value)
+    from tasks.flyte_tasks import train_model, tune_hyperparameters
     from workflows.tune_train import tune_train_wf
 
     settings = SerializationSettings(image_config=ImageConfig(default_image=Image(name="default", fqn="img", tag="t")))
     entities: OrderedDict = OrderedDict()
     get_serializable(entities, settings, tune_train_wf)
+    # The Ray tasks run inside the dynamic *_on_cluster steps, so they are serialized on their own too.
+    for task in (tune_hyperparameters, train_model):
+        get_serializable(entities, settings, task)
     return {getattr(k, "name", repr(k)): v.to_flyte_idl().SerializeToString() for k, v in entities.items()}
 
 
 def test_no_secret_in_the_serialized_workflow_even_with_tokens_in_the_environment(monkeypatch):
     specs = _serialized(monkeypatch)
-    assert "tasks.flyte_tasks.train_model" in specs and "workflows.tune_train.tune_train_wf" in specs
+    assert {"tasks.flyte_tasks.train_model", "tasks.flyte_tasks.train_on_cluster", "workflows.tune_train.tune_train_wf"} <= set(specs)
     for name, blob in specs.items():
         for canary in CANARIES.values():
             assert canary.encode() not in blob, f"{canary} in {name}"

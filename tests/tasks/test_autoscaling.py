@@ -143,6 +143,8 @@ def test_a_search_grows_the_autoscaling_cluster_to_its_maximum_and_it_shrinks_ba
     raw, _ = load_raw(parse_source(""), problem)
     splits = make_splits(raw, problem, seed=0)
 
+    if ray.is_initialized():  # an earlier in-process test's session: the driver must connect to this cluster
+        ray.shutdown()
     cluster = OneMachineAutoscalingCluster(tmp_path, worker_cpus=1, min_workers=0, max_workers=2)
     address = cluster.start()
     sampler = NodeSampler()
@@ -159,7 +161,8 @@ def test_a_search_grows_the_autoscaling_cluster_to_its_maximum_and_it_shrinks_ba
             time.sleep(0.5)
     finally:
         sampler.done.set()
-        sampler.join(timeout=5)
+        if sampler.is_alive():
+            sampler.join(timeout=5)
         ray.shutdown()
         cluster.stop()
     print(f"\nworker nodes over time (s, nodes): {sampler.timeline}; search done by {searched} s")

@@ -295,6 +295,8 @@ def test_waiting_for_missing_gpus_fails_in_bounded_time_naming_them():
 
     from tasks.ray_resources import ClusterResourcesError, wait_for
 
+    if ray.is_initialized():  # an earlier in-process test's session: this test needs a cluster of its own
+        ray.shutdown()
     ray.init(num_cpus=1, include_dashboard=False, logging_level="ERROR")
     try:
         assert wait_for([{"CPU": 1}], 1, "a trial", "tune_cluster") == 0.0

@@ -156,8 +156,9 @@ def test_a_search_grows_the_autoscaling_cluster_to_its_maximum_and_it_shrinks_ba
                            startup_timeout_s=120, where=shape.label)
         searched = round(time.monotonic() - sampler.t0, 1)
         # Idle now: the autoscaler removes both nodes after idle_timeout_minutes. Bounded wait for that event.
-        deadline = time.monotonic() + 90
-        while sampler.count() > 0 and time.monotonic() < deadline:
+        # Read from the sampler's own record, so the last change it saw is the one asserted on.
+        deadline = time.monotonic() + 120
+        while sampler.timeline[-1][1] > 0 and time.monotonic() < deadline:
             time.sleep(0.5)
     finally:
         sampler.done.set()

@@ -75,10 +75,6 @@ class Capacity:
         return cls(nodes=shape.most_workers, cpus=shape.cpus_per_worker, gpus=shape.gpus_per_worker, where=shape.label)
 
     @property
-    def total_cpus(self) -> int:
-        return self.nodes * self.cpus
-
-    @property
     def total_gpus(self) -> int:
         return self.nodes * self.gpus
 

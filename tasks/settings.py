@@ -172,14 +172,6 @@ class ClusterShape:
         """CPUs the worker group can offer at most (the head offers none)."""
         return self.most_workers * self.cpus_per_worker
 
-    @property
-    def capacity_gpus(self) -> int:
-        return self.most_workers * self.gpus_per_worker
-
-    @property
-    def memory_per_worker_bytes(self) -> int:
-        return int(quantity(self.memory_per_worker, f"{self.label}.memory_per_worker"))
-
 
 @dataclass
 class TuneCluster(ClusterShape):

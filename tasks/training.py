@@ -14,7 +14,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from tasks.problem import Problem, metric_key
 
@@ -62,6 +62,28 @@ def effective_global_batch(global_batch: int, world_size: int) -> int:
     return worker_batch_size(global_batch, world_size) * world_size
 
 
+class ArrayBatches(Dataset):
+    """(x, y) batches gathered from in-memory arrays by index: only the batch is copied.
+
+    So read-only arrays (Ray's object store maps one copy per node into every trial and worker)
+    are read in place, never copied whole into each process; a batch is a fresh, writable tensor.
+    """
+
+    def __init__(self, x: np.ndarray, y: np.ndarray) -> None:
+        self.x, self.y = x, y
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = np.asarray(indices, dtype=np.int64)
+        return torch.from_numpy(self.x[idx]), torch.from_numpy(self.y[idx])
+
+
+def _whole_batch(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    return batch  # the loader's collate step: `ArrayBatches.__getitems__` returns the batch whole
+
+
 def make_loader(
     x: np.ndarray,
     y: np.ndarray,
@@ -72,17 +94,18 @@ def make_loader(
     rank: int = 0,
     world_size: int = 1,
 ) -> DataLoader:
-    """A loader over in-memory arrays; with shuffle, the sampler is DistributedSampler's, so one worker
-    and many see the same epoch order (each rank its own interleaved shard).
+    """A loader over in-memory arrays that reads them in place (`ArrayBatches`); with shuffle, the order
+    is DistributedSampler's, so one worker and many see the same epoch order (each rank its own
+    interleaved shard).
 
     For training only when world_size > 1: DistributedSampler pads uneven shards by repeating samples,
     so an evaluation must shard by slicing (`x[rank::world]`) and one loader per shard instead.
     """
-    ds = TensorDataset(torch.from_numpy(np.array(x)), torch.from_numpy(np.array(y)))  # copies: object-store arrays are read-only
+    ds = ArrayBatches(x, y)
     if shuffle or world_size > 1:
         sampler = DistributedSampler(ds, num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed)
-        return DataLoader(ds, batch_size=batch_size, sampler=sampler)
-    return DataLoader(ds, batch_size=batch_size, shuffle=False)
+        return DataLoader(ds, batch_size=batch_size, sampler=sampler, collate_fn=_whole_batch)
+    return DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=_whole_batch)
 
 
 def build(problem: Problem, hp: Mapping[str, Any], seed: int) -> tuple[nn.Module, torch.optim.Optimizer]:

@@ -160,6 +160,32 @@ def test_make_loader_copies_read_only_arrays():
     assert yb.dtype == torch.int64
 
 
+def test_make_loader_reads_shared_arrays_in_place_copying_only_batches():
+    """A trial or DDP worker reads the node's one object-store copy: the loader holds the caller's read-only
+    arrays, and a whole epoch allocates about one batch at a time, never a copy of the data."""
+    import tracemalloc
+
+    x = np.random.default_rng(0).random((20_000, 256), dtype=np.float32)  # 20 MB; the sampler's index list is ~0.8 MB
+    y = np.arange(20_000, dtype=np.int64)
+    x.setflags(write=False)
+    y.setflags(write=False)
+    for loader in (make_loader(x, y, 32, shuffle=True, seed=0, rank=1, world_size=2), make_loader(x, y, 512, shuffle=False)):
+        assert np.shares_memory(loader.dataset.x, x) and np.shares_memory(loader.dataset.y, y)
+        tracemalloc.start()
+        seen = sum(len(yb) for _, yb in loader)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert seen == (len(y) // 2 if isinstance(loader.sampler, DistributedSampler) else len(y))
+        assert peak < x.nbytes / 10, f"an epoch allocated {peak} bytes for {x.nbytes} bytes of data"
+
+
+def test_make_loader_batches_are_the_samples_the_sampler_chose():
+    x = np.arange(30, dtype=np.float32).reshape(10, 3)
+    y = np.arange(10, dtype=np.int64)
+    for xb, yb in make_loader(x, y, 4, shuffle=True, seed=2):
+        assert torch.equal(xb, torch.from_numpy(x[yb.numpy()]))
+
+
 def test_make_loader_keeps_real_targets_float32(diabetes_splits):
     s = diabetes_splits
     xb, yb = next(iter(make_loader(s.x_train, s.y_train, 32, shuffle=True, seed=0)))

@@ -91,6 +91,7 @@ def run_point(cfg: dict) -> dict:
 
     init_local_ray()
     out["ray_init_s"] = round(time.time() - t, 2)
+    data = ray.put(data)  # as the Ray tasks do: one copy, in the object store; the driver keeps none
     storage = tempfile.mkdtemp(prefix="curve-")
     if cfg["trials"]:
         from tasks.ray_tune import run_tune

@@ -64,6 +64,8 @@ def run_stage(stage: str, root: Path) -> None:
     init_local_ray()
     import ray
 
+    data_ref = ray.put(splits)  # the one copy trials and workers read, in the object store; the stage keeps none
+    del raw, splits
     resources = ray.cluster_resources()
     here = Capacity(nodes=1, cpus=int(resources.get("CPU", 1)), gpus=int(resources.get("GPU", 0)), where="this machine")
     check_settings(problem, tune, train, here, here)
@@ -72,7 +74,7 @@ def run_stage(stage: str, root: Path) -> None:
         if stage == "tune":
             from tasks.ray_tune import run_tune
 
-            outcome = run_tune(splits, problem_ref, tune, str(tmp / "ray"), where="this machine")
+            outcome = run_tune(data_ref, problem_ref, tune, str(tmp / "ray"), where="this machine")
             outcome.trials.to_csv(tmp / "trials.csv", index=False)
             trials_plot(outcome.history, tmp / "trials.png", outcome.metric)
             layout.write_yaml(root / experiment.BEST_PARAMS, outcome.best)
@@ -82,7 +84,7 @@ def run_stage(stage: str, root: Path) -> None:
             from tasks.ray_train import run_train
 
             best = layout.read_yaml(root / experiment.BEST_PARAMS)
-            outcome = run_train(splits, problem_ref, best, train, tmp / "out", str(tmp / "ray"),
+            outcome = run_train(data_ref, problem_ref, best, train, tmp / "out", str(tmp / "ray"),
                                 live=stage_live_config(), where="this machine")
             layout.place(outcome.model_path, root / experiment.MODEL)
             layout.place(outcome.live_dir, root / experiment.LIVE_DIR)

@@ -144,6 +144,14 @@ def _load(data: Dataset) -> Splits:
     return Splits.load(data.file.download())
 
 
+def _in_object_store(data: Dataset):
+    """The splits put once into the task's Ray object store, the driver keeping no copy of its own:
+    one copy per node, which every trial and worker reads in place."""
+    import ray
+
+    return ray.put(_load(data))
+
+
 def _show_first(deck: Deck) -> None:
     """Open the task's Deck page on `deck`, with only this task's pages and Timeline rows.
 
@@ -185,7 +193,7 @@ def tune_hyperparameters(data: Dataset, settings: TuneSettings, cluster: TuneClu
     out = _workdir("tune")
     trials_live = out / "trials-dvclive" if settings.record_trials else None
     outcome = run_tune(
-        _load(data), data.problem, settings, storage_path, fs,
+        _in_object_store(data), data.problem, settings, storage_path, fs,
         concurrency=tune_concurrency(settings, cap), startup_timeout_s=cluster.startup_timeout_s, where=cap.where,
         trials_live_dir=trials_live,
     )
@@ -266,7 +274,7 @@ def train_model(
               f"training with a global batch of {global_batch}", flush=True)
     storage_path, fs = ray_storage(ctx.raw_output_prefix, "ray")
     outcome = run_train(
-        _load(data), data.problem, hp, settings, _workdir("train"), storage_path, fs, live=live,
+        _in_object_store(data), data.problem, hp, settings, _workdir("train"), storage_path, fs, live=live,
         startup_timeout_s=cluster.startup_timeout_s, where=capacity(cluster).where,
     )
     val = {k: v for k, v in outcome.final.items() if k.startswith("val/")}

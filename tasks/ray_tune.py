@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from contextlib import contextmanager
@@ -47,8 +48,12 @@ def trial_device() -> torch.device:
     return torch.device("cuda", 0) if ray.get_gpu_ids() and torch.cuda.is_available() else torch.device("cpu")
 
 
-def trial_on_worker(config: dict, data: Splits, problem_ref: str, max_epochs: int, seed: int) -> None:
-    """One Tune trial: train with sampled hyper-parameters, report validation metrics each epoch (never test)."""
+def trial_on_worker(config: dict, data_ref: ray.ObjectRef, problem_ref: str, max_epochs: int, seed: int) -> None:
+    """One Tune trial: train with sampled hyper-parameters, report validation metrics each epoch (never test).
+
+    The splits are the node's one copy in the object store, read in place batch by batch.
+    """
+    data: Splits = ray.get(data_ref)
     problem = load_problem(problem_ref)
     hp = complete(problem, config)
     torch.set_num_threads(1)
@@ -116,7 +121,7 @@ def searched_names(space: dict) -> list[str]:
 
 
 def run_tune(
-    data: Splits,
+    data: Splits | ray.ObjectRef,
     problem_ref: str,
     settings: TuneSettings,
     storage_path: str,
@@ -129,6 +134,7 @@ def run_tune(
 ) -> TuneOutcome:
     """Run the search on the connected Ray cluster; one failing trial does not sink it.
 
+    `data`: the splits, or their object-store ref (put them there yourself so the driver keeps no copy).
     `concurrency`: trials at once (0: the CPUs the cluster has now); give the autoscaled maximum so
     the trials waiting for nodes are the demand the autoscaler acts on. The search starts once one
     trial fits, and fails after `startup_timeout_s` naming what `where` never offered.
@@ -146,8 +152,10 @@ def run_tune(
         concurrency = min(settings.max_concurrent_trials or cpus, cpus)
     tuner = tune.Tuner(
         tune.with_resources(
-            tune.with_parameters(
-                trial_on_worker, data=data, problem_ref=problem_ref, max_epochs=settings.max_epochs, seed=settings.seed
+            # A partial, not tune.with_parameters: its registry would hold the splits for the process's life.
+            functools.partial(
+                trial_on_worker, data_ref=data if isinstance(data, ray.ObjectRef) else ray.put(data),
+                problem_ref=problem_ref, max_epochs=settings.max_epochs, seed=settings.seed,
             ),
             {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial},
         ),

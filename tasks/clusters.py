@@ -184,7 +184,7 @@ TaskPlugins.register_pythontask_plugin(ProjectRayJobConfig, RayTask)
 # Local only. Ray Train's preemption watcher watches for Kubernetes node loss through the
 # dashboard's state API, which a local cluster runs without (start-up time): it would only log
 # errors. Its controller checks on the workers every 2 s, which adds up to 2 s after the last epoch.
-LOCAL_RAY_ENV = {"RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0", "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.25"}
+LOCAL_RAY_ENV = {"RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0", "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.1"}
 
 
 def local_worker_env() -> dict[str, str]:

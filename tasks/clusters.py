@@ -26,7 +26,7 @@ from flytekit.extend import TaskPlugins
 from flytekitplugins.ray import HeadNodeConfig, RayJobConfig, WorkerNodeConfig
 from flytekitplugins.ray.task import RayFunctionTask
 
-from tasks.settings import ClusterShape, SettingsError, TrainCluster, TrainSettings, TuneCluster, TuneSettings
+from tasks.settings import ClusterShape, SettingsError, TrainCluster, TrainSettings, TuneCluster, TuneSettings, quantity
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -55,6 +55,18 @@ def local_cpus() -> int:
     return max(1, cpus)
 
 
+def local_memory() -> float:
+    """Bytes of memory this process's machine offers: its RAM, capped by a cgroup memory limit."""
+    memory = float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    try:  # cgroup v2: "max" or bytes
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit != "max":
+            memory = min(memory, float(limit))
+    except (OSError, ValueError):
+        pass
+    return memory
+
+
 def local_gpus() -> int:
     import torch
 
@@ -63,16 +75,19 @@ def local_gpus() -> int:
 
 @dataclass(frozen=True)
 class Capacity:
-    """What one cluster can offer: its nodes at most, each with `cpus` and `gpus` (the head offers none)."""
+    """What one cluster can offer: its nodes at most, each with `cpus` and `gpus` (the head offers none), and
+    the memory of the node the task's driver runs on (the head; locally this machine)."""
 
     nodes: int
     cpus: int
     gpus: int
     where: str  # for messages: "this machine" or "tune_cluster"/"train_cluster"
+    driver_memory: float = math.inf  # bytes; inf: not known, nothing is refused for it
 
     @classmethod
     def of(cls, shape: ClusterShape) -> "Capacity":
-        return cls(nodes=shape.most_workers, cpus=shape.cpus_per_worker, gpus=shape.gpus_per_worker, where=shape.label)
+        return cls(nodes=shape.most_workers, cpus=shape.cpus_per_worker, gpus=shape.gpus_per_worker, where=shape.label,
+                   driver_memory=quantity(shape.head_memory, f"{shape.label}.head_memory"))
 
     @property
     def total_gpus(self) -> int:
@@ -82,7 +97,7 @@ class Capacity:
 def capacity(shape: ClusterShape) -> Capacity:
     """The cluster a Ray task will get: this machine when run locally, the requested worker group remotely."""
     if is_local_execution():
-        return Capacity(nodes=1, cpus=local_cpus(), gpus=local_gpus(), where="this machine")
+        return Capacity(nodes=1, cpus=local_cpus(), gpus=local_gpus(), where="this machine", driver_memory=local_memory())
     return Capacity.of(shape)
 
 
@@ -133,6 +148,31 @@ def check_cluster_fits(tune: TuneSettings, train: TrainSettings, tune_cap: Capac
             f"train.num_workers={train.num_workers} is not valid: {train_cap.where} holds at most {slots} DDP workers "
             f"(one CPU{' and one GPU' if train.use_gpu else ''} each); {fix}."
         )
+
+
+# A Ray task's driver (Python with flytekit, Ray, torch and pandas imported) takes more than this before any data.
+DRIVER_BASE_BYTES = 512 * 2**20
+
+
+def check_data_fits(nbytes: int, cap: Capacity) -> None:
+    """Refuse, before the RayJob exists, splits the task's driver could never load.
+
+    The driver holds the splits whole while it puts them into the object store (`_in_object_store`;
+    trials and workers then read that copy in place), on the head remotely and on this machine
+    locally; there is no streaming path for data larger than that node.
+    """
+    if not nbytes or nbytes + DRIVER_BASE_BYTES <= cap.driver_memory:
+        return
+    gib = 2**30
+    need = math.ceil((2 * nbytes + gib) / gib)  # the driver's copy, the object store's, Ray and Python
+    fix = ("use less data, or run on a Flyte cluster with enough head_memory" if cap.where == "this machine"
+           else f"raise {cap.where}.head_memory to at least \"{need}Gi\" (about twice the data plus 1Gi), or use less data")
+    raise SettingsError(
+        f"the data set takes {nbytes / gib:.2f} GiB in memory and {cap.where} gives the task's driver "
+        f"{cap.driver_memory / gib:.2f} GiB: the driver loads the splits whole (then puts them into Ray's object "
+        f"store, which every trial and worker reads), so it could never run; {fix}. Data larger than one node's "
+        "memory would need streaming shards (Ray Data), which this project does not do."
+    )
 
 
 def task_timeout_s(shape: ClusterShape, waves: int, epochs: int, epoch_timeout_s: int) -> int:

@@ -25,6 +25,7 @@ class Dataset:
     source: str  # the source string as resolved ("embedded:...", a URI, dvc://...)
     problem: str  # the problem's name or module:attribute
     dvc_rev: str = ""  # the commit the DVC source was read at, if any
+    nbytes: int = 0  # the splits' size in memory (0: not recorded); each Ray task's driver holds them whole once
 
 
 @dataclass

@@ -77,6 +77,9 @@ class Splits:
     def sizes(self) -> dict[str, int]:
         return {s: len(getattr(self, f"y_{s}")) for s in SPLITS}
 
+    def nbytes(self) -> int:
+        return sum(getattr(self, name).nbytes for name in ARRAYS)
+
     def content_hash(self) -> str:
         """sha256 over the arrays' bytes, shapes and dtypes: the data version."""
         h = hashlib.sha256()

@@ -33,6 +33,7 @@ from tasks.clusters import (
     Capacity,
     capacity,
     check_cluster_fits,
+    check_data_fits,
     ray_job_config,
     train_timeout_s,
     tune_concurrency,
@@ -137,6 +138,7 @@ def prepare_data(source: str, version: str, problem: str, seed: int = 0) -> Anno
         source=parsed.describe(p),
         problem=problem,
         dvc_rev=rev,
+        nbytes=splits.nbytes(),
     )
 
 
@@ -304,7 +306,9 @@ def tune_on_cluster(data: Dataset, settings: TuneSettings, cluster: TuneCluster)
     Flyte's way to size a task per run: at run time this step emits `tune_hyperparameters` with its
     task config (the RayJob: worker group, autoscaling, GPUs) and timeout overridden. Run locally,
     the overrides have nothing to act on (the cluster is this machine) and the task simply runs.
+    Data the task's driver could never hold is refused here, before the RayJob exists.
     """
+    check_data_fits(data.nbytes, capacity(cluster))
     return tune_hyperparameters(data=data, settings=settings, cluster=cluster).with_overrides(
         task_config=ray_job_config(cluster), timeout=timedelta(seconds=tune_timeout_s(settings, cluster))
     )
@@ -315,6 +319,7 @@ def train_on_cluster(
     data: Dataset, params: dict[str, Any], settings: TrainSettings, run: RunTarget, live_uri: str, cluster: TrainCluster
 ) -> TrainResult:
     """Training on a RayJob of the requested size, with a Flyte timeout derived from the settings (see tune_on_cluster)."""
+    check_data_fits(data.nbytes, capacity(cluster))
     return train_model(data=data, params=params, settings=settings, run=run, live_uri=live_uri, cluster=cluster).with_overrides(
         task_config=ray_job_config(cluster), timeout=timedelta(seconds=train_timeout_s(settings, cluster))
     )

@@ -30,6 +30,9 @@ def compile_dynamic(step, inputs: dict[str, Any], image: str = "ghcr.io/example/
     from flytekit.core.context_manager import ExecutionState, FlyteContextManager
     from flytekit.core.type_engine import TypeEngine
 
+    # flytekit compiles a dynamic step's workflow once per process and reuses it (a pod compiles once); each call
+    # here stands for a pod of its own, with its own inputs.
+    step._wf = None
     name, tag = image.rsplit(":", 1) if ":" in image.rsplit("/", 1)[-1] else (image, "latest")
     settings = SerializationSettings(image_config=ImageConfig(default_image=Image(name="default", fqn=name, tag=tag)))
     ctx = FlyteContextManager.current_context()

@@ -6,7 +6,9 @@ configuration in the environment), so these fail when the serialized spec drifts
 
 from __future__ import annotations
 
+import tempfile
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 from flyteidl.core import types_pb2
@@ -225,3 +227,27 @@ def test_print_rayjob_shows_what_flyte_and_kuberay_build_from_the_package(golden
     assert " --block " in worker_start and "--disable-usage-stats " in worker_start
     for value in CANARIES.values():
         assert value not in out
+
+
+def test_data_no_head_could_hold_is_refused_before_the_rayjob_exists_mocked_flyte_backend():
+    """The dynamic step runs in its own pod before propeller creates the RayJob: splits larger than the head's memory
+    (where the task's driver loads them) fail there, naming the field to raise; a head large enough compiles."""
+    from flytekit.types.file import FlyteFile
+
+    from tasks.contracts import Dataset
+    from tasks.flyte_tasks import tune_on_cluster
+    from tasks.settings import TuneSettings
+    from tasks.sizing import compile_dynamic
+
+    def data(nbytes: int, d: Path) -> Dataset:
+        (d / "data.npz").write_bytes(b"")
+        return Dataset(file=FlyteFile(str(d / "data.npz")), sha256="0" * 64, n_train=1, n_val=1, n_test=1, source="",
+                       problem="digits", nbytes=nbytes)
+
+    with tempfile.TemporaryDirectory() as d:
+        three_gib = data(3 * 2**30, Path(d))
+        spec = compile_dynamic(tune_on_cluster, {"data": three_gib, "settings": TuneSettings(),
+                                                 "cluster": TuneCluster(head_memory="8Gi")})
+        assert [t.id.name for t in spec.tasks] == ["tasks.flyte_tasks.tune_hyperparameters"]
+        with pytest.raises(Exception, match=r'3\.00 GiB .* tune_cluster.head_memory to at least "7Gi"'):
+            compile_dynamic(tune_on_cluster, {"data": three_gib, "settings": TuneSettings(), "cluster": TuneCluster()})

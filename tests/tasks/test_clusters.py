@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 from flytekitplugins.ray import RayJobConfig
@@ -257,6 +258,33 @@ def test_local_capacity_is_this_machine_and_remote_capacity_the_requested_shape(
     with FlyteContextManager.with_context(ctx.with_execution_state(remote_state)):
         remote = capacity(shape)
     assert (remote.nodes, remote.cpus, remote.gpus, remote.where) == (5, 3, 2, "train_cluster")
+    # the task's driver runs on the head remotely, on this machine locally (its RAM, as /proc/meminfo counts it)
+    assert remote.driver_memory == 2 * 2**30  # TrainCluster's head_memory "2Gi"
+    total_kib = int(next(line for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")).split()[1])
+    assert 0 < local.driver_memory <= total_kib * 1024 * 1.01
+
+
+@pytest.mark.parametrize(
+    "gib, head_memory, refused",
+    [(0.01, "2Gi", False), (1.4, "2Gi", False), (1.6, "2Gi", True), (1.6, "4Gi", False), (30, "16Gi", True)],
+)
+def test_data_the_driver_could_never_hold_is_refused_naming_the_head_memory_to_ask_for(gib, head_memory, refused):
+    from tasks.clusters import Capacity, check_data_fits
+    from tasks.settings import SettingsError, TuneCluster
+
+    cap = Capacity.of(TuneCluster(head_memory=head_memory))
+    if not refused:
+        check_data_fits(int(gib * 2**30), cap)
+        return
+    with pytest.raises(SettingsError, match=r"raise tune_cluster\.head_memory to at least \"\d+Gi\".*streaming shards \(Ray Data\)"):
+        check_data_fits(int(gib * 2**30), cap)
+
+
+def test_data_of_unknown_size_or_on_an_unknown_machine_is_never_refused():
+    from tasks.clusters import Capacity, check_data_fits
+
+    check_data_fits(0, Capacity.of(ClusterShape(head_memory="1Mi")))  # a Dataset from before sizes were recorded
+    check_data_fits(10**15, Capacity(nodes=1, cpus=1, gpus=0, where="this machine"))  # driver_memory not known
 
 
 def test_timeouts_grow_with_the_work_and_the_start_up_allowance():

@@ -129,6 +129,8 @@ def test_dvc_tracked_dataset_is_read_at_its_revision_and_the_cache_follows_new_r
     assert first.dvc_rev == old.dvc_rev == v1 and old.n_train + old.n_val + old.n_test == 200
     assert new.dvc_rev == v2 and new.n_train + new.n_val + new.n_test == 150
     assert old.sha256 == first.sha256 != new.sha256
+    # the splits' size in memory, for the check that their driver can hold them: 784 float32 features + an int64 label each
+    assert old.nbytes == 200 * (784 * 4 + 8) and new.nbytes == 150 * (784 * 4 + 8)
 
 
 def _exp_row(repo: Path, name: str) -> dict:

@@ -109,6 +109,12 @@ class TreeStats:
     mean_interval_s: float
     sampler_cpu_s: float
     timeline: list[list[float]]  # [t, total PSS GiB], one per sample
+    kinds_timeline: list = field(default_factory=list)  # (t, {kind: PSS GiB}) per sample; not in to_dict (large)
+
+    def peak_since(self, t: float) -> tuple[float, dict[str, float]]:
+        """The largest total PSS of the samples at or after absolute time t, and its split by kind (GiB)."""
+        later = [(sum(kinds.values()), kinds) for at, kinds in self.kinds_timeline if at >= t]
+        return max(later, key=lambda s: s[0], default=(0.0, {}))
 
     def to_dict(self, t0: float) -> dict:
         """Times relative to t0, rounded for the results file."""
@@ -241,4 +247,5 @@ class TreeSampler:
             mean_interval_s=mean_interval,
             sampler_cpu_s=getattr(self, "_sampler_cpu", 0.0),
             timeline=[[t, kb * 1024 / GIB] for t, kb, _ in self._timeline],
+            kinds_timeline=[(t, {k: v * 1024 / GIB for k, v in kinds.items()}) for t, _, kinds in self._timeline],
         )

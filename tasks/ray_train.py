@@ -161,7 +161,7 @@ def _report_checkpoint(model, optimizer, state: dict, workdir: Path, metrics: di
 
 
 def run_train(
-    data: Splits | ray.ObjectRef,
+    data_ref: ray.ObjectRef,
     problem_ref: str,
     hp: dict,
     settings: TrainSettings,
@@ -175,7 +175,7 @@ def run_train(
 ) -> TrainOutcome:
     """Train on the connected Ray cluster and copy the final checkpoint's files to `out_dir`.
 
-    `data`: the splits, or their object-store ref (put them there yourself so the driver keeps no copy);
+    `data_ref`: the splits in the object store (`ray.put(splits)`, the caller keeping no copy of its own);
     every worker reads the node's one copy in place, its own shard of each epoch batch by batch.
     `live` says where rank 0 mirrors its DVCLive directory each epoch and which DVC / Studio
     settings it logs with. Training starts once the cluster can place every worker (one CPU, and one
@@ -184,7 +184,7 @@ def run_train(
     per_worker = {"CPU": 1.0, **({"GPU": 1.0} if settings.use_gpu else {})}
     wait_for([per_worker] * settings.num_workers, startup_timeout_s, f"training on {settings.num_workers} worker(s)", where)
     job = TrainJob(
-        problem=problem_ref, hp=dict(hp), settings=asdict(settings), data=data if isinstance(data, ray.ObjectRef) else ray.put(data), live=ray.put(live or LiveConfig())
+        problem=problem_ref, hp=dict(hp), settings=asdict(settings), data=data_ref, live=ray.put(live or LiveConfig())
     )
     trainer = TorchTrainer(
         train_loop_per_worker,

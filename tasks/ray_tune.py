@@ -121,7 +121,7 @@ def searched_names(space: dict) -> list[str]:
 
 
 def run_tune(
-    data: Splits | ray.ObjectRef,
+    data_ref: ray.ObjectRef,
     problem_ref: str,
     settings: TuneSettings,
     storage_path: str,
@@ -134,7 +134,7 @@ def run_tune(
 ) -> TuneOutcome:
     """Run the search on the connected Ray cluster; one failing trial does not sink it.
 
-    `data`: the splits, or their object-store ref (put them there yourself so the driver keeps no copy).
+    `data_ref`: the splits in the object store (`ray.put(splits)`, the caller keeping no copy of its own).
     `concurrency`: trials at once (0: the CPUs the cluster has now); give the autoscaled maximum so
     the trials waiting for nodes are the demand the autoscaler acts on. The search starts once one
     trial fits, and fails after `startup_timeout_s` naming what `where` never offered.
@@ -154,8 +154,7 @@ def run_tune(
         tune.with_resources(
             # A partial, not tune.with_parameters: its registry would hold the splits for the process's life.
             functools.partial(
-                trial_on_worker, data_ref=data if isinstance(data, ray.ObjectRef) else ray.put(data),
-                problem_ref=problem_ref, max_epochs=settings.max_epochs, seed=settings.seed,
+                trial_on_worker, data_ref=data_ref, problem_ref=problem_ref, max_epochs=settings.max_epochs, seed=settings.seed,
             ),
             {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial},
         ),

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+import ray
 import torch
 
 from support import own_processes
@@ -84,7 +85,7 @@ def test_train_worker_killed_mid_epoch_resumes_from_checkpoint(tmp_path, ray_clu
     killer.start()
     settings = TrainSettings(epochs=EPOCHS, num_workers=2, max_failures=2)
     hp = complete(DIGITS, {"lr": 0.05, "momentum": 0.9, "batch_size": 64})
-    outcome = run_train(digits, "digits", hp, settings, tmp_path / "out", str(storage))
+    outcome = run_train(ray.put(digits), "digits", hp, settings, tmp_path / "out", str(storage))
     killer.join(60)
 
     assert not killer.error, killer.error

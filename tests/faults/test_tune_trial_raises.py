@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import ray
 
 from problems_for_tests import REFUSED_CHANNELS
 from tasks.ray_tune import run_tune
@@ -15,7 +16,7 @@ def test_tune_trial_that_raises_leaves_the_search_to_the_others(tmp_path, ray_cl
     draw it fail; the others complete and the best comes from them."""
     space = {"channels": {"choice": [16, REFUSED_CHANNELS]}, "batch_size": 64}
     settings = TuneSettings(num_samples=4, max_epochs=1, grace_period=1, space=space, seed=1)  # seed 1 draws both
-    outcome = run_tune(digits, "problems_for_tests:FLAKY_DIGITS", settings, str(tmp_path / "ray"))
+    outcome = run_tune(ray.put(digits), "problems_for_tests:FLAKY_DIGITS", settings, str(tmp_path / "ray"))
 
     trials = outcome.trials
     assert len(trials) == settings.num_samples

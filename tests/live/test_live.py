@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+import ray
 
 from dvc_bridge.live import EpochLogger, LiveConfig, live_env
 from studio_standin import StudioStandIn
@@ -61,7 +62,7 @@ def live_run(tmp_path_factory, s3_endpoint):
         live = LiveConfig(mirror_uri=mirror, storage_options=fsspec_options(mirror, credentials=False), env=env,
                           repo_path="results/dvclive")
         hp = complete(digits, {"lr": 0.1, "momentum": 0.8, "batch_size": 64})
-        result["outcome"] = run_train(data, "digits", hp, settings, tmp / "out", str(tmp / "ray"), live=live)
+        result["outcome"] = run_train(ray.put(data), "digits", hp, settings, tmp / "out", str(tmp / "ray"), live=live)
 
     thread = threading.Thread(target=train)
     thread.start()

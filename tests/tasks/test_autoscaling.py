@@ -152,7 +152,7 @@ def test_a_search_grows_the_autoscaling_cluster_to_its_maximum_and_it_shrinks_ba
         ray.init(address=address, runtime_env={"env_vars": local_worker_env()}, logging_level="ERROR")
         sampler.start()
         assert sampler.count() == 0, "the cluster starts at its minimum: no worker node"
-        outcome = run_tune(splits, "digits", settings, str(tmp_path / "ray"), concurrency=concurrency,
+        outcome = run_tune(ray.put(splits), "digits", settings, str(tmp_path / "ray"), concurrency=concurrency,
                            startup_timeout_s=120, where=shape.label)
         searched = round(time.monotonic() - sampler.t0, 1)
         # Idle now: the autoscaler removes both nodes after idle_timeout_minutes. Bounded wait for that event.

@@ -154,7 +154,8 @@ def run_tune(
         tune.with_resources(
             # A partial, not tune.with_parameters: its registry would hold the splits for the process's life.
             functools.partial(
-                trial_on_worker, data_ref=data_ref, problem_ref=problem_ref, max_epochs=settings.max_epochs, seed=settings.seed,
+                trial_on_worker, data_ref=data_ref, problem_ref=problem_ref, max_epochs=settings.max_epochs,
+                seed=settings.seed,
             ),
             {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial},
         ),

@@ -142,16 +142,12 @@ def prepare_data(source: str, version: str, problem: str, seed: int = 0) -> Anno
     )
 
 
-def _load(data: Dataset) -> Splits:
-    return Splits.load(data.file.download())
-
-
 def _in_object_store(data: Dataset):
     """The splits put once into the task's Ray object store, the driver keeping no copy of its own:
     one copy per node, which every trial and worker reads in place."""
     import ray
 
-    return ray.put(_load(data))
+    return ray.put(Splits.load(data.file.download()))
 
 
 def _show_first(deck: Deck) -> None:

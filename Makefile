@@ -26,7 +26,10 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 run: setup
 	@$(BIN)/python -m tasks.summary -- $(BIN)/pyflyte run workflows/tune_train.py tune_train_wf $(RUN_ARGS)
 
+# Lint and format checks first (seconds), then the layers' import contracts run as a test with the rest.
 test: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
 
 # Re-resolve the working set after changing dependencies (torch stays at TORCH_VERSION).

@@ -61,9 +61,9 @@ class StepTimer:
 
 
 def materials(work: Path, size_mb: int, name: str):
-    """Random bytes as the model and a run's small outputs, described as tasks.experiment does for a digits run."""
-    from tasks import experiment
+    """Random bytes as the model and a run's small outputs, described as tasks.record.experiment does for a digits run."""
     from tasks.problem import load_problem
+    from tasks.record import experiment
 
     model = work / "model.pth"
     with open(model, "wb") as f:
@@ -72,11 +72,21 @@ def materials(work: Path, size_mb: int, name: str):
     live = work / "dvclive"
     for split in ("train", "val"):
         (live / "plots" / "metrics" / split).mkdir(parents=True)
-    (live / "metrics.json").write_text(json.dumps(
-        {"train": {"loss": 0.2}, "val": {"loss": 0.2, "accuracy": 0.95}, "test": {"loss": 0.2, "accuracy": 0.95}, "step": 0}))
+    (live / "metrics.json").write_text(
+        json.dumps(
+            {
+                "train": {"loss": 0.2},
+                "val": {"loss": 0.2, "accuracy": 0.95},
+                "test": {"loss": 0.2, "accuracy": 0.95},
+                "step": 0,
+            }
+        )
+    )
     (live / "plots" / "metrics" / "train" / "loss.tsv").write_text("step\tloss\n0\t0.2\n")
     (live / "plots" / "metrics" / "val" / "accuracy.tsv").write_text("step\taccuracy\n0\t0.95\n")
-    (work / "trials.csv").write_text("trial_id,lr,momentum,batch_size,status,epochs,val/accuracy,error\nt0,0.05,0.9,64,completed,1,0.95,\n")
+    (work / "trials.csv").write_text(
+        "trial_id,lr,momentum,batch_size,status,epochs,val/accuracy,error\nt0,0.05,0.9,64,completed,1,0.95,\n"
+    )
     (work / "trials.png").write_bytes(b"\x89PNG\r\n\x1a\n")
     problem = load_problem("digits")
     record = experiment.describe_run(
@@ -159,17 +169,19 @@ def run(sizes_mb: list[int]) -> dict:
             fs.put_file(str(model), f"{bucket}/raw/{name}-s3fs")
             s3fs_put_s = time.perf_counter() - t
             raw_s = min(upload_file_s, put_object_s)
-            rows.append({
-                "size_mb": size,
-                "bridge_s": round(bridge_s, 3),
-                "bridge_mb_per_s": round(size / bridge_s, 1),
-                "bridge_steps_s": steps,
-                "raw_upload_file_s": round(upload_file_s, 3),
-                "raw_put_object_s": round(put_object_s, 3),
-                "raw_s3fs_put_file_s": round(s3fs_put_s, 3),
-                "raw_mb_per_s": round(size / raw_s, 1),
-                "ratio": round(raw_s / bridge_s, 3),
-            })
+            rows.append(
+                {
+                    "size_mb": size,
+                    "bridge_s": round(bridge_s, 3),
+                    "bridge_mb_per_s": round(size / bridge_s, 1),
+                    "bridge_steps_s": steps,
+                    "raw_upload_file_s": round(upload_file_s, 3),
+                    "raw_put_object_s": round(put_object_s, 3),
+                    "raw_s3fs_put_file_s": round(s3fs_put_s, 3),
+                    "raw_mb_per_s": round(size / raw_s, 1),
+                    "ratio": round(raw_s / bridge_s, 3),
+                }
+            )
             print(json.dumps(rows[-1]), flush=True)
             E.cleanup(work)
     timer.restore()
@@ -199,8 +211,16 @@ def run(sizes_mb: list[int]) -> dict:
 def main() -> None:
     result = run(E.BRIDGE_MB)
     path = E.write_json("bridge", result)
-    print(json.dumps({"bridge_throughput_ratio": result["bridge_throughput_ratio"], "bridge_fixed_s": result["bridge_fixed_s"],
-                      **result["fit"], "results": str(path)}))
+    print(
+        json.dumps(
+            {
+                "bridge_throughput_ratio": result["bridge_throughput_ratio"],
+                "bridge_fixed_s": result["bridge_fixed_s"],
+                **result["fit"],
+                "results": str(path),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

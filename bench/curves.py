@@ -11,9 +11,9 @@ Axes (each point varies one thing from a base, everything else fixed):
 * epochs:  Ray Train only, 2 workers x 1 / 5 / 20 epochs on the 5k digits.
 
 Each point is its own process (`python -m bench.curves point '<json>'`) with its own local Ray
-cluster (tasks.clusters.init_local_ray: all the machine's CPUs, as a local `pyflyte run` starts it), running the
-project's own Ray code (tasks.ray_tune.run_tune, tasks.ray_train.run_train) on the project's data
-path (tasks.data.make_splits) - not pyflyte, so a point costs Ray's and the work's time, not
+cluster (tasks.ray_glue.local.init_local_ray: all the machine's CPUs, as a local `pyflyte run` starts it), running the
+project's own Ray code (tasks.ray_glue.tune.run_tune, tasks.ray_glue.train.run_train) on the project's data
+path (tasks.data.arrays.make_splits) - not pyflyte, so a point costs Ray's and the work's time, not
 Flyte's, and the curves show how the Ray part scales. The PSS of the point's whole process tree
 (driver, raylet with the object store, gcs, every trial / worker process) is sampled every 0.2 s.
 
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -75,9 +74,9 @@ def run_point(cfg: dict) -> dict:
     t0 = time.time()
     import ray
 
-    from tasks.data import make_splits
+    from tasks.data.arrays import make_splits
     from tasks.problem import complete, load_problem
-    from tasks.settings import TrainSettings, TuneSettings
+    from tasks.training.settings import TrainSettings, TuneSettings
 
     problem = load_problem("digits")
     out: dict = {"config": cfg, "imports_s": round(time.time() - t0, 2)}
@@ -87,27 +86,37 @@ def run_point(cfg: dict) -> dict:
     out["splits"] = data.sizes()
     out["data_gib"] = round(data.nbytes() / 1024**3, 3)
     t = time.time()
-    out["ray_start_at"] = t  # absolute: the peak PSS from here on is the Ray part's (the data made above is the bench's)
-    from tasks.clusters import init_local_ray  # the project's local start (as a local pyflyte run's Ray task)
+    out["ray_start_at"] = (
+        t  # absolute: the peak PSS from here on is the Ray part's (the data made above is the bench's)
+    )
+    from tasks.flyte.clusters import init_local_ray  # the project's local start as a local pyflyte run's Ray task
 
     init_local_ray()
     out["ray_init_s"] = round(time.time() - t, 2)
     data = ray.put(data)  # as the Ray tasks do: one copy, in the object store; the driver keeps none
     storage = tempfile.mkdtemp(prefix="curve-")
     if cfg["trials"]:
-        from tasks.ray_tune import run_tune
+        from tasks.ray_glue.tune import run_tune
 
         t = time.time()
-        outcome = run_tune(data, "digits", TuneSettings(num_samples=cfg["trials"], max_epochs=cfg["tune_epochs"], seed=0), storage)
+        outcome = run_tune(
+            data, "digits", TuneSettings(num_samples=cfg["trials"], max_epochs=cfg["tune_epochs"], seed=0), storage
+        )
         out["tune_s"] = round(time.time() - t, 2)
         out["tune_best_val"] = round(outcome.best_score, 4)
         out["tune_trials"] = len(outcome.trials)
     if cfg["epochs"]:
-        from tasks.ray_train import run_train
+        from tasks.ray_glue.train import run_train
 
         t = time.time()
-        result = run_train(data, "digits", complete(problem, {}), TrainSettings(epochs=cfg["epochs"], num_workers=cfg["workers"]),
-                           Path(storage) / "model", storage)
+        result = run_train(
+            data,
+            "digits",
+            complete(problem, {}),
+            TrainSettings(epochs=cfg["epochs"], num_workers=cfg["workers"]),
+            Path(storage) / "model",
+            storage,
+        )
         out["train_s"] = round(time.time() - t, 2)
         out["train_epoch_s"] = [round(h["epoch_time_s"], 3) for h in result.history]
         out["test"] = result.test
@@ -125,19 +134,32 @@ def measure_point(cfg: dict) -> dict:
     load_before = os.getloadavg()[0]
     env = E.isolated_env(root)
     env.pop("BENCH_MARKS", None)
-    watched = run_watched([sys.executable, "-m", "bench.curves", "point", json.dumps(cfg)], cwd=root, env=env, root=root)
+    watched = run_watched(
+        [sys.executable, "-m", "bench.curves", "point", json.dumps(cfg)], cwd=root, env=env, root=root
+    )
     leftovers = _kill_leftovers(str(root))
     lines = [line for _, line in watched.lines]
-    doc = next((json.loads(line[len("POINT "):]) for line in reversed(lines) if line.startswith("POINT ")), {})
+    doc = next((json.loads(line[len("POINT ") :]) for line in reversed(lines) if line.startswith("POINT ")), {})
     pss = watched.stats.to_dict(watched.t0)
     # A Ray task gets its splits made (prepare_data is a task of its own): the peak from the point's Ray start on
     ray_peak, ray_kinds = watched.stats.peak_since(doc.get("ray_start_at", watched.t0))
     E.cleanup(root)
-    return {**doc, "config": cfg, "returncode": watched.proc.returncode, "wall_s": round(watched.t_end - watched.t0, 2),
-            "peak_pss_gib": pss["peak_pss_gib"], "peak_pss_gib_from_ray_start": round(ray_peak, 3),
-            "peak_by_kind_gib": pss["peak_by_kind_gib"],
-            "peak_from_ray_start_by_kind_gib": {k: round(v, 3) for k, v in sorted(ray_kinds.items(), key=lambda kv: -kv[1])}, "cpu_s_total": pss["cpu_s_total"],
-            "loadavg_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)], "leftover_processes": leftovers, **({} if watched.proc.returncode == 0 else {"error_tail": lines[-30:]})}
+    return {
+        **doc,
+        "config": cfg,
+        "returncode": watched.proc.returncode,
+        "wall_s": round(watched.t_end - watched.t0, 2),
+        "peak_pss_gib": pss["peak_pss_gib"],
+        "peak_pss_gib_from_ray_start": round(ray_peak, 3),
+        "peak_by_kind_gib": pss["peak_by_kind_gib"],
+        "peak_from_ray_start_by_kind_gib": {
+            k: round(v, 3) for k, v in sorted(ray_kinds.items(), key=lambda kv: -kv[1])
+        },
+        "cpu_s_total": pss["cpu_s_total"],
+        "loadavg_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+        "leftover_processes": leftovers,
+        **({} if watched.proc.returncode == 0 else {"error_tail": lines[-30:]}),
+    }
 
 
 def plot(curves: dict, out_dir: Path) -> list[str]:
@@ -157,10 +179,17 @@ def plot(curves: dict, out_dir: Path) -> list[str]:
             a1.plot(xs, [p.get("train_s") for p in points], "^--", label="run_train (TorchTrainer.fit)")
         a2.plot(xs, [p.get("peak_pss_gib") for p in points], "o-", color="C3", label="peak PSS, process tree")
         if any("peak_pss_gib_from_ray_start" in p for p in points):
-            a2.plot(xs, [p.get("peak_pss_gib_from_ray_start") for p in points], "s--", color="C1",
-                    label="the same from Ray's start (data made before)")
+            a2.plot(
+                xs,
+                [p.get("peak_pss_gib_from_ray_start") for p in points],
+                "s--",
+                color="C1",
+                label="the same from Ray's start (data made before)",
+            )
         if axis == "data":
-            one_copy = [p.get("data_gib") or round(p["config"]["n"] * (28 * 28 * 4 + 8) / 1024**3, 3) for p in points]  # float32 images + int64 labels
+            one_copy = [
+                p.get("data_gib") or round(p["config"]["n"] * (28 * 28 * 4 + 8) / 1024**3, 3) for p in points
+            ]  # float32 images + int64 labels
             a2.plot(xs, one_copy, "x:", color="C7", label="the splits' arrays (one copy)")
         for p, x in zip(points, xs):
             if p.get("returncode") != 0:  # a point that did not finish: its figures are lower bounds
@@ -210,16 +239,40 @@ def main() -> None:
             if key not in measured:
                 measured[key] = measure_point(cfg)
                 p = measured[key]
-                print(f"[curves] {cfg} wall {p['wall_s']}s peak {p['peak_pss_gib']} GiB rc={p['returncode']}", flush=True)
+                print(
+                    f"[curves] {cfg} wall {p['wall_s']}s peak {p['peak_pss_gib']} GiB rc={p['returncode']}", flush=True
+                )
     curves = {axis: [measured[json.dumps(c, sort_keys=True)] for c in points] for axis, points in axes.items()}
-    doc = {"quick": E.QUICK, "loadavg_before": load_before, "curves": curves, "wall_s": round(time.time() - started, 1),
-           "loadavg_after": E.machine_load()["loadavg_1_5_15"], "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    doc = {
+        "quick": E.QUICK,
+        "loadavg_before": load_before,
+        "curves": curves,
+        "wall_s": round(time.time() - started, 1),
+        "loadavg_after": E.machine_load()["loadavg_1_5_15"],
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
     doc["plots"] = plot(curves, out_dir)
     (out_dir / "curves.json").write_text(json.dumps(doc, indent=1, default=str) + "\n")
-    E.write_json("curves", {"curves_json": str(out_dir / "curves.json"), "plots": doc["plots"], "wall_s": doc["wall_s"],
-                            "points": len(measured), "failed": sum(1 for p in measured.values() if p["returncode"] != 0)})
-    print(json.dumps({"points": len(measured), "failed": sum(1 for p in measured.values() if p["returncode"] != 0),
-                      "wall_s": doc["wall_s"], "plots": doc["plots"]}))
+    E.write_json(
+        "curves",
+        {
+            "curves_json": str(out_dir / "curves.json"),
+            "plots": doc["plots"],
+            "wall_s": doc["wall_s"],
+            "points": len(measured),
+            "failed": sum(1 for p in measured.values() if p["returncode"] != 0),
+        },
+    )
+    print(
+        json.dumps(
+            {
+                "points": len(measured),
+                "failed": sum(1 for p in measured.values() if p["returncode"] != 0),
+                "wall_s": doc["wall_s"],
+                "plots": doc["plots"],
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

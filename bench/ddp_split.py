@@ -3,7 +3,7 @@
     python -m bench.ddp_split default|tutorial
 
 Training now takes the tuned batch as the global one: each of the N workers takes batch / N a
-step (tasks.training.worker_batch_size), so there are N times as many steps, and gradient
+step (tasks.training.loop.worker_batch_size), so there are N times as many steps, and gradient
 all-reduces, per epoch as when every worker took the whole tuned batch (the way before
 2026-12-01, a global batch of N x the tuned one). This times both on the run's own model, data and
 best hyper-parameters (bench/out/e2e-<label>.json), with N plain processes running DDP over gloo
@@ -38,7 +38,7 @@ def _worker(rank: int, world: int, port: int, job: dict, out: str) -> None:
     from torch.nn.parallel import DistributedDataParallel
 
     from tasks.problem import complete, load_problem
-    from tasks.training import build, make_loader, train_epoch
+    from tasks.training.loop import build, make_loader, train_epoch
 
     os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
     torch.set_num_threads(1)
@@ -60,8 +60,15 @@ def _worker(rank: int, world: int, port: int, job: dict, out: str) -> None:
             train_epoch(model, loader, optimizer, loss_fn, epoch)
             dist.barrier()  # the epoch ends when the slowest worker is done
             epoch_s.append(time.perf_counter() - t)
-        rows.append({"name": name, "batch_per_worker": per_worker, "global_batch": per_worker * world,
-                     "steps_per_epoch": len(loader), "epoch_s": [round(s, 3) for s in epoch_s]})
+        rows.append(
+            {
+                "name": name,
+                "batch_per_worker": per_worker,
+                "global_batch": per_worker * world,
+                "steps_per_epoch": len(loader),
+                "epoch_s": [round(s, 3) for s in epoch_s],
+            }
+        )
     if rank == 0:
         Path(out).write_text(json.dumps(rows))
     dist.destroy_process_group()
@@ -71,9 +78,9 @@ def measure(run: dict, epochs: int) -> dict:
     import torch.multiprocessing as mp
     import yaml
 
-    from tasks.data import load_raw, make_splits, parse_source
+    from tasks.data.arrays import load_raw, make_splits, parse_source
     from tasks.problem import complete, load_problem
-    from tasks.training import worker_batch_size
+    from tasks.training.loop import worker_batch_size
 
     exp = run["experiment"]
     params = yaml.safe_load(exp["params_yaml"])
@@ -89,9 +96,14 @@ def measure(run: dict, epochs: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-ddp-") as d:
         data_path, out = Path(d) / "splits.npz", Path(d) / "rows.json"
         data.save(data_path)
-        job = {"problem": problem_ref, "hp": best, "seed": int(params["train"].get("seed", 0)), "epochs": epochs,
-               "data": str(data_path),
-               "configs": [["split", split], ["full_per_worker", tuned]]}
+        job = {
+            "problem": problem_ref,
+            "hp": best,
+            "seed": int(params["train"].get("seed", 0)),
+            "epochs": epochs,
+            "data": str(data_path),
+            "configs": [["split", split], ["full_per_worker", tuned]],
+        }
         os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
         t = time.perf_counter()
         mp.spawn(_worker, args=(world, _free_port(), job, str(out)), nprocs=world, join=True)
@@ -110,7 +122,9 @@ def measure(run: dict, epochs: int) -> dict:
         "torch_threads_per_worker": 1,
         "split": by["split"],  # what training does now: global batch = tuned, batch / N per worker
         "full_per_worker": by["full_per_worker"],  # before 2026-12-01: the tuned batch on every worker
-        "split_over_full_throughput": round(by["split"]["steady_samples_per_s"] / by["full_per_worker"]["steady_samples_per_s"], 3),
+        "split_over_full_throughput": round(
+            by["split"]["steady_samples_per_s"] / by["full_per_worker"]["steady_samples_per_s"], 3
+        ),
         "wall_s": round(wall, 2),
         "note": "plain torch DDP over gloo, no Ray; steady state = epochs 2..N (median); a figure, not a pass/fail",
     }
@@ -122,9 +136,16 @@ def main() -> None:
     label = sys.argv[1] if len(sys.argv) > 1 else "default"
     result = measure(E.read_json(f"e2e-{label}"), epochs=2 if E.QUICK else 4)
     path = E.write_json(f"ddp_split-{label}", result)
-    print(json.dumps({"split_samples_per_s": result["split"]["steady_samples_per_s"],
-                      "full_per_worker_samples_per_s": result["full_per_worker"]["steady_samples_per_s"],
-                      "split_over_full_throughput": result["split_over_full_throughput"], "results": str(path)}))
+    print(
+        json.dumps(
+            {
+                "split_samples_per_s": result["split"]["steady_samples_per_s"],
+                "full_per_worker_samples_per_s": result["full_per_worker"]["steady_samples_per_s"],
+                "split_over_full_throughput": result["split_over_full_throughput"],
+                "results": str(path),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

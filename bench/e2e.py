@@ -60,7 +60,9 @@ def run_watched(cmd: list[str], *, cwd: Path, env: dict, root: Path) -> Watched:
     t0 = time.time()
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     with TreeSampler(proc.pid, match=str(root)) as sampler:
-        reader = threading.Thread(target=lambda: [lines.append((time.time(), line.rstrip("\n"))) for line in proc.stdout])
+        reader = threading.Thread(
+            target=lambda: [lines.append((time.time(), line.rstrip("\n"))) for line in proc.stdout]
+        )
         reader.start()
         try:
             proc.wait(TIMEOUT_S)
@@ -79,8 +81,17 @@ def run_workflow(size: E.RunSize, label: str) -> dict:
     target = root / "target"
     subprocess.run([sys.executable, "-m", "tasks.scaffold", str(target)], env=env, check=True, capture_output=True)
 
-    cmd = [sys.executable, "-m", "bench.launch", "run", str(E.PROJECT_ROOT / "workflows" / "tune_train.py"),
-           "tune_train_wf", "--repo_url", str(target), *size.pyflyte_args()]
+    cmd = [
+        sys.executable,
+        "-m",
+        "bench.launch",
+        "run",
+        str(E.PROJECT_ROOT / "workflows" / "tune_train.py"),
+        "tune_train_wf",
+        "--repo_url",
+        str(target),
+        *size.pyflyte_args(),
+    ]
     watched = run_watched(cmd, cwd=root, env=env, root=root)
     proc, log_lines, t0, t_end, stats = watched.proc, watched.lines, watched.t0, watched.t_end, watched.stats
     leftovers = _kill_leftovers(str(root))
@@ -92,7 +103,8 @@ def run_workflow(size: E.RunSize, label: str) -> dict:
     (E.OUT_DIR / f"e2e-{label}-marks.jsonl").write_text("".join(json.dumps(m) + "\n" for m in marks))
     result = {
         "size": {"name": size.name, "tune": size.tune, "train": size.train},
-        "command": "pyflyte run workflows/tune_train.py tune_train_wf " + " ".join(f"'{a}'" if a.startswith("{") else a for a in size.pyflyte_args()),
+        "command": "pyflyte run workflows/tune_train.py tune_train_wf "
+        + " ".join(f"'{a}'" if a.startswith("{") else a for a in size.pyflyte_args()),
         "returncode": proc.returncode,
         "wall_s": round(t_end - t0, 2),
         "log": str(log_path),
@@ -141,8 +153,15 @@ def spans(marks: list[dict]) -> list[dict]:
             stack = open_.get((ev[:-4], key_fields))
             if stack:
                 s = stack.pop()
-                out.append({"name": ev[:-4], "start": s["t"], "end": m["t"], "_pid": s.get("pid"),
-                            **{k: v for k, v in s.items() if k not in ("t", "ev", "pid")}})
+                out.append(
+                    {
+                        "name": ev[:-4],
+                        "start": s["t"],
+                        "end": m["t"],
+                        "_pid": s.get("pid"),
+                        **{k: v for k, v in s.items() if k not in ("t", "ev", "pid")},
+                    }
+                )
     return sorted(out, key=lambda s: s["start"])
 
 
@@ -168,7 +187,14 @@ def analyze(marks: list[dict], t0: float, t_end: float) -> dict:
         dispatch = _first(sp, name="dispatch", task=task)
         inputs = _first(sp, name="inputs_to_python", task=task)
         outputs = _first(sp, name="outputs_to_literals", task=task)
-        ray_init = next((s for s in sp if s["name"] == "ray_init" and dispatch and dispatch["start"] <= s["start"] <= dispatch["end"]), None)
+        ray_init = next(
+            (
+                s
+                for s in sp
+                if s["name"] == "ray_init" and dispatch and dispatch["start"] <= s["start"] <= dispatch["end"]
+            ),
+            None,
+        )
         decks = _first(sp, name="write_decks", task=task)
         user = (outputs["start"] - inputs["end"]) if inputs and outputs else None
         tasks[task] = {
@@ -181,7 +207,9 @@ def analyze(marks: list[dict], t0: float, t_end: float) -> dict:
             "outputs_to_literals_s": _dur(outputs),
             "write_decks_s": _dur(decks),
             # literal translation + cache look-up/write around dispatch, and pre_execute minus ray.init
-            "flyte_other_s": round(_dur(outer) - _dur(inputs) - _dur(outputs) - _dur(decks) - (user or 0) - _dur(ray_init), 2),
+            "flyte_other_s": round(
+                _dur(outer) - _dur(inputs) - _dur(outputs) - _dur(decks) - (user or 0) - _dur(ray_init), 2
+            ),
         }
 
     # Phases by task role (names may change; the roles do not): Ray tasks are those that start or
@@ -194,20 +222,33 @@ def analyze(marks: list[dict], t0: float, t_end: float) -> dict:
             return "train"
         if "commit" in name:
             return "bridge"
-        return "checks_and_data" if tasks[name]["start_s"] <= min(
-            (t["start_s"] for n, t in tasks.items() if "tune" in n or "train" in n), default=float("inf")) else "other_tasks"
+        return (
+            "checks_and_data"
+            if tasks[name]["start_s"]
+            <= min((t["start_s"] for n, t in tasks.items() if "tune" in n or "train" in n), default=float("inf"))
+            else "other_tasks"
+        )
 
     # A task run inside another one (a dynamic task's sub-task, e.g. tune_on_cluster -> tune_hyperparameters)
     # is part of its parent's wall: phases count the outermost tasks only.
     outer_of = {task: _first(sp, name="task", task=task) for task in tasks}
     for task, o in outer_of.items():
-        parent = next((p for p, q in outer_of.items() if p != task and q["start"] <= o["start"] and o["end"] <= q["end"]), None)
+        parent = next(
+            (p for p, q in outer_of.items() if p != task and q["start"] <= o["start"] and o["end"] <= q["end"]), None
+        )
         tasks[task]["nested_in"] = parent
     top = {name: t for name, t in tasks.items() if not t["nested_in"]}
     ray_init_s = sum(t["ray_init_s"] for t in top.values())
     first_task = min((s["start"] for s in sp if s["name"] == "task"), default=None)
-    phases = {"python_and_imports": rel(wf["start"]) if wf else None, "checks_and_data": 0.0, "ray_start": round(ray_init_s, 2),
-              "tune": 0.0, "train": 0.0, "bridge": 0.0, "other_tasks": 0.0}
+    phases = {
+        "python_and_imports": rel(wf["start"]) if wf else None,
+        "checks_and_data": 0.0,
+        "ray_start": round(ray_init_s, 2),
+        "tune": 0.0,
+        "train": 0.0,
+        "bridge": 0.0,
+        "other_tasks": 0.0,
+    }
     for name, t in top.items():
         phases[role(name)] = round(phases[role(name)] + t["wall_s"] - t["ray_init_s"], 2)
     phases["exit_and_teardown"] = round(t_end - wf["end"], 2) if wf else None  # outputs printed, Ray shut down at exit
@@ -239,8 +280,15 @@ def analyze(marks: list[dict], t0: float, t_end: float) -> dict:
         "train": analyze_train(sp, marks, rel),
         "train_parts": train_parts(sp, marks),
         "imports": analyze_imports(sp, marks),
-        "workers": analyze_workers(sp, marks, {phase: (f["start"], f["end"]) for phase, name in (("tune", "tune_fit"), ("train", "train_fit"))
-                                                if (f := _first(sp, name=name))}),
+        "workers": analyze_workers(
+            sp,
+            marks,
+            {
+                phase: (f["start"], f["end"])
+                for phase, name in (("tune", "tune_fit"), ("train", "train_fit"))
+                if (f := _first(sp, name=name))
+            },
+        ),
         "bridge": analyze_bridge(sp, next((t for n, t in tasks.items() if task_roles[n] == "bridge"), {}), rel),
     }
 
@@ -257,8 +305,11 @@ def analyze_tune(sp, marks, rel) -> dict:
         first_result.setdefault(m["trial"], m)
     trial_start = {m["trial"]: m["t"] for m in starts}
     # A trial's start-up: from Tune starting it to its first epoch's report, minus that epoch's own time.
-    startup = [first_result[t]["t"] - trial_start[t] - (first_result[t].get("iter_s") or 0)
-               for t in first_result if t in trial_start]
+    startup = [
+        first_result[t]["t"] - trial_start[t] - (first_result[t].get("iter_s") or 0)
+        for t in first_result
+        if t in trial_start
+    ]
     iter_s = [m.get("iter_s") or 0 for m in results]
     return {
         "fit_s": _dur(fit),
@@ -266,7 +317,9 @@ def analyze_tune(sp, marks, rel) -> dict:
         "epochs_reported": len(results),
         "errors": sum(1 for m in ends if m.get("error")),
         "setup_before_first_trial_s": round(starts[0]["t"] - fit["start"], 2) if starts else None,
-        "first_trial_start_to_first_result_s": round(results[0]["t"] - starts[0]["t"], 2) if starts and results else None,
+        "first_trial_start_to_first_result_s": round(results[0]["t"] - starts[0]["t"], 2)
+        if starts and results
+        else None,
         "trial_startup_s_mean": round(sum(startup) / len(startup), 2) if startup else None,
         "trial_startup_s_sum": round(sum(startup), 2),
         "epoch_s_sum": round(sum(iter_s), 2),  # Tune's time_this_iter_s: compute (train + eval) as trials saw it
@@ -329,25 +382,36 @@ def train_parts(sp: list[dict], marks: list[dict]) -> dict:
         imports_end = max((s["end"] for s in imports), default=born)
         ddp_end = prep["end"] if prep else (ipg["end"] if ipg else ddp_start)
         build = next((s for s in mine if s["name"] == "build" and ddp_start <= s["start"] <= ddp_end), None)
-        rows.append({
-            "pid": pid,
-            "worker_group_start_s": round(born - fit["start"], 3),
-            "imports_s": round(max(imports_end - born, 0), 3),
-            "wait_for_group_s": round(max(ddp_start - imports_end, 0), 3),
-            # init_process_group -> prepare_model's end: the process group, the model and optimizer built
-            # (the first build in a process pays torch's lazy imports), the DDP wrap
-            "ddp_init_s": round(ddp_end - ddp_start, 3),
-            "init_process_group_s": _dur(ipg) if ipg else None,
-            "first_build_s": _dur(build) if build else None,
-            "prepare_model_s": _dur(prep) if prep else None,
-            "ddp_init_to_first_epoch_s": round(first_epoch - ddp_end, 3),
-        })
+        rows.append(
+            {
+                "pid": pid,
+                "worker_group_start_s": round(born - fit["start"], 3),
+                "imports_s": round(max(imports_end - born, 0), 3),
+                "wait_for_group_s": round(max(ddp_start - imports_end, 0), 3),
+                # init_process_group -> prepare_model's end: the process group, the model and optimizer built
+                # (the first build in a process pays torch's lazy imports), the DDP wrap
+                "ddp_init_s": round(ddp_end - ddp_start, 3),
+                "init_process_group_s": _dur(ipg) if ipg else None,
+                "first_build_s": _dur(build) if build else None,
+                "prepare_model_s": _dur(prep) if prep else None,
+                "ddp_init_to_first_epoch_s": round(first_epoch - ddp_end, 3),
+            }
+        )
     ckpt = [s for s in sp if s["name"] == "report_checkpoint" and inside(s)]
     ckpt_pids = {s["_pid"] for s in ckpt}
-    plain_reports = [s for s in sp if s["name"] == "train_report_call" and inside(s) and s["_pid"] in worker_pids and s["_pid"] not in ckpt_pids]
+    plain_reports = [
+        s
+        for s in sp
+        if s["name"] == "train_report_call" and inside(s) and s["_pid"] in worker_pids and s["_pid"] not in ckpt_pids
+    ]
     # the k-th report of every rank is one controller round; it sees it when the last rank's report has returned
-    calls = {pid: sorted((s for s in sp if s["name"] == "train_report_call" and s["_pid"] == pid and inside(s)), key=lambda s: s["start"])
-             for pid in worker_pids}
+    calls = {
+        pid: sorted(
+            (s for s in sp if s["name"] == "train_report_call" and s["_pid"] == pid and inside(s)),
+            key=lambda s: s["start"],
+        )
+        for pid in worker_pids
+    }
     seen = sorted(m["t"] for m in marks if m["ev"] == "train_report" and fit["start"] <= m["t"] <= fit["end"])
     polling = []
     for k, t_seen in enumerate(seen):
@@ -461,7 +525,9 @@ def analyze_bridge(sp, task: dict, rel) -> dict:
     if not task:
         return {}
     start = task["start_s"]
-    inside = [s for s in sp if s["name"] in ("dvc_commit", "dvc_exp_save", "dvc_push", "git") and rel(s["start"]) >= start]
+    inside = [
+        s for s in sp if s["name"] in ("dvc_commit", "dvc_exp_save", "dvc_push", "git") and rel(s["start"]) >= start
+    ]
     git_by_cmd: dict[str, float] = {}
     for s in inside:
         if s["name"] == "git":
@@ -541,10 +607,20 @@ def main() -> None:
     name = f"{label}-{tag}" if tag else label
     result = run_workflow(size, name)
     path = E.write_json(f"e2e-{name}", result)
-    print(json.dumps({"wall_s": result["wall_s"], "returncode": result["returncode"], "phases_s": result["phases_s"],
-                      "peak_pss_gib": result["pss"]["peak_pss_gib"], "cpu_s_total": result["pss"]["cpu_s_total"],
-                      "accuracy": result["experiment"].get("accuracy"), "val_accuracy": result["experiment"].get("val_accuracy"),
-                      "results": str(path)}))
+    print(
+        json.dumps(
+            {
+                "wall_s": result["wall_s"],
+                "returncode": result["returncode"],
+                "phases_s": result["phases_s"],
+                "peak_pss_gib": result["pss"]["peak_pss_gib"],
+                "cpu_s_total": result["pss"]["cpu_s_total"],
+                "accuracy": result["experiment"].get("accuracy"),
+                "val_accuracy": result["experiment"].get("val_accuracy"),
+                "results": str(path),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ WORKER_HOOKS = PROJECT_ROOT / "bench" / "worker_hooks"
 QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0")
 
 sys.path.append(str(PROJECT_ROOT / "tests"))
-from support import bare_remote, moto_server  # noqa: E402  (the tests' own helpers, reused)
+from support import bare_remote  # noqa: E402  (the tests' own helpers, reused)
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,9 @@ TUTORIAL = RunSize("tutorial", {"num_samples": 50, "max_epochs": 10}, {"epochs":
 # size searches lr and momentum as the default space does, with the batch size fixed at 64. The
 # default and tutorial sizes pass no space, so they search the problem's full default space.
 QUICK_SPACE = {"lr": {"loguniform": [0.01, 0.2]}, "momentum": {"uniform": [0.5, 0.95]}, "batch_size": 64}
-QUICK_SIZE = RunSize("quick", {"num_samples": 2, "max_epochs": 1, "space": QUICK_SPACE}, {"epochs": 2, "num_workers": 2})
+QUICK_SIZE = RunSize(
+    "quick", {"num_samples": 2, "max_epochs": 1, "space": QUICK_SPACE}, {"epochs": 2, "num_workers": 2}
+)
 BRIDGE_MB = [1, 4, 16] if QUICK else [10, 100, 500]
 
 
@@ -83,7 +85,9 @@ def isolated_env(root: Path, **extra: str) -> dict[str, str]:
         "AWS_DEFAULT_REGION": "us-east-1",
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         # worker_hooks: a sitecustomize that marks steps inside every Python process (when BENCH_MARKS is set)
-        "PYTHONPATH": os.pathsep.join(p for p in [str(WORKER_HOOKS), str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")] if p),
+        "PYTHONPATH": os.pathsep.join(
+            p for p in [str(WORKER_HOOKS), str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")] if p
+        ),
         "PYTHONUNBUFFERED": "1",
         **extra,
     }

@@ -120,8 +120,12 @@ def _tune_callback():
             mark("trial_start", trial=trial.trial_id)
 
         def on_trial_result(self, iteration, trials, trial, result, **info):
-            mark("trial_result", trial=trial.trial_id, epoch=result.get("training_iteration"),
-                 iter_s=result.get("time_this_iter_s"))
+            mark(
+                "trial_result",
+                trial=trial.trial_id,
+                epoch=result.get("training_iteration"),
+                iter_s=result.get("time_this_iter_s"),
+            )
 
         def on_trial_complete(self, iteration, trials, trial, **info):
             mark("trial_end", trial=trial.trial_id)
@@ -166,7 +170,11 @@ def install_spawn_hook() -> None:
     @functools.wraps(original)
     def popen_init(self, args, *a, **kw):
         cmd = [str(x) for x in (args if isinstance(args, (list, tuple)) else [args])][:4]
-        frames = [f for f in traceback.extract_stack()[:-1] if "/subprocess.py" not in f.filename and "/bench/" not in f.filename]
+        frames = [
+            f
+            for f in traceback.extract_stack()[:-1]
+            if "/subprocess.py" not in f.filename and "/bench/" not in f.filename
+        ]
         caller = [f"{f.filename.split('site-packages/')[-1]}:{f.lineno} {f.name}" for f in frames[-4:]]
         mark("spawn", cmd=cmd, caller=caller)
         original(self, args, *a, **kw)
@@ -209,14 +217,19 @@ class _AfterImport(importlib.abc.MetaPathFinder):
 
 def main() -> None:
     install_spawn_hook()
-    sys.meta_path.insert(0, _AfterImport({
-        "flytekit.core.workflow": install_flyte_hooks,
-        "flytekit.core.python_function_task": install_decks_hook,
-        "ray.tune": install_tune_hooks,
-        "ray.train.torch": install_train_hooks,
-        "dvc.repo.experiments": install_bridge_hooks,
-        "dvc_bridge.gitops": install_git_hooks,
-    }))
+    sys.meta_path.insert(
+        0,
+        _AfterImport(
+            {
+                "flytekit.core.workflow": install_flyte_hooks,
+                "flytekit.core.python_function_task": install_decks_hook,
+                "ray.tune": install_tune_hooks,
+                "ray.train.torch": install_train_hooks,
+                "dvc.repo.experiments": install_bridge_hooks,
+                "dvc_bridge.gitops": install_git_hooks,
+            }
+        ),
+    )
     from flytekit.clis.sdk_in_container.pyflyte import main as pyflyte_main
 
     sys.argv[0] = "pyflyte"

@@ -19,7 +19,14 @@ class MarkEpochs(UserCallback):
         if not path:
             return
         epoch = next((m.get("epoch") for m in metrics if isinstance(m, dict) and "epoch" in m), None)
-        line = json.dumps({"t": time.time(), "pid": os.getpid(), "ev": "train_report", "epoch": epoch,
-                           "checkpoint": checkpoint is not None})
+        line = json.dumps(
+            {
+                "t": time.time(),
+                "pid": os.getpid(),
+                "ev": "train_report",
+                "epoch": epoch,
+                "checkpoint": checkpoint is not None,
+            }
+        )
         with open(path, "a") as f:
             f.write(line + "\n")

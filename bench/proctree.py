@@ -78,8 +78,15 @@ def describe(cmdline: list[str]) -> str:
 
 
 def _ray_helper(text: str) -> str:
-    for key in ("dashboard/agent.py", "dashboard/dashboard.py", "log_monitor", "monitor.py", "runtime_env/agent",
-                "ray_client_server", "ray_process_reaper"):
+    for key in (
+        "dashboard/agent.py",
+        "dashboard/dashboard.py",
+        "log_monitor",
+        "monitor.py",
+        "runtime_env/agent",
+        "ray_client_server",
+        "ray_process_reaper",
+    ):
         if key in text:
             return "ray:" + key.split("/")[-1].removesuffix(".py")
     return ""
@@ -122,10 +129,14 @@ class TreeStats:
         return {
             "peak_pss_gib": round(self.peak_pss_gib, 3),
             "peak_at_s": rel(self.peak_t),
-            "peak_by_kind_gib": {k: round(v, 3) for k, v in sorted(self.peak_by_kind_gib.items(), key=lambda kv: -kv[1])},
+            "peak_by_kind_gib": {
+                k: round(v, 3) for k, v in sorted(self.peak_by_kind_gib.items(), key=lambda kv: -kv[1])
+            },
             "cpu_s_total": round(sum(self.cpu_s_by_kind.values()), 2),
             "cpu_s_by_kind": {k: round(v, 2) for k, v in sorted(self.cpu_s_by_kind.items(), key=lambda kv: -kv[1])},
-            "alive_by_kind_s": {k: [rel(a), rel(b)] for k, (a, b) in sorted(self.alive_by_kind.items(), key=lambda kv: kv[1][0])},
+            "alive_by_kind_s": {
+                k: [rel(a), rel(b)] for k, (a, b) in sorted(self.alive_by_kind.items(), key=lambda kv: kv[1][0])
+            },
             "processes_by_kind": self.processes_by_kind,
             "busy_by_kind_s": {k: [[rel(a), rel(b)] for a, b in v] for k, v in self.busy_by_kind.items()},
             "samples": self.samples,
@@ -150,7 +161,7 @@ class TreeSampler:
         self._matched: dict[tuple[int, int], bool] = {}
         self._kind_of: dict[int, str] = {}
 
-    def __enter__(self) -> "TreeSampler":
+    def __enter__(self) -> TreeSampler:
         self._cpu0 = time.thread_time()
         self._thread.start()
         return self

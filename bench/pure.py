@@ -3,8 +3,8 @@
     python -m bench.pure default|tutorial
 
 Reads what the run committed (bench/out/e2e-<label>.json: params.yaml, best params, the trials
-table, results/run.json) and replays it with the project's own code (tasks.problem, tasks.data,
-tasks.training) and no Flyte or Ray, under the run's evaluation protocol: the same three splits;
+table, results/run.json) and replays it with the project's own code (tasks.problem, tasks.data.arrays,
+tasks.training.loop) and no Flyte or Ray, under the run's evaluation protocol: the same three splits;
 every trial with its sampled hyper-parameters (the searched ones from `trials.csv`, the fixed
 ones from the recorded `tune.space`) for the epochs ASHA let it run, training and then scoring
 on validation each epoch, as `trial_on_worker` does; then the final training with the best
@@ -58,9 +58,9 @@ def replay(run: dict) -> dict:
     t_imports = time.time()
     import torch
 
-    from tasks.data import load_raw, make_splits, parse_source
+    from tasks.data.arrays import load_raw, make_splits, parse_source
     from tasks.problem import complete, load_problem, metric_key
-    from tasks.training import EVAL_BATCH, build, evaluate, make_loader, train_epoch
+    from tasks.training.loop import EVAL_BATCH, build, evaluate, make_loader, train_epoch
 
     t_torch = time.time()
     default_threads = torch.get_num_threads()
@@ -98,9 +98,17 @@ def replay(run: dict) -> dict:
             scores = evaluate(model, val_loader, problem).scores(problem, "val")
             epoch_s.append(round(time.time() - e0, 3))
         in_run = row.get(val_key, "")
-        trial_rows.append({"trial_id": row["trial_id"][:40], "batch_size": hp["batch_size"], "epochs": int(row["epochs"]),
-                           "epoch_s": epoch_s, "wall_s": round(time.time() - started, 3),
-                           val_key: scores.get(val_key), f"{val_key}_in_run": float(in_run) if in_run else None})
+        trial_rows.append(
+            {
+                "trial_id": row["trial_id"][:40],
+                "batch_size": hp["batch_size"],
+                "epochs": int(row["epochs"]),
+                "epoch_s": epoch_s,
+                "wall_s": round(time.time() - started, 3),
+                val_key: scores.get(val_key),
+                f"{val_key}_in_run": float(in_run) if in_run else None,
+            }
+        )
     t_tune = time.time() - t0
 
     t0 = time.time()
@@ -115,7 +123,9 @@ def replay(run: dict) -> dict:
         train_epoch_s.append(e1 - e0)
         eval_s.append(time.perf_counter() - e1)
     e0 = time.perf_counter()
-    test_scores = evaluate(model, make_loader(data.x_test, data.y_test, EVAL_BATCH, shuffle=False), problem).scores(problem, "test")
+    test_scores = evaluate(model, make_loader(data.x_test, data.y_test, EVAL_BATCH, shuffle=False), problem).scores(
+        problem, "test"
+    )
     test_eval_s = time.perf_counter() - e0
     t_train = time.time() - t0
     n_train = len(data.y_train)
@@ -145,7 +155,9 @@ def replay(run: dict) -> dict:
         "tune_s": round(t_tune, 2),
         "train_s": round(t_train, 2),
         "compute_s": round(t_data + t_tune + t_train, 2),
-        "baseline_process_wall_s": round(t_baseline_end - T_START, 2),  # this process's wall up to the end of the replay
+        "baseline_process_wall_s": round(
+            t_baseline_end - T_START, 2
+        ),  # this process's wall up to the end of the replay
         "after_baseline_s": round(after_baseline_s, 2),  # the default-threads epochs after it
         "splits": data.sizes(),
         "trials": trial_rows,
@@ -181,7 +193,22 @@ def main() -> None:
     result = replay(E.read_json(f"e2e-{label}"))
     result["process_wall_s"] = round(time.time() - T_START, 2)
     path = E.write_json(f"pure-{label}", result)
-    print(json.dumps({k: result[k] for k in ("process_wall_s", "baseline_process_wall_s", "compute_s", "tune_s", "train_s", "torch_threads")} | {"results": str(path)}))
+    print(
+        json.dumps(
+            {
+                k: result[k]
+                for k in (
+                    "process_wall_s",
+                    "baseline_process_wall_s",
+                    "compute_s",
+                    "tune_s",
+                    "train_s",
+                    "torch_threads",
+                )
+            }
+            | {"results": str(path)}
+        )
+    )
 
 
 if __name__ == "__main__":

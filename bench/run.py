@@ -34,14 +34,35 @@ import time
 
 from bench import env as E
 
-RATIOS = ("overhead_ratio_smoke", "overhead_ratio_tutorial", "tune_task_ratio", "train_task_ratio", "ddp_throughput_ratio",
-          "bridge_throughput_ratio", "bridge_fixed_s", "pss_ratio_vs_rebuilt_peer")
+RATIOS = (
+    "overhead_ratio_smoke",
+    "overhead_ratio_tutorial",
+    "tune_task_ratio",
+    "train_task_ratio",
+    "ddp_throughput_ratio",
+    "bridge_throughput_ratio",
+    "bridge_fixed_s",
+    "pss_ratio_vs_rebuilt_peer",
+)
 # issue 15's targets for RATIOS: (<= or >=, bound)
-TARGETS = {"overhead_ratio_smoke": ("<=", 1.5), "overhead_ratio_tutorial": ("<=", 1.15), "tune_task_ratio": ("<=", 1.5),
-           "train_task_ratio": ("<=", 1.5), "ddp_throughput_ratio": (">=", 0.9), "bridge_throughput_ratio": (">=", 0.95),
-           "bridge_fixed_s": ("<=", 1.0), "pss_ratio_vs_rebuilt_peer": ("<=", 1.0)}
-HEADLINE = ("overhead_s", "wall_ratio_vs_rebuilt_peer", "tutorial_size_wall_s", "tutorial_size_accuracy", "train_throughput_ratio",
-            "peak_pss_gib")
+TARGETS = {
+    "overhead_ratio_smoke": ("<=", 1.5),
+    "overhead_ratio_tutorial": ("<=", 1.15),
+    "tune_task_ratio": ("<=", 1.5),
+    "train_task_ratio": ("<=", 1.5),
+    "ddp_throughput_ratio": (">=", 0.9),
+    "bridge_throughput_ratio": (">=", 0.95),
+    "bridge_fixed_s": ("<=", 1.0),
+    "pss_ratio_vs_rebuilt_peer": ("<=", 1.0),
+}
+HEADLINE = (
+    "overhead_s",
+    "wall_ratio_vs_rebuilt_peer",
+    "tutorial_size_wall_s",
+    "tutorial_size_accuracy",
+    "train_throughput_ratio",
+    "peak_pss_gib",
+)
 
 
 def section(module: str, *args: str, timeout: int = 900, env: dict | None = None) -> dict:
@@ -55,9 +76,14 @@ def section(module: str, *args: str, timeout: int = 900, env: dict | None = None
     print(f"[bench] {module} {' '.join(args)} ...", flush=True)
     t = time.time()
     with open(log, "w") as f:
-        proc = subprocess.Popen([sys.executable, "-m", f"bench.{module}", *args], cwd=E.PROJECT_ROOT,
-                                stdout=f, stderr=subprocess.STDOUT, start_new_session=True,
-                                env={**os.environ, **(env or {})})
+        proc = subprocess.Popen(
+            [sys.executable, "-m", f"bench.{module}", *args],
+            cwd=E.PROJECT_ROOT,
+            stdout=f,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, **(env or {})},
+        )
         try:
             returncode = proc.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -112,19 +138,22 @@ def throughput(e2e: dict, pure: dict, ddp: dict | None = None) -> dict:
         # issue 15: DDP on N workers x 1 thread over one plain process with N threads, same global batch
         "ddp_throughput_ratio": round(ray_sps / same_threads, 3) if ray_sps and same_threads else None,
         "note": "steady state = epochs 2..N (median); `ratio`: over the faster of 1 thread and N threads (N = workers); "
-                "`ddp_throughput_ratio`: over N threads; same global batch (the workers split it, the plain process takes it whole)",
+        "`ddp_throughput_ratio`: over N threads; same global batch (the workers split it, the plain process takes it whole)",
     }
     if ddp and ddp.get("split"):
         split, full = ddp["split"], ddp["full_per_worker"]
         out["batch_split"] = {
             "what": f"DDP epoch throughput, {ddp['workers']} workers: the global batch {ddp['tuned_batch_size']} split "
-                    f"({split['batch_per_worker']} per worker, what training does) vs the old way "
-                    f"({full['batch_per_worker']} per worker, a global batch of {full['global_batch']})",
+            f"({split['batch_per_worker']} per worker, what training does) vs the old way "
+            f"({full['batch_per_worker']} per worker, a global batch of {full['global_batch']})",
             "ray_train_split_steady_samples_per_s": ray_sps,
             "plain_ddp_split_steady_samples_per_s": split["steady_samples_per_s"],
             "plain_ddp_full_per_worker_steady_samples_per_s": full["steady_samples_per_s"],
             "plain_ddp_split_over_full": ddp["split_over_full_throughput"],
-            "allreduces_per_epoch": {"split": split["allreduces_per_epoch"], "full_per_worker": full["allreduces_per_epoch"]},
+            "allreduces_per_epoch": {
+                "split": split["allreduces_per_epoch"],
+                "full_per_worker": full["allreduces_per_epoch"],
+            },
             "plain_ddp_epoch_s": {"split": split["epoch_s"], "full_per_worker": full["epoch_s"]},
             "note": ddp.get("note"),
         }
@@ -135,7 +164,7 @@ def time_budget(e2e: dict, pure: dict, wall_pure: float) -> list[dict]:
     """Where the workflow's wall time goes, phase by phase, against the same work in the plain process."""
     ph, tasks, tune, train = e2e["phases_s"], e2e["tasks"], e2e.get("tune", {}), e2e.get("train", {})
     epochs = e2e["experiment"].get("epoch_time_s") or []
-    alive, logm = e2e["pss"].get("alive_by_kind_s", {}), e2e.get("log_markers_s", {})
+    alive = e2e["pss"].get("alive_by_kind_s", {})
     fit0 = train.get("fit_start_s") or 0
 
     def since_fit(t):
@@ -156,7 +185,11 @@ def time_budget(e2e: dict, pure: dict, wall_pure: float) -> list[dict]:
         "init_process_group starts": mean("init_process_group_at_s", train_procs),
         "init_process_group (s)": mean("init_process_group_s", train_procs),
         "prepare_model (DDP wrap) starts": mean("prepare_model_at_s", train_procs),
-        "first train_epoch starts": round(mean("born_s_after_fit_start", train_procs) + mean("to_first_epoch_s", train_procs), 2) if train_procs else None,
+        "first train_epoch starts": round(
+            mean("born_s_after_fit_start", train_procs) + mean("to_first_epoch_s", train_procs), 2
+        )
+        if train_procs
+        else None,
         "first epoch reported": train.get("fit_start_to_first_report_s"),
         "compute inside workers (train_epoch + evaluate, sum over workers)": workers.get("train", {}).get("compute_s"),
         "worker utilization during fit": workers.get("train", {}).get("worker_utilization"),
@@ -171,47 +204,105 @@ def time_budget(e2e: dict, pure: dict, wall_pure: float) -> list[dict]:
     }
     n_workers = e2e["size"]["train"].get("num_workers", 2)
     rows = [
-        {"phase": "python + imports to workflow start", "workflow_s": ph.get("python_and_imports"),
-         "pure_s": pure["interpreter_and_yaml_s"] + pure["torch_and_project_import_s"],
-         "detail": "interpreter, flytekit, the workflow module (the plain process: interpreter + torch)"},
-        {"phase": "checks + data tasks", "workflow_s": ph.get("checks_and_data"), "pure_s": pure["data_s"],
-         "detail": {k: t.get("wall_s") for k, t in tasks.items() if e2e["task_roles"].get(k) == "checks_and_data"}},
-        {"phase": "Ray start (ray.init)", "workflow_s": ph.get("ray_start"), "pure_s": 0.0, "detail": "local cluster: gcs, raylet, dashboard (minimal), prestarted workers"},
-        {"phase": "tune task", "workflow_s": ph.get("tune"), "pure_s": pure["tune_s"], "detail": {
-            "Flyte decks (pip list + pip freeze)": next((t.get("write_decks_s") for k, t in tasks.items() if e2e["task_roles"].get(k) == "tune"), None),
-            "Tuner.fit": tune.get("fit_s"),
-            "before first trial (Tuner setup, data to object store)": tune.get("setup_before_first_trial_s"),
-            "trial compute as Tune timed it (sum time_this_iter_s, incl. trial start-up in epoch 1)": tune.get("epoch_s_sum"),
-            "trials / epochs reported": [tune.get("trials"), tune.get("epochs_reported")],
-            "after last trial (Tune teardown)": tune.get("tail_after_last_trial_s"),
-            "inside the trial processes": tune_workers,
-            "task minus Tuner.fit (data load, csv, plot, Flyte I/O)": round((ph.get("tune") or 0) - (tune.get("fit_s") or 0), 2),
-        }},
-        {"phase": "train task", "workflow_s": ph.get("train"), "pure_s": pure["train_s"], "detail": {
-            "TorchTrainer.fit": train.get("fit_s"),
-            "fit start -> first epoch reported": train.get("fit_start_to_first_report_s"),
-            "of which epoch 1 train time (rank 0)": round(epochs[0], 2) if epochs else None,
-            "=> worker group start + DDP setup + data to workers + eval/checkpoint": round((train.get("fit_start_to_first_report_s") or 0) - (epochs[0] if epochs else 0), 2),
-            "between epoch reports (train + eval + checkpoint)": train.get("between_reports_s"),
-            "last report -> fit end (worker group teardown)": train.get("last_report_to_fit_end_s"),
-            "task minus TorchTrainer.fit (data load, ray.put, copy outputs, Flyte I/O)": round((ph.get("train") or 0) - (train.get("fit_s") or 0), 2),
-            "workers": n_workers,
-            "Flyte decks (pip list + pip freeze)": next((t.get("write_decks_s") for k, t in tasks.items() if e2e["task_roles"].get(k) == "train"), None),
-            "timeline after TorchTrainer.fit start (s)": train_timeline,
-            "overhead parts (issue 15; results.json train_overhead_parts)": e2e.get("train_parts"),
-        }},
-        {"phase": "bridge (commit_experiment)", "workflow_s": ph.get("bridge"), "pure_s": 0.0, "detail": {
-            **(e2e.get("bridge") or {}),
-            "Flyte decks (pip list + pip freeze)": next((t.get("write_decks_s") for k, t in tasks.items() if e2e["task_roles"].get(k) == "bridge"), None)}},
-        {"phase": "exit (outputs printed, Ray shutdown)", "workflow_s": ph.get("exit_and_teardown"), "pure_s": 0.0, "detail": e2e.get("exit")},
-        {"phase": "other tasks", "workflow_s": ph.get("other_tasks"), "pure_s": 0.0,
-         "detail": {k: t.get("wall_s") for k, t in tasks.items() if e2e["task_roles"].get(k) == "other_tasks"}},
+        {
+            "phase": "python + imports to workflow start",
+            "workflow_s": ph.get("python_and_imports"),
+            "pure_s": pure["interpreter_and_yaml_s"] + pure["torch_and_project_import_s"],
+            "detail": "interpreter, flytekit, the workflow module (the plain process: interpreter + torch)",
+        },
+        {
+            "phase": "checks + data tasks",
+            "workflow_s": ph.get("checks_and_data"),
+            "pure_s": pure["data_s"],
+            "detail": {k: t.get("wall_s") for k, t in tasks.items() if e2e["task_roles"].get(k) == "checks_and_data"},
+        },
+        {
+            "phase": "Ray start (ray.init)",
+            "workflow_s": ph.get("ray_start"),
+            "pure_s": 0.0,
+            "detail": "local cluster: gcs, raylet, dashboard (minimal), prestarted workers",
+        },
+        {
+            "phase": "tune task",
+            "workflow_s": ph.get("tune"),
+            "pure_s": pure["tune_s"],
+            "detail": {
+                "Flyte decks (pip list + pip freeze)": next(
+                    (t.get("write_decks_s") for k, t in tasks.items() if e2e["task_roles"].get(k) == "tune"), None
+                ),
+                "Tuner.fit": tune.get("fit_s"),
+                "before first trial (Tuner setup, data to object store)": tune.get("setup_before_first_trial_s"),
+                "trial compute as Tune timed it (sum time_this_iter_s, incl. trial start-up in epoch 1)": tune.get(
+                    "epoch_s_sum"
+                ),
+                "trials / epochs reported": [tune.get("trials"), tune.get("epochs_reported")],
+                "after last trial (Tune teardown)": tune.get("tail_after_last_trial_s"),
+                "inside the trial processes": tune_workers,
+                "task minus Tuner.fit (data load, csv, plot, Flyte I/O)": round(
+                    (ph.get("tune") or 0) - (tune.get("fit_s") or 0), 2
+                ),
+            },
+        },
+        {
+            "phase": "train task",
+            "workflow_s": ph.get("train"),
+            "pure_s": pure["train_s"],
+            "detail": {
+                "TorchTrainer.fit": train.get("fit_s"),
+                "fit start -> first epoch reported": train.get("fit_start_to_first_report_s"),
+                "of which epoch 1 train time (rank 0)": round(epochs[0], 2) if epochs else None,
+                "=> worker group start + DDP setup + data to workers + eval/checkpoint": round(
+                    (train.get("fit_start_to_first_report_s") or 0) - (epochs[0] if epochs else 0), 2
+                ),
+                "between epoch reports (train + eval + checkpoint)": train.get("between_reports_s"),
+                "last report -> fit end (worker group teardown)": train.get("last_report_to_fit_end_s"),
+                "task minus TorchTrainer.fit (data load, ray.put, copy outputs, Flyte I/O)": round(
+                    (ph.get("train") or 0) - (train.get("fit_s") or 0), 2
+                ),
+                "workers": n_workers,
+                "Flyte decks (pip list + pip freeze)": next(
+                    (t.get("write_decks_s") for k, t in tasks.items() if e2e["task_roles"].get(k) == "train"), None
+                ),
+                "timeline after TorchTrainer.fit start (s)": train_timeline,
+                "overhead parts (issue 15; results.json train_overhead_parts)": e2e.get("train_parts"),
+            },
+        },
+        {
+            "phase": "bridge (commit_experiment)",
+            "workflow_s": ph.get("bridge"),
+            "pure_s": 0.0,
+            "detail": {
+                **(e2e.get("bridge") or {}),
+                "Flyte decks (pip list + pip freeze)": next(
+                    (t.get("write_decks_s") for k, t in tasks.items() if e2e["task_roles"].get(k) == "bridge"), None
+                ),
+            },
+        },
+        {
+            "phase": "exit (outputs printed, Ray shutdown)",
+            "workflow_s": ph.get("exit_and_teardown"),
+            "pure_s": 0.0,
+            "detail": e2e.get("exit"),
+        },
+        {
+            "phase": "other tasks",
+            "workflow_s": ph.get("other_tasks"),
+            "pure_s": 0.0,
+            "detail": {k: t.get("wall_s") for k, t in tasks.items() if e2e["task_roles"].get(k) == "other_tasks"},
+        },
         {"phase": "between tasks (Flyte glue)", "workflow_s": ph.get("workflow_glue"), "pure_s": 0.0, "detail": ""},
     ]
     for r in rows:
         r["overhead_s"] = round((r["workflow_s"] or 0) - (r["pure_s"] or 0), 2)
-    rows.append({"phase": "TOTAL (wall, measured outside)", "workflow_s": e2e["wall_s"], "pure_s": wall_pure,
-                 "overhead_s": round(e2e["wall_s"] - wall_pure, 2), "detail": ""})
+    rows.append(
+        {
+            "phase": "TOTAL (wall, measured outside)",
+            "workflow_s": e2e["wall_s"],
+            "pure_s": wall_pure,
+            "overhead_s": round(e2e["wall_s"] - wall_pure, 2),
+            "detail": "",
+        }
+    )
     return rows
 
 
@@ -229,26 +320,61 @@ def peer_vs_ours(ours: dict, peer: dict) -> dict:
     return {
         "wall_s": {"ours": ours.get("wall_s"), "rebuilt_peer": peer.get("wall_s")},
         "test_accuracy": {"ours": ours.get("experiment", {}).get("accuracy"), "rebuilt_peer": peer.get("accuracy")},
-        "val_accuracy": {"ours": ours.get("experiment", {}).get("val_accuracy"), "rebuilt_peer": peer.get("val_accuracy")},
-        "peak_pss_gib": {"ours": ours.get("pss", {}).get("peak_pss_gib"), "rebuilt_peer": peer.get("pss", {}).get("peak_pss_gib")},
+        "val_accuracy": {
+            "ours": ours.get("experiment", {}).get("val_accuracy"),
+            "rebuilt_peer": peer.get("val_accuracy"),
+        },
+        "peak_pss_gib": {
+            "ours": ours.get("pss", {}).get("peak_pss_gib"),
+            "rebuilt_peer": peer.get("pss", {}).get("peak_pss_gib"),
+        },
         # CPU-seconds of each whole process tree: far less sensitive to other load on the machine than wall time
-        "cpu_s_total": {"ours": ours.get("pss", {}).get("cpu_s_total"), "rebuilt_peer": peer.get("pss", {}).get("cpu_s_total")},
-        "ray_init_s": {"ours": ours["phases_s"].get("ray_start"),
-                       "rebuilt_peer": round(sum(v.get("ray_init_s") or 0 for v in sp.values()), 2)},
-        "script/driver start-up before ray.init_s": {"ours": ours["phases_s"].get("python_and_imports"),
-                                                      "rebuilt_peer": round(sum(v.get("start_to_ray_init_s") or 0 for v in sp.values()), 2)},
+        "cpu_s_total": {
+            "ours": ours.get("pss", {}).get("cpu_s_total"),
+            "rebuilt_peer": peer.get("pss", {}).get("cpu_s_total"),
+        },
+        "ray_init_s": {
+            "ours": ours["phases_s"].get("ray_start"),
+            "rebuilt_peer": round(sum(v.get("ray_init_s") or 0 for v in sp.values()), 2),
+        },
+        "script/driver start-up before ray.init_s": {
+            "ours": ours["phases_s"].get("python_and_imports"),
+            "rebuilt_peer": round(sum(v.get("start_to_ray_init_s") or 0 for v in sp.values()), 2),
+        },
         "tune_fit_s": {"ours": ours.get("tune", {}).get("fit_s"), "rebuilt_peer": sp.get("tune", {}).get("fit_s")},
         "train_fit_s": {"ours": ours.get("train", {}).get("fit_s"), "rebuilt_peer": sp.get("train", {}).get("fit_s")},
-        "after fits (exit, teardown)_s": {"ours": ours["phases_s"].get("exit_and_teardown"),
-                                          "rebuilt_peer": round(sum(v.get("fit_end_to_exit_s") or 0 for v in sp.values()), 2)},
-        "tune compute inside trials_s": {"ours": ow.get("tune", {}).get("compute_s"), "rebuilt_peer": pw.get("tune", {}).get("compute_s")},
-        "tune trial processes": {"ours": len(ow.get("tune", {}).get("processes", [])), "rebuilt_peer": len(pw.get("tune", {}).get("processes", []))},
-        "torch import per trial process_s": {"ours": proc_mean(ow, "tune", "torch_import_s"), "rebuilt_peer": proc_mean(pw, "tune", "torch_import_s")},
-        "train: fit start -> first epoch_s": {"ours": (proc_mean(ow, "train", "born_s_after_fit_start") or 0) + (proc_mean(ow, "train", "to_first_epoch_s") or 0),
-                                              "rebuilt_peer": (proc_mean(pw, "train", "born_s_after_fit_start") or 0) + (proc_mean(pw, "train", "to_first_epoch_s") or 0)},
-        "train compute inside workers_s": {"ours": ow.get("train", {}).get("compute_s"), "rebuilt_peer": pw.get("train", {}).get("compute_s")},
-        "bridge / DVC bookkeeping_s": {"ours": ours["phases_s"].get("bridge"),
-                                       "rebuilt_peer": round((peer.get("wall_s") or 0) - sum(peer.get("stages_s", {}).get(k, 0) for k in ("tune", "train")), 2)},
+        "after fits (exit, teardown)_s": {
+            "ours": ours["phases_s"].get("exit_and_teardown"),
+            "rebuilt_peer": round(sum(v.get("fit_end_to_exit_s") or 0 for v in sp.values()), 2),
+        },
+        "tune compute inside trials_s": {
+            "ours": ow.get("tune", {}).get("compute_s"),
+            "rebuilt_peer": pw.get("tune", {}).get("compute_s"),
+        },
+        "tune trial processes": {
+            "ours": len(ow.get("tune", {}).get("processes", [])),
+            "rebuilt_peer": len(pw.get("tune", {}).get("processes", [])),
+        },
+        "torch import per trial process_s": {
+            "ours": proc_mean(ow, "tune", "torch_import_s"),
+            "rebuilt_peer": proc_mean(pw, "tune", "torch_import_s"),
+        },
+        "train: fit start -> first epoch_s": {
+            "ours": (proc_mean(ow, "train", "born_s_after_fit_start") or 0)
+            + (proc_mean(ow, "train", "to_first_epoch_s") or 0),
+            "rebuilt_peer": (proc_mean(pw, "train", "born_s_after_fit_start") or 0)
+            + (proc_mean(pw, "train", "to_first_epoch_s") or 0),
+        },
+        "train compute inside workers_s": {
+            "ours": ow.get("train", {}).get("compute_s"),
+            "rebuilt_peer": pw.get("train", {}).get("compute_s"),
+        },
+        "bridge / DVC bookkeeping_s": {
+            "ours": ours["phases_s"].get("bridge"),
+            "rebuilt_peer": round(
+                (peer.get("wall_s") or 0) - sum(peer.get("stages_s", {}).get(k, 0) for k in ("tune", "train")), 2
+            ),
+        },
     }
 
 
@@ -257,9 +383,18 @@ def train_overhead_parts(e2e: dict, pure: dict) -> dict:
     parts, ph = e2e.get("train_parts") or {}, e2e.get("phases_s", {})
     if not parts:
         return {}
-    keys = ("worker_group_start_s", "worker_imports_s", "wait_for_group_s", "ddp_init_s", "ddp_init_to_first_epoch_s",
-            "checkpoint_write_s_sum", "controller_polling_s_sum", "last_report_to_fit_end_s", "run_train_before_fit_s",
-            "result_copy_out_s")
+    keys = (
+        "worker_group_start_s",
+        "worker_imports_s",
+        "wait_for_group_s",
+        "ddp_init_s",
+        "ddp_init_to_first_epoch_s",
+        "checkpoint_write_s_sum",
+        "controller_polling_s_sum",
+        "last_report_to_fit_end_s",
+        "run_train_before_fit_s",
+        "result_copy_out_s",
+    )
     return {
         "train_task_s": ph.get("train"),
         "pure_train_s": pure.get("train_s"),
@@ -272,8 +407,8 @@ def train_overhead_parts(e2e: dict, pure: dict) -> dict:
         "epoch_compute_s_per_worker": parts.get("epoch_compute_s_sum_rank_mean"),
         "task_minus_fit_s": round((ph.get("train") or 0) - (parts.get("fit_s") or 0), 2),
         "note": "per-worker parts are means over the workers; checkpoint_write = rank 0's _report_checkpoint (torch.save, "
-                "DVCLive copy, ray.train.report with the checkpoint, incl. waiting for the other ranks); controller_polling = "
-                "the last rank's report returned -> the controller's callback saw it",
+        "DVCLive copy, ray.train.report with the checkpoint, incl. waiting for the other ranks); controller_polling = "
+        "the last rank's report returned -> the controller's callback saw it",
     }
 
 
@@ -319,15 +454,26 @@ def main() -> None:
     ddp = load("ddp_split-default")
     tut = load(f"e2e-{tutorial_label}")
     pure_tut = load("pure-tutorial") if pure_tutorial else pure
-    results.update({"e2e": e2e, "pure": pure, "ddp_split": ddp, "bridge": bridge, "rebuilt_peer": peer,
-                    "e2e_tutorial": tut if not E.QUICK else "same as e2e (quick)"})
+    results.update(
+        {
+            "e2e": e2e,
+            "pure": pure,
+            "ddp_split": ddp,
+            "bridge": bridge,
+            "rebuilt_peer": peer,
+            "e2e_tutorial": tut if not E.QUICK else "same as e2e (quick)",
+        }
+    )
     results["rebuilt_peer_vs_ours"] = peer_vs_ours(tut, peer)
     if pure_tutorial:
         results["pure_tutorial"] = pure_tut
         results["pure_tutorial"]["process_wall_s_outside"] = pure_tutorial["wall_s"]
     curves = load("curves")
     if not curves and (E.PROJECT_ROOT / "bench" / "curves" / "curves.json").exists():
-        curves = {"curves_json": str(E.PROJECT_ROOT / "bench" / "curves" / "curves.json"), "note": "from the last full `python -m bench.curves`"}
+        curves = {
+            "curves_json": str(E.PROJECT_ROOT / "bench" / "curves" / "curves.json"),
+            "note": "from the last full `python -m bench.curves`",
+        }
     results["curves"] = curves
 
     def baseline(section_row, doc):
@@ -339,7 +485,6 @@ def main() -> None:
     pure_wall = baseline(pure_default, pure)
     pure_tut_wall = baseline(pure_tutorial, pure_tut) if pure_tutorial else pure_wall
     ph, ph_tut = e2e.get("phases_s", {}), tut.get("phases_s", {})
-    figures: dict = {}
     try:
         results["time_budget"] = time_budget(e2e, pure, pure_wall)
     except (KeyError, TypeError):
@@ -361,8 +506,11 @@ def main() -> None:
         "ddp_throughput_ratio": tp.get("ddp_throughput_ratio"),
         "bridge_throughput_ratio": bridge.get("bridge_throughput_ratio"),
         "bridge_fixed_s": bridge.get("bridge_fixed_s"),
-        "pss_ratio_vs_rebuilt_peer": _ratio(tut.get("pss", {}).get("peak_pss_gib"), peer.get("pss", {}).get("peak_pss_gib"))
-        if ok(tut) and ok(peer) else None,
+        "pss_ratio_vs_rebuilt_peer": _ratio(
+            tut.get("pss", {}).get("peak_pss_gib"), peer.get("pss", {}).get("peak_pss_gib")
+        )
+        if ok(tut) and ok(peer)
+        else None,
     }
     ratios = {k: ratios.get(k) for k in RATIOS}
     context = {
@@ -405,7 +553,9 @@ def main() -> None:
         "bench_wall_s": round(time.time() - started, 1),
     }
     results["ratios"] = ratios
-    results["targets"] = {k: {"target": f"{TARGETS[k][0]} {TARGETS[k][1]}", "measured": v, "met": meets(k, v)} for k, v in ratios.items()}
+    results["targets"] = {
+        k: {"target": f"{TARGETS[k][0]} {TARGETS[k][1]}", "measured": v, "met": meets(k, v)} for k, v in ratios.items()
+    }
     results["context"] = context
     results["headline"] = headline
     results["extras"] = extras
@@ -413,9 +563,13 @@ def main() -> None:
 
     print(f"[bench] results: {path}")
     for row in results.get("time_budget", []):
-        print(f"[bench]   {row['phase']:<40} workflow {row['workflow_s'] or 0:7.2f}s  pure {row['pure_s'] or 0:7.2f}s  overhead {row['overhead_s']:7.2f}s")
+        print(
+            f"[bench]   {row['phase']:<40} workflow {row['workflow_s'] or 0:7.2f}s  pure {row['pure_s'] or 0:7.2f}s  overhead {row['overhead_s']:7.2f}s"
+        )
     for k, t in results["targets"].items():
-        print(f"[bench]   {k:<28} {t['measured']!s:>8}  target {t['target']:<7} {'met' if t['met'] else 'NOT met' if t['met'] is False else '-'}")
+        print(
+            f"[bench]   {k:<28} {t['measured']!s:>8}  target {t['target']:<7} {'met' if t['met'] else 'NOT met' if t['met'] is False else '-'}"
+        )
     print(json.dumps({**ratios, **context, **headline, **extras}), flush=True)
 
 

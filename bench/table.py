@@ -1,6 +1,6 @@
 """Markdown of a `make bench` run for bench/README.md: the JSON line, the targets met or not, the train parts.
 
-    python -m bench.table [bench/out/results.json]
+python -m bench.table [bench/out/results.json]
 """
 
 from __future__ import annotations
@@ -37,9 +37,12 @@ def render(results: dict) -> str:
         keys = [k for k in next(iter(parts.values())) if k != "note"]
         for k in keys:
             out.append(f"| {k} | " + " | ".join(str(p.get(k)) for p in parts.values()) + " |")
-    out += ["", "Older headline figures: " + ", ".join(f"`{k}` {headline.get(k)}" for k in HEADLINE),
-            f"Load averages (1, 5, 15 min) before {extras['loadavg_before']}, after {extras['loadavg_after']}; "
-            f"bench wall {extras['bench_wall_s']} s; quick={extras['quick']}."]
+    out += [
+        "",
+        "Older headline figures: " + ", ".join(f"`{k}` {headline.get(k)}" for k in HEADLINE),
+        f"Load averages (1, 5, 15 min) before {extras['loadavg_before']}, after {extras['loadavg_after']}; "
+        f"bench wall {extras['bench_wall_s']} s; quick={extras['quick']}.",
+    ]
     return "\n".join(out)
 
 

@@ -19,6 +19,7 @@ from typing import Iterable, Iterator, Optional
 from urllib.parse import urlparse, urlunparse
 
 from dvc_bridge import layout
+from dvc_bridge.direction import at_least_as_good, higher_is_better
 from dvc_bridge.errors import ExperimentExistsError, PushError, RemoteError, TargetError
 from dvc_bridge.fastpush import preupload_large_files
 from dvc_bridge.gitops import IDENTITY, Git, GitError, retry
@@ -37,8 +38,14 @@ S3_CONNECT_TIMEOUT = 3
 # the clone's local config.
 TEMPORARY_PATHS = (".dvc/tmp", ".dvc/cache", ".dvc/config.local")
 # Environment variables whose values must never appear in a committed file.
-SECRET_ENV = ("GIT_TOKEN", "DVC_STUDIO_TOKEN", "STUDIO_TOKEN", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
-              "FLYTE_AWS_SECRET_ACCESS_KEY")
+SECRET_ENV = (
+    "GIT_TOKEN",
+    "DVC_STUDIO_TOKEN",
+    "STUDIO_TOKEN",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "FLYTE_AWS_SECRET_ACCESS_KEY",
+)
 
 
 @dataclass
@@ -69,10 +76,12 @@ class Gate:
     mode: str = "max"
 
     def passes(self) -> bool:
-        return self.score >= self.threshold if self.mode == "max" else self.score <= self.threshold
+        return at_least_as_good(self.mode, self.score, self.threshold)
 
     def describe(self) -> str:
-        op = (">=" if self.mode == "max" else "<=") if self.passes() else ("<" if self.mode == "max" else ">")
+        op = {(True, True): ">=", (True, False): "<", (False, True): "<=", (False, False): ">"}[
+            (higher_is_better(self.mode), self.passes())
+        ]
         return f"{self.metric} {self.score:.4f} {op} {self.threshold:.4f}"
 
 
@@ -89,7 +98,7 @@ class ExperimentRecord:
     gate: Optional[Gate] = None  # no gate: never promoted
     # Experiments saved beside this one, on the same baseline (a search's trials): name -> record of
     # documents and git files only (no DVC data, never promoted). Pushed before this one's ref.
-    siblings: dict[str, "ExperimentRecord"] = field(default_factory=dict)
+    siblings: dict[str, ExperimentRecord] = field(default_factory=dict)
 
 
 @dataclass
@@ -162,7 +171,9 @@ def clone(target: Target, dest: Path, git: Git, rev: str = "") -> str:
                 raise
             sha = git("rev-parse", "--verify", f"origin/{rev}^{{commit}}", cwd=dest)  # a branch of the target
     except GitError as e:
-        raise TargetError(f"revision {rev or 'HEAD'!r} is not in {target.display}: give an existing branch, tag or commit.") from e
+        raise TargetError(
+            f"revision {rev or 'HEAD'!r} is not in {target.display}: give an existing branch, tag or commit."
+        ) from e
     git("checkout", "--quiet", "--detach", sha, cwd=dest)
     # DVC commits experiments in-process (not through `git`), so the identity goes in the clone's config.
     git("config", "user.name", IDENTITY[0], cwd=dest)
@@ -212,7 +223,9 @@ def check_remote(repo, name: str) -> None:
             root = path.split("/", 1)[0] if fs.protocol not in ("local", "file") else path
             fs.ls(root)  # unlike exists(), raises on a connection error
     except FileNotFoundError as e:
-        raise RemoteError(f"DVC remote {name!r}: {e.filename or e} does not exist. Create the bucket or directory first.") from e
+        raise RemoteError(
+            f"DVC remote {name!r}: {e.filename or e} does not exist. Create the bucket or directory first."
+        ) from e
     except Exception as e:
         raise RemoteError(
             f"DVC remote {name!r} is unreachable: {type(e).__name__}: {e}. Check its URL, endpoint and credentials."
@@ -346,7 +359,9 @@ def record_experiment(
         repo.commit(STAGES, force=True)
         git("add", "--", *[p for p in tracked if (root / p).exists()], cwd=root)
         if not existing:
-            repo.experiments.save(targets=[STAGES], name=name, message=f"flyte {execution_id}: {record.message}".rstrip(": "))
+            repo.experiments.save(
+                targets=[STAGES], name=name, message=f"flyte {execution_id}: {record.message}".rstrip(": ")
+            )
         metrics = studio_metrics(repo)
         # Data first: a ref on the remote must never point at data that is not there.
         if remote:
@@ -372,15 +387,29 @@ def record_experiment(
                 s_ref, _ = save_sibling(git, root, baseline, sibling_name, sibling)
                 sibling_refs.append(s_ref)
                 if s_ref not in on_remote:  # a retry finds the ones an earlier attempt pushed
-                    retry(lambda: git("push", "--quiet", "origin", f"{s_ref}:{s_ref}", cwd=root), what=f"git push of {s_ref}")
-        ref = next(r for r in git("for-each-ref", "--format=%(refname)", EXP_REFS, cwd=root).splitlines() if r.endswith("/" + name))
+                    retry(
+                        lambda ref=s_ref: git("push", "--quiet", "origin", f"{ref}:{ref}", cwd=root),
+                        what=f"git push of {s_ref}",
+                    )
+        ref = next(
+            r
+            for r in git("for-each-ref", "--format=%(refname)", EXP_REFS, cwd=root).splitlines()
+            if r.endswith("/" + name)
+        )
         commit = drop_temporary_files(git, root, ref)
         check_no_secrets(git, root, commit, baseline)
         retry(lambda: git("push", "--quiet", "origin", f"{ref}:{ref}", cwd=root), what=f"git push of {ref}")
 
     # What DVC sends when `dvc exp run` ends and `dvc exp push` has pushed: Studio's live row becomes this commit.
-    announce_pushed(name=name, baseline=baseline, commit=commit, ref=ref, repo_url=target.display, metrics=metrics,
-                    also_pushed=sibling_refs)
+    announce_pushed(
+        name=name,
+        baseline=baseline,
+        commit=commit,
+        ref=ref,
+        repo_url=target.display,
+        metrics=metrics,
+        also_pushed=sibling_refs,
+    )
     result = ExperimentRef(
         name=name,
         commit=commit,
@@ -398,7 +427,9 @@ def studio_metrics(repo) -> dict:
     try:
         from dvc.repo.metrics.show import _gather_metrics
 
-        return {path: {"data": r["data"]} for path, r in _gather_metrics(repo, on_error="return").items() if "data" in r}
+        return {
+            path: {"data": r["data"]} for path, r in _gather_metrics(repo, on_error="return").items() if "data" in r
+        }
     except Exception:  # a view for Studio only
         return {}
 
@@ -437,14 +468,24 @@ def save_sibling(git: Git, root: Path, baseline: str, name: str, record: Experim
         if base_yaml:
             (tree / layout.DVC_YAML).write_text(base_yaml + "\n")
         paths = [p for p in materialize(tree, record) if (tree / p).exists()]
-        files = sorted(f for p in paths for f in ([tree / p] if (tree / p).is_file() else (tree / p).rglob("*")) if f.is_file())
+        files = sorted(
+            f for p in paths for f in ([tree / p] if (tree / p).is_file() else (tree / p).rglob("*")) if f.is_file()
+        )
         env = {**git.env, "GIT_INDEX_FILE": str(Path(d) / "index")}
-        run = lambda *args, **kw: subprocess.run(["git", *args], cwd=root, env=env, capture_output=True, text=True,
-                                                 check=True, **kw).stdout.strip()
+
+        def run(*args, **kw):
+            return subprocess.run(
+                ["git", *args], cwd=root, env=env, capture_output=True, text=True, check=True, **kw
+            ).stdout.strip()
+
         run("read-tree", baseline)
         shas = run("hash-object", "-w", "--stdin-paths", input="\n".join(map(str, files)) + "\n").splitlines()
-        run("update-index", "--add", "--index-info",
-            input="".join(f"100644 {sha}\t{f.relative_to(tree).as_posix()}\n" for sha, f in zip(shas, files)))
+        run(
+            "update-index",
+            "--add",
+            "--index-info",
+            input="".join(f"100644 {sha}\t{f.relative_to(tree).as_posix()}\n" for sha, f in zip(shas, files)),
+        )
         commit = run("commit-tree", run("write-tree"), "-p", baseline, "-m", record.message or name)
     ref = exp_ref_name(baseline, name)
     git("update-ref", ref, commit, cwd=root)
@@ -477,8 +518,9 @@ def check_no_secrets(git: Git, root: Path, commit: str, baseline: str, environ: 
         return
     needles = [secret.encode() for secret in secrets]
     for path in git("diff", "--name-only", "--no-renames", "--diff-filter=d", baseline, commit, cwd=root).splitlines():
-        blob = subprocess.run(["git", "cat-file", "blob", f"{commit}:{path}"], cwd=root, env=git.env,
-                              capture_output=True, check=True).stdout
+        blob = subprocess.run(
+            ["git", "cat-file", "blob", f"{commit}:{path}"], cwd=root, env=git.env, capture_output=True, check=True
+        ).stdout
         if any(needle in blob for needle in needles):
             raise TargetError(
                 f"the experiment's file {path} holds a credential of this run: nothing was pushed. "

@@ -5,7 +5,7 @@ endpoint or the git server unreachable or timing out, S3 throttling, a push that
 ref; the same run, retried later, may succeed) or **not** (wrong input: a missing or non-DVC repo,
 an invalid experiment name, a name another run took, a DVC remote that is not configured, a bucket
 that does not exist, credentials that are refused; retrying changes nothing). `is_transient`
-decides; `dvc_bridge.recoverable` turns a transient error into the exception Flyte retries.
+decides; `tasks.flyte.recoverable` turns a transient error into the exception Flyte retries.
 No Flyte here: this is the pure layer.
 """
 
@@ -52,26 +52,74 @@ class PushError(TransientError):
 # Class names (anywhere in an exception's MRO) of network failures: Python's ConnectionError and
 # TimeoutError, botocore's ConnectionError family (EndpointConnectionError, ConnectTimeoutError,
 # ReadTimeoutError, ConnectionClosedError), aiohttp's (s3fs) ClientConnectionError and ServerTimeoutError.
-_NETWORK_CLASSES = {"ConnectionError", "TimeoutError", "ConnectTimeoutError", "ReadTimeoutError",
-                    "ClientConnectionError", "ServerTimeoutError", "EndpointConnectionError"}
+_NETWORK_CLASSES = {
+    "ConnectionError",
+    "TimeoutError",
+    "ConnectTimeoutError",
+    "ReadTimeoutError",
+    "ClientConnectionError",
+    "ServerTimeoutError",
+    "EndpointConnectionError",
+}
 # OSError numbers of a busy or unreachable server; s3fs turns S3's SlowDown / 503 into EBUSY, 500 into EREMOTEIO.
-_NETWORK_ERRNOS = {errno.EBUSY, errno.EREMOTEIO, errno.ETIMEDOUT, errno.ECONNREFUSED, errno.ECONNRESET,
-                   errno.ECONNABORTED, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN}
+_NETWORK_ERRNOS = {
+    errno.EBUSY,
+    errno.EREMOTEIO,
+    errno.ETIMEDOUT,
+    errno.ECONNREFUSED,
+    errno.ECONNRESET,
+    errno.ECONNABORTED,
+    errno.EHOSTUNREACH,
+    errno.ENETUNREACH,
+    errno.EHOSTDOWN,
+}
 # S3 error codes and HTTP statuses that mean "try again later".
-_RETRY_LATER_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded", "RequestThrottled",
-                      "TooManyRequestsException", "ServiceUnavailable", "InternalError", "RequestTimeout"}
+_RETRY_LATER_CODES = {
+    "SlowDown",
+    "Throttling",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "RequestThrottled",
+    "TooManyRequestsException",
+    "ServiceUnavailable",
+    "InternalError",
+    "RequestTimeout",
+}
 _RETRY_LATER_STATUSES = {429, 500, 502, 503, 504}
 # S3 error codes that refuse the request for good.
 _REFUSED_CODES = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "NoSuchBucket", "AllAccessDisabled"}
 # git's own words (stderr, in GitError messages) for a server it could not reach or that failed for now...
-_GIT_NETWORK_WORDS = ("could not resolve host", "failed to connect", "connection refused", "connection timed out",
-                      "timed out", "connection reset", "returned error: 5", "returned error: 429", "rpc failed",
-                      "the remote end hung up unexpectedly", "early eof", "ssh: connect to host",
-                      # ...and for a ref another push moved meanwhile (a race: the retry sees the new state)
-                      "cannot lock ref", "failed to update ref", "stale info", "fetch first", "non-fast-forward")
+_GIT_NETWORK_WORDS = (
+    "could not resolve host",
+    "failed to connect",
+    "connection refused",
+    "connection timed out",
+    "timed out",
+    "connection reset",
+    "returned error: 5",
+    "returned error: 429",
+    "rpc failed",
+    "the remote end hung up unexpectedly",
+    "early eof",
+    "ssh: connect to host",
+    # ...and for a ref another push moved meanwhile (a race: the retry sees the new state)
+    "cannot lock ref",
+    "failed to update ref",
+    "stale info",
+    "fetch first",
+    "non-fast-forward",
+)
 # ...and for a refusal that retrying does not change.
-_GIT_REFUSED_WORDS = ("authentication failed", "permission denied", "returned error: 401", "returned error: 403",
-                      "returned error: 404", "not found", "does not appear to be a git repository", "does not exist")
+_GIT_REFUSED_WORDS = (
+    "authentication failed",
+    "permission denied",
+    "returned error: 401",
+    "returned error: 403",
+    "returned error: 404",
+    "not found",
+    "does not appear to be a git repository",
+    "does not exist",
+)
 
 
 def causes(exc: BaseException) -> Iterator[BaseException]:
@@ -93,7 +141,9 @@ def _s3_response(exc: BaseException) -> tuple[str, int]:
     response = getattr(exc, "response", None)
     if not isinstance(response, dict):
         return "", 0
-    return str(response.get("Error", {}).get("Code", "")), int(response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    return str(response.get("Error", {}).get("Code", "")), int(
+        response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0
+    )
 
 
 def _is_git_error(exc: BaseException) -> bool:

@@ -17,8 +17,21 @@ log = logging.getLogger(__name__)
 
 LARGE_BYTES = 64 * 2**20
 # Remote options this fast path does not reproduce; with any of them set, DVC does it all.
-_UNHANDLED = ("access_key_id", "secret_access_key", "session_token", "profile", "credentialpath", "configpath",
-              "sse", "sse_kms_key_id", "sse_customer_key", "acl", "grant_full_control", "grant_read", "ssl_verify")
+_UNHANDLED = (
+    "access_key_id",
+    "secret_access_key",
+    "session_token",
+    "profile",
+    "credentialpath",
+    "configpath",
+    "sse",
+    "sse_kms_key_id",
+    "sse_customer_key",
+    "acl",
+    "grant_full_control",
+    "grant_read",
+    "ssl_verify",
+)
 
 
 def preupload_large_files(repo, remote: str) -> int:
@@ -29,7 +42,9 @@ def preupload_large_files(repo, remote: str) -> int:
     try:
         return _upload(repo, remote, conf)
     except Exception as e:  # dvc push does the upload instead, with its own retries and errors
-        log.warning("fast upload to DVC remote %r skipped (%s: %s); dvc push uploads instead", remote, type(e).__name__, e)
+        log.warning(
+            "fast upload to DVC remote %r skipped (%s: %s); dvc push uploads instead", remote, type(e).__name__, e
+        )
         return 0
 
 
@@ -43,10 +58,14 @@ def _upload(repo, remote: str, conf: dict) -> int:
         "s3",
         endpoint_url=conf.get("endpointurl"),
         region_name=conf.get("region"),
-        config=Config(connect_timeout=int(conf.get("connect_timeout", 5)), read_timeout=int(conf.get("read_timeout", 60))),
+        config=Config(
+            connect_timeout=int(conf.get("connect_timeout", 5)), read_timeout=int(conf.get("read_timeout", 60))
+        ),
     )
     uploaded = 0
-    for out in (o for stage in repo.index.stages for o in stage.outs if o.use_cache and o.hash_info and not o.hash_info.isdir):
+    for out in (
+        o for stage in repo.index.stages for o in stage.outs if o.use_cache and o.hash_info and not o.hash_info.isdir
+    ):
         oid = out.hash_info.value
         local = repo.cache.local.oid_to_path(oid)
         if not os.path.exists(local) or os.path.getsize(local) < LARGE_BYTES:

@@ -111,7 +111,15 @@ def retry(action: Callable[[], T], *, what: str, attempts: int = 4, first_delay:
         except Exception as e:
             if attempt == attempts:
                 raise PushError(f"{what} failed after {attempts} attempts: {type(e).__name__}: {e}") from e
-            log.warning("%s failed (attempt %d of %d): %s: %s; retrying in %.0f s", what, attempt, attempts, type(e).__name__, e, delay)
+            log.warning(
+                "%s failed (attempt %d of %d): %s: %s; retrying in %.0f s",
+                what,
+                attempt,
+                attempts,
+                type(e).__name__,
+                e,
+                delay,
+            )
             time.sleep(delay)
             delay *= 2
     raise AssertionError("unreachable")

@@ -64,5 +64,7 @@ def merge_declarations(root: Path, sections: dict[str, Any]) -> None:
     path = root / DVC_YAML
     doc = read_yaml(path) if path.exists() else {}
     for key, value in sections.items():
-        doc[key] = {**doc.get(key, {}), **value} if isinstance(value, dict) and isinstance(doc.get(key), dict) else value
+        doc[key] = (
+            {**doc.get(key, {}), **value} if isinstance(value, dict) and isinstance(doc.get(key), dict) else value
+        )
     write_yaml(path, doc)

@@ -30,7 +30,17 @@ def init_repo(path: Path, dvc_yaml: dict, params: dict, *, remote: str = "", end
             conf["core"]["remote"] = "storage"
     subprocess.run(["git", "add", ".dvc", layout.DVC_YAML, layout.PARAMS], cwd=path, check=True)
     subprocess.run(
-        ["git", "-c", f"user.name={IDENTITY[0]}", "-c", f"user.email={IDENTITY[1]}", "commit", "--quiet", "-m", message],
+        [
+            "git",
+            "-c",
+            f"user.name={IDENTITY[0]}",
+            "-c",
+            f"user.email={IDENTITY[1]}",
+            "commit",
+            "--quiet",
+            "-m",
+            message,
+        ],
         cwd=path,
         check=True,
     )

@@ -88,7 +88,9 @@ class LivePoster:
         from dvc_studio_client.post_live_metrics import post_live_metrics
 
         try:
-            return bool(post_live_metrics(event, self.baseline, self.name, "dvclive", dvc_studio_config=self.config, **kwargs))
+            return bool(
+                post_live_metrics(event, self.baseline, self.name, "dvclive", dvc_studio_config=self.config, **kwargs)
+            )
         except Exception as e:
             log.warning("DVC Studio `%s` failed: %s: %s", event, type(e).__name__, e)
             return False
@@ -121,7 +123,10 @@ class LivePoster:
     def _send(self, step: int, latest: dict, plots: dict[str, list[dict]]) -> None:
         from dvclive.studio import _cast_to_numbers
 
-        new = {path: {"data": _cast_to_numbers([dict(r) for r in rows[self._sent.get(path, 0):]])} for path, rows in plots.items()}
+        new = {
+            path: {"data": _cast_to_numbers([dict(r) for r in rows[self._sent.get(path, 0) :]])}
+            for path, rows in plots.items()
+        }
         ok = self._post(
             "data",
             step=step,
@@ -140,7 +145,13 @@ class LivePoster:
 
 
 def announce_pushed(
-    *, name: str, baseline: str, commit: str, ref: str, repo_url: str, metrics: Optional[Mapping[str, Any]] = None,
+    *,
+    name: str,
+    baseline: str,
+    commit: str,
+    ref: str,
+    repo_url: str,
+    metrics: Optional[Mapping[str, Any]] = None,
     also_pushed: Sequence[str] = (),
 ) -> bool:
     """After the experiment's ref is on the git remote: `done` with `experiment_rev` (as DVC's executor
@@ -154,12 +165,19 @@ def announce_pushed(
         return False
     try:
         done = post_live_metrics(
-            "done", baseline, name, "dvc", experiment_rev=commit, metrics=dict(metrics or {}) or None,
+            "done",
+            baseline,
+            name,
+            "dvc",
+            experiment_rev=commit,
+            metrics=dict(metrics or {}) or None,
             dvc_studio_config=config,
         )
         from dvc.utils.studio import notify_refs
 
-        notified = notify_refs(config["repo_url"], config["token"], base_url=config.get("url"), pushed=[*also_pushed, ref])
+        notified = notify_refs(
+            config["repo_url"], config["token"], base_url=config.get("url"), pushed=[*also_pushed, ref]
+        )
     except Exception as e:  # Studio is a view of the record, never a condition of it
         log.warning("DVC Studio was not told about %s: %s: %s", name, type(e).__name__, e)
         return False

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Mapping, Optional
 
 from dvc_bridge.bridge import ExperimentRef, is_git_url, redact_url
+from dvc_bridge.direction import at_least_as_good, in_words
 from dvc_bridge.gitops import Git, GitError
 
 log = logging.getLogger(__name__)
@@ -95,8 +96,11 @@ def change_tables(root: Path, a_rev: str, b_rev: str, *, a_label: str = "", b_la
     tables = []
     with Repo(str(root)) as repo:
         for title, diff, kwargs in (
-            ("Metric", repo.metrics.diff(a_rev=a_rev, b_rev=b_rev),
-             {"precision": DEFAULT_PRECISION, "round_digits": True}),
+            (
+                "Metric",
+                repo.metrics.diff(a_rev=a_rev, b_rev=b_rev),
+                {"precision": DEFAULT_PRECISION, "round_digits": True},
+            ),
             ("Param", repo.params.diff(a_rev=a_rev, b_rev=b_rev), {"show_changes": False}),
         ):
             td = diff_table(diff.get("diff", {}), title=title, a_rev=a_label or a_rev, b_rev=b_label or b_rev, **kwargs)
@@ -133,10 +137,12 @@ def _changes_html(tables: list[ChangeTable]) -> str:
             continue
         head = "".join(f"<th>{html.escape(h)}</th>" for h in t.headers)
         body = "".join(
-            "<tr>" + "".join(
+            "<tr>"
+            + "".join(
                 f"<td class='num'>{html.escape(c)}</td>" if i >= 2 else f"<td>{html.escape(c)}</td>"
                 for i, c in enumerate(row)
-            ) + "</tr>"
+            )
+            + "</tr>"
             for row in t.rows
         )
         out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
@@ -177,27 +183,27 @@ def _change(name: str, new: Optional[float], old: Optional[float], modes: Mappin
         return "<td class='num'>–</td>"
     delta = new - old
     mode = modes.get(name, "min" if name.endswith("loss") else "max")
-    good = delta >= 0 if mode == "max" else delta <= 0
+    good = at_least_as_good(mode, delta, 0)
     word = "same" if delta == 0 else ("better" if good else "worse")
     css = "" if delta == 0 else (" better" if good else " worse")
     return f"<td class='num{css}'>{_num(delta, signed=True)} ({word})</td>"
 
 
-def scores_table(
-    scores: Mapping[str, float], baseline: Optional[Mapping[str, float]], modes: Mapping[str, str]
-) -> str:
+def scores_table(scores: Mapping[str, float], baseline: Optional[Mapping[str, float]], modes: Mapping[str, str]) -> str:
     """Each score beside the baseline's and the change, judged by its direction (no baseline: the scores alone)."""
     compare = baseline is not None
-    head = "<tr><th>metric</th><th>this experiment</th>" + (
-        "<th>baseline</th><th>change</th>" if compare else "") + "<th>direction</th></tr>"
+    head = (
+        "<tr><th>metric</th><th>this experiment</th>"
+        + ("<th>baseline</th><th>change</th>" if compare else "")
+        + "<th>direction</th></tr>"
+    )
     rows = []
     for name, value in scores.items():
         old = (baseline or {}).get(name)
         mode = modes.get(name, "min" if name.endswith("loss") else "max")
         against = f"<td class='num'>{_num(old)}</td>{_change(name, value, old, modes)}" if compare else ""
         rows.append(
-            f"<tr><th>{html.escape(name)}</th><td class='num'>{_num(value)}</td>{against}"
-            f"<td>{'higher' if mode == 'max' else 'lower'} is better</td></tr>"
+            f"<tr><th>{html.escape(name)}</th><td class='num'>{_num(value)}</td>{against}<td>{in_words(mode)}</td></tr>"
         )
     return f"<table><thead>{head}</thead><tbody>{''.join(rows)}</tbody></table>"
 
@@ -250,10 +256,12 @@ def summary_html(
         CSS + "<div class='frd-exp'>"
         f"<h3>DVC experiment {html.escape(ref.name)}</h3>"
         f"<p class='decision{promoted}'><b>Gate:</b> {html.escape(ref.decision or 'no decision')}</p>"
-        + scores_table(scores, baseline_metrics, modes) + compared
+        + scores_table(scores, baseline_metrics, modes)
+        + compared
         + (_changes_html(changes) if changes is not None else "")
         + f"<table><tbody>{table}</tbody></table>"
         f"<p>Fetch and apply it:</p><pre>{html.escape(chr(10).join(fetch_commands(ref)))}</pre>"
         f"<p>Compare it with its baseline:</p><pre>{html.escape(chr(10).join(compare_commands(ref)))}</pre>"
-        + studio + "</div>"
+        + studio
+        + "</div>"
     )

@@ -65,7 +65,8 @@ import boto3
 import msgpack
 import psutil
 from flyteidl.admin import launch_plan_pb2, task_pb2, workflow_pb2
-from flyteidl.core import dynamic_job_pb2, errors_pb2, execution_pb2, literals_pb2, tasks_pb2, workflow_pb2 as core_workflow_pb2
+from flyteidl.core import dynamic_job_pb2, errors_pb2, execution_pb2, literals_pb2, tasks_pb2
+from flyteidl.core import workflow_pb2 as core_workflow_pb2
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -84,11 +85,26 @@ def free_port() -> int:
 # --------------------------------------------------------------------------- the package
 
 
-def build_package(out: Path, image: str, env: Optional[dict] = None, copy: str = "all", source: Path = PROJECT_ROOT) -> Path:
+def build_package(
+    out: Path, image: str, env: Optional[dict] = None, copy: str = "all", source: Path = PROJECT_ROOT
+) -> Path:
     """`pyflyte package` of the `workflows` package, code destined for the image's app dir."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [str(BIN / "pyflyte"), "--pkgs", "workflows", "package", "--image", image, "--copy", copy,
-           "--in-container-source-path", IMAGE_APP_DIR, "--output", str(out), "--force"]
+    cmd = [
+        str(BIN / "pyflyte"),
+        "--pkgs",
+        "workflows",
+        "package",
+        "--image",
+        image,
+        "--copy",
+        copy,
+        "--in-container-source-path",
+        IMAGE_APP_DIR,
+        "--output",
+        str(out),
+        "--force",
+    ]
     proc = subprocess.run(cmd, cwd=source, env=env, capture_output=True, text=True, timeout=300)
     if proc.returncode != 0:
         raise RuntimeError(f"pyflyte package failed:\n{proc.stdout}\n{proc.stderr}")
@@ -106,7 +122,7 @@ class Package:
     fast_archive: Optional[Path]
 
     @classmethod
-    def load(cls, archive: Path, dest: Path) -> "Package":
+    def load(cls, archive: Path, dest: Path) -> Package:
         dest.mkdir(parents=True, exist_ok=True)
         with tarfile.open(archive) as tar:
             tar.extractall(dest, filter="data")
@@ -126,7 +142,7 @@ class Package:
         return cls(dest, tasks, workflows, lps, fast)
 
     @classmethod
-    def serialize(cls, entity, image: str, dest: Path) -> "Package":
+    def serialize(cls, entity, image: str, dest: Path) -> Package:
         """The protobufs `pyflyte package --copy none` would hold for one workflow (and its tasks) or one task,
         serialized in this process by flytekit's own translator: no subprocess, no code archive."""
         from collections import OrderedDict
@@ -165,13 +181,21 @@ class BlobStore:
     secret_key: str = "emulator"
 
     def __post_init__(self) -> None:
-        self.client = boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id=self.access_key,
-                                   aws_secret_access_key=self.secret_key, region_name="us-east-1")
+        self.client = boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+            region_name="us-east-1",
+        )
 
     def pod_env(self) -> dict[str, str]:
         """What Flyte's default env vars give every task pod for its blob store."""
-        return {"FLYTE_AWS_ENDPOINT": self.endpoint, "FLYTE_AWS_ACCESS_KEY_ID": self.access_key,
-                "FLYTE_AWS_SECRET_ACCESS_KEY": self.secret_key}
+        return {
+            "FLYTE_AWS_ENDPOINT": self.endpoint,
+            "FLYTE_AWS_ACCESS_KEY_ID": self.access_key,
+            "FLYTE_AWS_SECRET_ACCESS_KEY": self.secret_key,
+        }
 
     def uri(self, *parts: str) -> str:
         return "s3://" + "/".join([self.bucket, *parts])
@@ -251,7 +275,9 @@ class Pod:
         return self.root / "app"
 
     @classmethod
-    def create(cls, name: str, parent: Path, base_env: dict[str, str], app_files: Optional[dict[str, Path]] = None) -> "Pod":
+    def create(
+        cls, name: str, parent: Path, base_env: dict[str, str], app_files: Optional[dict[str, Path]] = None
+    ) -> Pod:
         """`app_files`: more files the image would hold in its app dir ({path in the app dir: source}), e.g. a
         test's own workflow module."""
         root = parent / name
@@ -292,6 +318,7 @@ def image_env() -> dict[str, str]:
 
 def fill_template(args: list[str], values: dict[str, str]) -> list[str]:
     """Fill flytepropeller's `{{.input}}`-style placeholders (spaces inside the braces allowed)."""
+
     def sub(arg: str) -> str:
         return re.sub(r"\{\{\s*\.?(\w+)\s*\}\}", lambda m: values.get(m.group(1), m.group(0)), arg)
 
@@ -315,15 +342,30 @@ def ray_entrypoint(args: list[str]) -> str:
 # (BuildJobSubmitCommand).
 
 # config.go's defaults: includeDashboard true, dashboardHost 0.0.0.0, enableUsageStats false, ipAddress $MY_POD_IP.
-FLYTE_HEAD_START_DEFAULTS = {"include-dashboard": "true", "node-ip-address": "$MY_POD_IP", "dashboard-host": "0.0.0.0",
-                             "disable-usage-stats": "true"}
+FLYTE_HEAD_START_DEFAULTS = {
+    "include-dashboard": "true",
+    "node-ip-address": "$MY_POD_IP",
+    "dashboard-host": "0.0.0.0",
+    "disable-usage-stats": "true",
+}
 FLYTE_WORKER_START_DEFAULTS = {"node-ip-address": "$MY_POD_IP", "disable-usage-stats": "true"}
 FLYTE_DEFAULT_TTL = 3600  # config.go ttlSecondsAfterFinished, used when the task does not ask for shutdown
 KUBERAY_GCS_PORT, KUBERAY_DASHBOARD_PORT, KUBERAY_METRICS_PORT, KUBERAY_AGENT_PORT = 6379, 8265, 8080, 52365
 RESOURCE_NAMES = {"CPU": "cpu", "MEMORY": "memory", "GPU": "nvidia.com/gpu", "EPHEMERAL_STORAGE": "ephemeral-storage"}
 SECRET_LABEL, SECRET_ANNOTATION_PREFIX = "inject-flyte-secrets", "flyte.secrets/s"
 _QUANTITY = re.compile(r"^([0-9.]+)([a-zA-Z]*)$")
-_SUFFIX = {"": 1, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+_SUFFIX = {
+    "": 1,
+    "m": 1e-3,
+    "k": 1e3,
+    "M": 1e6,
+    "G": 1e9,
+    "T": 1e12,
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+}
 
 
 def quantity_value(q: str) -> int:
@@ -408,7 +450,8 @@ def _overlay_pod(pod_spec: dict, k8s_pod: Optional[dict]) -> dict:
     merged = _merge(pod_spec, {k: v for k, v in overlay.items() if k != "containers"})
     merged["containers"] = [
         _merge(c, next((o for o in overlay.get("containers", []) if o.get("name") == c["name"]), {}))
-        for c in pod_spec["containers"]]
+        for c in pod_spec["containers"]
+    ]
     return merged
 
 
@@ -421,8 +464,13 @@ def secret_metadata(task: tasks_pb2.TaskTemplate) -> dict:
     if not task.security_context.secrets:
         return {}
     alphabet = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", "abcdefghijklmnopqrstuvwxyz123456")
-    annotations = {f"{SECRET_ANNOTATION_PREFIX}{i}": base64.b32encode(text_format.MessageToString(sec).encode())
-                   .decode().translate(alphabet).rstrip("=") for i, sec in enumerate(task.security_context.secrets)}
+    annotations = {
+        f"{SECRET_ANNOTATION_PREFIX}{i}": base64.b32encode(text_format.MessageToString(sec).encode())
+        .decode()
+        .translate(alphabet)
+        .rstrip("=")
+        for i, sec in enumerate(task.security_context.secrets)
+    }
     return {"labels": {SECRET_LABEL: "true"}, "annotations": annotations}
 
 
@@ -432,9 +480,17 @@ def rayjob_manifest(task: tasks_pb2.TaskTemplate, args: list[str], pod_env: dict
     on; the head and worker start params completed as the plugin does; the container args joined as the entrypoint."""
     custom = MessageToDict(task.custom)
     cluster = custom.get("rayCluster", {})
-    task_pod = {"containers": [{"name": "primary", "image": task.container.image, "args": list(args),
-                                "env": [{"name": k, "value": v} for k, v in sorted(pod_env.items())],
-                                "resources": _resources(task.container.resources)}]}
+    task_pod = {
+        "containers": [
+            {
+                "name": "primary",
+                "image": task.container.image,
+                "args": list(args),
+                "env": [{"name": k, "value": v} for k, v in sorted(pod_env.items())],
+                "resources": _resources(task.container.resources),
+            }
+        ]
+    }
     meta = {"name": name, "namespace": f"{PROJECT}-{DOMAIN}", **secret_metadata(task)}
 
     def node_pod(container_name: str, extra_env: list[dict], k8s_pod: Optional[dict], ports: bool = True) -> dict:
@@ -443,38 +499,67 @@ def rayjob_manifest(task: tasks_pb2.TaskTemplate, args: list[str], pod_env: dict
         c.update(name=container_name, args=[])
         c["env"] = c["env"] + extra_env
         if ports:
-            c["ports"] = [{"name": "redis", "containerPort": KUBERAY_GCS_PORT}, {"name": "head", "containerPort": 10001},
-                          {"name": "dashboard", "containerPort": KUBERAY_DASHBOARD_PORT}]
+            c["ports"] = [
+                {"name": "redis", "containerPort": KUBERAY_GCS_PORT},
+                {"name": "head", "containerPort": 10001},
+                {"name": "dashboard", "containerPort": KUBERAY_DASHBOARD_PORT},
+            ]
         return {"metadata": dict(meta), "spec": _overlay_pod(spec, k8s_pod)}
 
     pod_ip = {"name": "MY_POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}
     head_spec = cluster.get("headGroupSpec") or {}
-    head = {"rayStartParams": flyte_start_params(head_spec.get("rayStartParams"), head=True), "serviceType": "NodePort",
-            "enableIngress": False, "template": node_pod("ray-head", [pod_ip], head_spec.get("k8sPod"))}
-    worker_env = [{"name": "RAY_DISABLE_DOCKER_CPU_WARNING", "value": "1"}, {"name": "TYPE", "value": "worker"},
-                  *({"name": n, "valueFrom": {"resourceFieldRef": {"containerName": "ray-worker", "resource": r}}}
-                    # sic: Flyte 1.16.8 points MEMORY_* at the cpu fields
-                    for n, r in (("CPU_REQUEST", "requests.cpu"), ("CPU_LIMITS", "limits.cpu"),
-                                 ("MEMORY_REQUESTS", "requests.cpu"), ("MEMORY_LIMITS", "limits.cpu"))),
-                  {"name": "MY_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}, pod_ip]
+    head = {
+        "rayStartParams": flyte_start_params(head_spec.get("rayStartParams"), head=True),
+        "serviceType": "NodePort",
+        "enableIngress": False,
+        "template": node_pod("ray-head", [pod_ip], head_spec.get("k8sPod")),
+    }
+    worker_env = [
+        {"name": "RAY_DISABLE_DOCKER_CPU_WARNING", "value": "1"},
+        {"name": "TYPE", "value": "worker"},
+        *(
+            {"name": n, "valueFrom": {"resourceFieldRef": {"containerName": "ray-worker", "resource": r}}}
+            # sic: Flyte 1.16.8 points MEMORY_* at the cpu fields
+            for n, r in (
+                ("CPU_REQUEST", "requests.cpu"),
+                ("CPU_LIMITS", "limits.cpu"),
+                ("MEMORY_REQUESTS", "requests.cpu"),
+                ("MEMORY_LIMITS", "limits.cpu"),
+            )
+        ),
+        {"name": "MY_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        pod_ip,
+    ]
     workers = []
     for group in cluster.get("workerGroupSpec", []):
         replicas = int(group.get("replicas", 0))
         template = node_pod("ray-worker", worker_env, group.get("k8sPod"))
-        template["spec"]["containers"][0]["lifecycle"] = {"preStop": {"exec": {"command": ["/bin/sh", "-c", "ray stop"]}}}
-        workers.append({"groupName": group.get("groupName", ""), "replicas": replicas,
-                        "minReplicas": min(int(group.get("minReplicas", 0)), replicas),
-                        "maxReplicas": max(int(group.get("maxReplicas", 0)), replicas),
-                        "rayStartParams": flyte_start_params(group.get("rayStartParams"), head=False),
-                        "template": template})
+        template["spec"]["containers"][0]["lifecycle"] = {
+            "preStop": {"exec": {"command": ["/bin/sh", "-c", "ray stop"]}}
+        }
+        workers.append(
+            {
+                "groupName": group.get("groupName", ""),
+                "replicas": replicas,
+                "minReplicas": min(int(group.get("minReplicas", 0)), replicas),
+                "maxReplicas": max(int(group.get("maxReplicas", 0)), replicas),
+                "rayStartParams": flyte_start_params(group.get("rayStartParams"), head=False),
+                "template": template,
+            }
+        )
     shutdown = bool(custom.get("shutdownAfterJobFinishes"))
     submitter = json.loads(json.dumps(task_pod))
-    spec = {"entrypoint": ray_entrypoint(args),
-            "shutdownAfterJobFinishes": True,  # config.go default, or the task's own True
-            "ttlSecondsAfterFinished": int(custom.get("ttlSecondsAfterFinished", 0)) if shutdown else FLYTE_DEFAULT_TTL,
-            "rayClusterSpec": {"headGroupSpec": head, "workerGroupSpecs": workers,
-                               "enableInTreeAutoscaling": bool(cluster.get("enableAutoscaling", False))},
-            "submitterPodTemplate": {"metadata": dict(meta), "spec": submitter}}
+    spec = {
+        "entrypoint": ray_entrypoint(args),
+        "shutdownAfterJobFinishes": True,  # config.go default, or the task's own True
+        "ttlSecondsAfterFinished": int(custom.get("ttlSecondsAfterFinished", 0)) if shutdown else FLYTE_DEFAULT_TTL,
+        "rayClusterSpec": {
+            "headGroupSpec": head,
+            "workerGroupSpecs": workers,
+            "enableInTreeAutoscaling": bool(cluster.get("enableAutoscaling", False)),
+        },
+        "submitterPodTemplate": {"metadata": dict(meta), "spec": submitter},
+    }
     runtime_env = custom.get("runtimeEnvYaml") or custom.get("runtimeEnvYAML")
     if runtime_env:
         spec["runtimeEnvYAML"] = runtime_env
@@ -491,11 +576,32 @@ def node_commands(manifest: dict) -> dict[str, str]:
     """The `ray start` command KubeRay generates for each pod of a RayJob (head, then each worker group)."""
     cluster = manifest["spec"]["rayClusterSpec"]
     head = cluster["headGroupSpec"]
-    out = {"ray-head": " ".join(["ray", "start", "--head", *kuberay_flags(kuberay_start_params(
-        head["rayStartParams"], True, head["template"]["spec"]["containers"][0].get("resources", {})))])}
+    out = {
+        "ray-head": " ".join(
+            [
+                "ray",
+                "start",
+                "--head",
+                *kuberay_flags(
+                    kuberay_start_params(
+                        head["rayStartParams"], True, head["template"]["spec"]["containers"][0].get("resources", {})
+                    )
+                ),
+            ]
+        )
+    }
     for group in cluster["workerGroupSpecs"]:
-        out[f"ray-worker ({group['groupName']})"] = " ".join(["ray", "start", *kuberay_flags(kuberay_start_params(
-            group["rayStartParams"], False, group["template"]["spec"]["containers"][0].get("resources", {})))])
+        out[f"ray-worker ({group['groupName']})"] = " ".join(
+            [
+                "ray",
+                "start",
+                *kuberay_flags(
+                    kuberay_start_params(
+                        group["rayStartParams"], False, group["template"]["spec"]["containers"][0].get("resources", {})
+                    )
+                ),
+            ]
+        )
     return out
 
 
@@ -567,8 +673,15 @@ class RayRun:
 class LocalRayCluster:
     """A transient multi-node Ray cluster on this machine, shaped by a RayJob spec's `rayCluster`."""
 
-    def __init__(self, manifest: dict, pods_dir: Path, base_env: dict[str, str], name: str,
-                 app_files: Optional[dict[str, Path]] = None, allocatable: Optional[dict[str, str]] = None):
+    def __init__(
+        self,
+        manifest: dict,
+        pods_dir: Path,
+        base_env: dict[str, str],
+        name: str,
+        app_files: Optional[dict[str, Path]] = None,
+        allocatable: Optional[dict[str, str]] = None,
+    ):
         """`manifest`: the RayJob (rayjob_manifest); each pod runs what KubeRay would start in it, with the env of its
         pod template (the task pod's, plus what the plugin adds per role) over `base_env` (the image's and the task
         pod's environment as the emulator gives it, secrets included)."""
@@ -601,7 +714,9 @@ class LocalRayCluster:
         if self.allocatable is None:
             return ""
         requests = container.get("resources", {}).get("requests", {})
-        short = [k for k, v in requests.items() if quantity_value(str(v)) > quantity_value(str(self.allocatable.get(k, "0")))]
+        short = [
+            k for k, v in requests.items() if quantity_value(str(v)) > quantity_value(str(self.allocatable.get(k, "0")))
+        ]
         return f"0/1 nodes are available: 1 Insufficient {', '.join(sorted(short))}." if short else ""
 
     @property
@@ -619,18 +734,29 @@ class LocalRayCluster:
         """`ray start` with the params KubeRay derives, and `local` over them: what one machine cannot share between
         its "pods" (IP, ports, temp dir) or hold (the object store)."""
         node_temp = self.temp_dir / f"node{len(self.pods)}"
-        local = {**local, "temp-dir": str(node_temp), "node-ip-address": "127.0.0.1",
-                 "dashboard-agent-listen-port": str(free_port()), "dashboard-agent-grpc-port": str(free_port()),
-                 "runtime-env-agent-port": str(free_port()), "metrics-export-port": str(free_port()),
-                 "object-store-memory": "200000000"}
+        local = {
+            **local,
+            "temp-dir": str(node_temp),
+            "node-ip-address": "127.0.0.1",
+            "dashboard-agent-listen-port": str(free_port()),
+            "dashboard-agent-grpc-port": str(free_port()),
+            "runtime-env-agent-port": str(free_port()),
+            "metrics-export-port": str(free_port()),
+            "object-store-memory": "200000000",
+        }
         args = (["--head"] if head else []) + kuberay_flags({**params, **local})
         self.start_commands[pod.name] = args
         log = open(pod.root / "ray-start.log", "wb")
         # RAY_ADDRESS: a pod holds one Ray instance; on this shared machine a node must be told which is its own.
         env = {**pod.env, "RAY_TMPDIR": str(node_temp), "RAY_ADDRESS": f"127.0.0.1:{self.gcs_port}"}
-        proc = subprocess.Popen([str(BIN / "ray"), "start", *args], cwd=pod.app,
-                                env=env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            [str(BIN / "ray"), "start", *args],
+            cwd=pod.app,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         self.procs.append(proc)
         self.pods.append(pod)
 
@@ -639,9 +765,17 @@ class LocalRayCluster:
         (head_container,) = head_spec["template"]["spec"]["containers"]
         head = self._pod("head", head_container)
         params = kuberay_start_params(head_spec["rayStartParams"], True, head_container.get("resources", {}))
-        self._ray_start(head, params, {"port": str(self.gcs_port), "dashboard-host": "127.0.0.1",
-                                       "dashboard-port": str(self.dashboard_port),
-                                       "ray-client-server-port": str(free_port())}, head=True)
+        self._ray_start(
+            head,
+            params,
+            {
+                "port": str(self.gcs_port),
+                "dashboard-host": "127.0.0.1",
+                "dashboard-port": str(self.dashboard_port),
+                "ray-client-server-port": str(free_port()),
+            },
+            head=True,
+        )
         self._wait_for_nodes(1, timeout)
         for group in self.spec.get("workerGroupSpecs", []):
             (container,) = group["template"]["spec"]["containers"]
@@ -658,7 +792,11 @@ class LocalRayCluster:
     def _alive_nodes(self) -> list:
         from ray.util.state import list_nodes
 
-        return [n for n in list_nodes(address=self.dashboard, timeout=10, raise_on_missing_output=False) if n.state == "ALIVE"]
+        return [
+            n
+            for n in list_nodes(address=self.dashboard, timeout=10, raise_on_missing_output=False)
+            if n.state == "ALIVE"
+        ]
 
     def _wait_for_nodes(self, count: int, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -666,7 +804,9 @@ class LocalRayCluster:
         while time.monotonic() < deadline:
             for proc, pod in zip(self.procs, self.pods):
                 if proc.poll() is not None:
-                    raise RuntimeError(f"ray start for {pod.name} exited:\n{(pod.root / 'ray-start.log').read_text()[-3000:]}")
+                    raise RuntimeError(
+                        f"ray start for {pod.name} exited:\n{(pod.root / 'ray-start.log').read_text()[-3000:]}"
+                    )
             try:
                 if len(self._alive_nodes()) >= count:
                     return
@@ -681,12 +821,17 @@ class LocalRayCluster:
         The shell splits the entrypoint into words (shlex.split here); `ray job submit` joins them back. The one
         rewrite: the image's app dir in the entrypoint becomes the head pod's.
         """
-        submitter = Pod.create(f"{self.name}-submitter", self.pods_dir,
-                               {**env_of(self.manifest["spec"]["submitterPodTemplate"]["spec"]["containers"][0], {}),
-                                **self.base_env}, self.app_files)
+        submitter = Pod.create(
+            f"{self.name}-submitter",
+            self.pods_dir,
+            {**env_of(self.manifest["spec"]["submitterPodTemplate"]["spec"]["containers"][0], {}), **self.base_env},
+            self.app_files,
+        )
         cmd = submit_command(self.manifest, self.dashboard, submission_id)
         cmd = [str(BIN / "ray"), *(a.replace(IMAGE_APP_DIR, str(self.pods[0].app)) for a in cmd[1:])]
-        proc = subprocess.run(cmd, cwd=submitter.app, env=submitter.env, capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(
+            cmd, cwd=submitter.app, env=submitter.env, capture_output=True, text=True, timeout=timeout
+        )
         return proc.returncode, proc.stdout + proc.stderr
 
     def record(self, run: RayRun, submission_id: str) -> None:
@@ -695,9 +840,16 @@ class LocalRayCluster:
         from ray.util.state import list_actors, list_nodes, list_tasks
 
         nodes = list_nodes(address=self.dashboard, detail=True, limit=1000, raise_on_missing_output=False)
-        run.nodes = [{"node_id": n.node_id, "is_head": n.is_head_node, "CPU": n.resources_total.get("CPU", 0.0),
-                      "GPU": n.resources_total.get("GPU", 0.0), "memory": n.resources_total.get("memory", 0.0)}
-                     for n in nodes]
+        run.nodes = [
+            {
+                "node_id": n.node_id,
+                "is_head": n.is_head_node,
+                "CPU": n.resources_total.get("CPU", 0.0),
+                "GPU": n.resources_total.get("GPU", 0.0),
+                "memory": n.resources_total.get("memory", 0.0),
+            }
+            for n in nodes
+        ]
         run.head_node_id = next(n.node_id for n in nodes if n.is_head_node)
         run.start_commands = dict(self.start_commands)
         job = JobSubmissionClient(self.dashboard).get_job_info(submission_id)
@@ -706,14 +858,30 @@ class LocalRayCluster:
         if job.job_id is None:  # the entrypoint never connected a driver to the cluster
             return
         job_id = job.job_id
-        actors = list_actors(address=self.dashboard, filters=[("job_id", "=", job_id)], detail=True, limit=10000,
-                             raise_on_missing_output=False)
-        tasks = list_tasks(address=self.dashboard, filters=[("job_id", "=", job_id)], detail=True, limit=10000,
-                           raise_on_missing_output=False)
-        run.placements = [Placement("actor", a.class_name, a.node_id, float((a.required_resources or {}).get("CPU", 0)))
-                          for a in actors if a.node_id]
-        run.placements += [Placement("task", t.name, t.node_id, float((t.required_resources or {}).get("CPU", 0)))
-                           for t in tasks if t.node_id and t.type == "NORMAL_TASK"]
+        actors = list_actors(
+            address=self.dashboard,
+            filters=[("job_id", "=", job_id)],
+            detail=True,
+            limit=10000,
+            raise_on_missing_output=False,
+        )
+        tasks = list_tasks(
+            address=self.dashboard,
+            filters=[("job_id", "=", job_id)],
+            detail=True,
+            limit=10000,
+            raise_on_missing_output=False,
+        )
+        run.placements = [
+            Placement("actor", a.class_name, a.node_id, float((a.required_resources or {}).get("CPU", 0)))
+            for a in actors
+            if a.node_id
+        ]
+        run.placements += [
+            Placement("task", t.name, t.node_id, float((t.required_resources or {}).get("CPU", 0)))
+            for t in tasks
+            if t.node_id and t.type == "NORMAL_TASK"
+        ]
 
     def processes(self) -> list[psutil.Process]:
         """Every process of this cluster: the `ray start` trees, and anything naming its private temp dir."""
@@ -752,7 +920,7 @@ class LocalRayCluster:
                 shutil.copytree(self.temp_dir / f"node{i}" / "session_latest" / "logs", pod.root / "ray-logs")
         shutil.rmtree(self.temp_dir, ignore_errors=True)
 
-    def __enter__(self) -> "LocalRayCluster":
+    def __enter__(self) -> LocalRayCluster:
         try:
             self.start()
         except BaseException:
@@ -769,7 +937,7 @@ class LocalRayCluster:
 
 def datetime_literal(value: dt.datetime) -> literals_pb2.Literal:
     ts = Timestamp()
-    ts.FromDatetime(value.astimezone(dt.timezone.utc).replace(tzinfo=None))
+    ts.FromDatetime(value.astimezone(dt.UTC).replace(tzinfo=None))
     return literals_pb2.Literal(scalar=literals_pb2.Scalar(primitive=literals_pb2.Primitive(datetime=ts)))
 
 
@@ -809,10 +977,14 @@ def resolve_attr_path(lit: literals_pb2.Literal, path) -> literals_pb2.Literal:
     value = msgpack.loads(binary.value, strict_map_key=False)
     for key in keys:
         value = value[key]
-    return literals_pb2.Literal(scalar=literals_pb2.Scalar(binary=literals_pb2.Binary(value=msgpack.dumps(value), tag="msgpack")))
+    return literals_pb2.Literal(
+        scalar=literals_pb2.Scalar(binary=literals_pb2.Binary(value=msgpack.dumps(value), tag="msgpack"))
+    )
 
 
-def resolve_binding(data: literals_pb2.BindingData, outputs: dict[str, literals_pb2.LiteralMap]) -> literals_pb2.Literal:
+def resolve_binding(
+    data: literals_pb2.BindingData, outputs: dict[str, literals_pb2.LiteralMap]
+) -> literals_pb2.Literal:
     kind = data.WhichOneof("value")
     if kind == "scalar":
         return literals_pb2.Literal(scalar=data.scalar)
@@ -820,11 +992,15 @@ def resolve_binding(data: literals_pb2.BindingData, outputs: dict[str, literals_
         lit = outputs[data.promise.node_id].literals[data.promise.var]
         return resolve_attr_path(lit, data.promise.attr_path) if data.promise.attr_path else lit
     if kind == "collection":
-        return literals_pb2.Literal(collection=literals_pb2.LiteralCollection(
-            literals=[resolve_binding(b, outputs) for b in data.collection.bindings]))
+        return literals_pb2.Literal(
+            collection=literals_pb2.LiteralCollection(
+                literals=[resolve_binding(b, outputs) for b in data.collection.bindings]
+            )
+        )
     if kind == "map":
-        return literals_pb2.Literal(map=literals_pb2.LiteralMap(
-            literals={k: resolve_binding(b, outputs) for k, b in data.map.bindings.items()}))
+        return literals_pb2.Literal(
+            map=literals_pb2.LiteralMap(literals={k: resolve_binding(b, outputs) for k, b in data.map.bindings.items()})
+        )
     raise NotImplementedError(f"binding of kind {kind!r}")
 
 
@@ -905,13 +1081,19 @@ def read_failure(error_pb: Optional[bytes], task_type: str = "python-task", exit
     """What propeller makes of a failed attempt: its error.pb (an ErrorDocument) if the task wrote one."""
     if error_pb is not None:
         err = errors_pb2.ErrorDocument.FromString(error_pb).error
-        return Failure(recoverable=err.kind == errors_pb2.ContainerError.RECOVERABLE,
-                       system=err.origin == execution_pb2.ExecutionError.SYSTEM, code=err.code, message=err.message)
+        return Failure(
+            recoverable=err.kind == errors_pb2.ContainerError.RECOVERABLE,
+            system=err.origin == execution_pb2.ExecutionError.SYSTEM,
+            code=err.code,
+            message=err.message,
+        )
     if exited_ok:
         return Failure(True, False, "OutputsNotFound", "the task exited without writing outputs.pb or error.pb")
     if task_type == "ray":
         return Failure(True, True, "RayJobFailed", "the Ray job failed without writing error.pb (the driver died)")
-    return Failure(True, False, "PodFailed", "the container exited non-zero without writing error.pb (the process died)")
+    return Failure(
+        True, False, "PodFailed", "the container exited non-zero without writing error.pb (the process died)"
+    )
 
 
 @dataclass
@@ -932,11 +1114,15 @@ class RetryBudget:
         if failure.system:
             eligible = self.system_failures < self.max_system_retries
             self.system_failures += 1
-            return eligible, (f"system failure {self.system_failures} (propeller retries up to {self.max_system_retries})"
-                              + ("" if eligible else ": system retries exhausted"))
+            return eligible, (
+                f"system failure {self.system_failures} (propeller retries up to {self.max_system_retries})"
+                + ("" if eligible else ": system retries exhausted")
+            )
         used, allowed = self.attempts - self.system_failures, self.retries + 1
-        return used < allowed, (f"user-error attempt {used} of {allowed} (retries={self.retries})"
-                                + ("" if used < allowed else ": retries exhausted"))
+        return used < allowed, (
+            f"user-error attempt {used} of {allowed} (retries={self.retries})"
+            + ("" if used < allowed else ": retries exhausted")
+        )
 
 
 @dataclass
@@ -993,7 +1179,9 @@ class Execution:
 
     # ----------------------------------------------------------------- entry points
 
-    def run_launch_plan(self, name: str, inputs: dict[str, literals_pb2.Literal], kickoff_time: Optional[dt.datetime] = None) -> literals_pb2.LiteralMap:
+    def run_launch_plan(
+        self, name: str, inputs: dict[str, literals_pb2.Literal], kickoff_time: Optional[dt.datetime] = None
+    ) -> literals_pb2.LiteralMap:
         """Launch a plan as flyteadmin would: its defaults, then the given inputs, then its fixed inputs."""
         lp = self.package.launch_plans[name]
         literals = {k: p.default for k, p in lp.spec.default_inputs.parameters.items() if p.HasField("default")}
@@ -1010,7 +1198,9 @@ class Execution:
         self.launch_plan = name
         return self.run_workflow(lp.spec.workflow_id.name, literals)
 
-    def run_task(self, task_name: str, inputs: dict[str, literals_pb2.Literal], node_id: str = "n0") -> literals_pb2.LiteralMap:
+    def run_task(
+        self, task_name: str, inputs: dict[str, literals_pb2.Literal], node_id: str = "n0"
+    ) -> literals_pb2.LiteralMap:
         """One task as a node of its own: inputs.pb, the container per attempt, propeller's retries; its outputs."""
         return self._run_task(node_id, task_name, inputs)
 
@@ -1022,7 +1212,9 @@ class Execution:
 
     # ----------------------------------------------------------------- propeller
 
-    def _run_template(self, template, inputs, subs, prefix: str, tasks: Optional[dict] = None) -> literals_pb2.LiteralMap:
+    def _run_template(
+        self, template, inputs, subs, prefix: str, tasks: Optional[dict] = None
+    ) -> literals_pb2.LiteralMap:
         tasks = tasks or {}
         declared = template.interface.inputs.variables
         missing, unknown = [k for k in declared if k not in inputs], [k for k in inputs if k not in declared]
@@ -1033,9 +1225,13 @@ class Execution:
             node_inputs = {b.var: resolve_binding(b.binding, outputs) for b in node.inputs}
             node_id = f"{prefix}{node.id}"
             if node.HasField("task_node"):
-                outputs[node.id] = self._run_task(node_id, node.task_node.reference_id.name, node_inputs,
-                                                  template=tasks.get(node.task_node.reference_id.name),
-                                                  timeout_s=node.metadata.timeout.ToSeconds() or None)
+                outputs[node.id] = self._run_task(
+                    node_id,
+                    node.task_node.reference_id.name,
+                    node_inputs,
+                    template=tasks.get(node.task_node.reference_id.name),
+                    timeout_s=node.metadata.timeout.ToSeconds() or None,
+                )
             elif node.HasField("workflow_node") and node.workflow_node.HasField("sub_workflow_ref"):
                 sub = subs[node.workflow_node.sub_workflow_ref.name]
                 outputs[node.id] = self._run_template(sub, node_inputs, subs, prefix=f"{node_id}-", tasks=tasks)
@@ -1067,8 +1263,14 @@ class Execution:
                 env[secret.env_var] = value
         return env
 
-    def _run_task(self, node_id: str, task_name: str, inputs: dict[str, literals_pb2.Literal],
-                  template: Optional[tasks_pb2.TaskTemplate] = None, timeout_s: Optional[float] = None) -> literals_pb2.LiteralMap:
+    def _run_task(
+        self,
+        node_id: str,
+        task_name: str,
+        inputs: dict[str, literals_pb2.Literal],
+        template: Optional[tasks_pb2.TaskTemplate] = None,
+        timeout_s: Optional[float] = None,
+    ) -> literals_pb2.LiteralMap:
         """`template`: the task as a dynamic job spec gives it (overrides applied), else the registered one.
         `timeout_s`: the node's timeout (propeller's execution deadline), else the task's own."""
         task = template or self.package.tasks[task_name]
@@ -1083,14 +1285,17 @@ class Execution:
             run.attempts = attempt + 1
             run.output_prefix = self.store.uri(meta, str(attempt))
             run.raw_prefix = self.store.uri("data", self.name, f"{node_id}-{attempt}")
-            args = fill_template(list(task.container.args), {
-                "input": run.inputs,
-                "outputPrefix": run.output_prefix,
-                "rawOutputDataPrefix": run.raw_prefix,
-                "checkpointOutputPrefix": f"{run.raw_prefix}/_flytecheckpoints",
-                "prevCheckpointPrefix": "",
-                "remote_package_path": self.fast_archive_uri(),
-            })
+            args = fill_template(
+                list(task.container.args),
+                {
+                    "input": run.inputs,
+                    "outputPrefix": run.output_prefix,
+                    "rawOutputDataPrefix": run.raw_prefix,
+                    "checkpointOutputPrefix": f"{run.raw_prefix}/_flytecheckpoints",
+                    "prevCheckpointPrefix": "",
+                    "remote_package_path": self.fast_archive_uri(),
+                },
+            )
             pod_name = f"{node_id}-{attempt}"
             if self.before_attempt:
                 self.before_attempt(run, attempt)
@@ -1117,8 +1322,12 @@ class Execution:
                 run.history.append(Attempt(attempt, run.log))
                 run.seconds = time.monotonic() - started
                 if self.echo:
-                    detail = (f" (cluster up {run.ray.seconds_start:.1f} s, job {run.ray.seconds_job:.1f} s, "
-                              f"down {run.ray.seconds_stop:.1f} s)" if run.ray else "")
+                    detail = (
+                        f" (cluster up {run.ray.seconds_start:.1f} s, job {run.ray.seconds_job:.1f} s, "
+                        f"down {run.ray.seconds_stop:.1f} s)"
+                        if run.ray
+                        else ""
+                    )
                     print(f"  {node_id} {task_name}: {run.seconds:.1f} s{detail}", flush=True)
                 return literals_pb2.LiteralMap.FromString(self.store.get(outputs_uri))
             error_uri = f"{run.output_prefix}/error.pb"
@@ -1126,21 +1335,28 @@ class Execution:
                 # Flyte's own message; why the pods are Pending shows in their events (printed above, kubectl describe).
                 failure = Failure(True, False, "TimeoutExpired", f"task execution timeout [{timeout_s:g}s] expired")
             else:
-                failure = read_failure(self.store.get(error_uri) if self.store.exists(error_uri) else None, task.type, ok)
+                failure = read_failure(
+                    self.store.get(error_uri) if self.store.exists(error_uri) else None, task.type, ok
+                )
             retried, reason = budget.after(failure)
             record = Attempt(attempt, run.log, failure, retried, reason)
             run.history.append(record)
-            print(f"  {node_id} {task_name}: attempt {attempt} (FLYTE_ATTEMPT_NUMBER={attempt}) failed: {failure.summary}; "
-                  + (f"retried as attempt {attempt + 1}: " if retried else "not retried: ") + reason, flush=True)
+            print(
+                f"  {node_id} {task_name}: attempt {attempt} (FLYTE_ATTEMPT_NUMBER={attempt}) failed: {failure.summary}; "
+                + (f"retried as attempt {attempt + 1}: " if retried else "not retried: ")
+                + reason,
+                flush=True,
+            )
             if not retried:
-                raise TaskFailed(f"node {node_id} ({task_name}) failed after {run.attempts} attempt(s): {failure.summary}\n"
-                                 f"not retried: {reason}\nerror.pb message (end):\n{failure.message[-2000:]}\n"
-                                 f"log: {run.log}\n{run.log.read_text()[-4000:] if run.log else ''}")
+                raise TaskFailed(
+                    f"node {node_id} ({task_name}) failed after {run.attempts} attempt(s): {failure.summary}\n"
+                    f"not retried: {reason}\nerror.pb message (end):\n{failure.message[-2000:]}\n"
+                    f"log: {run.log}\n{run.log.read_text()[-4000:] if run.log else ''}"
+                )
         raise AssertionError("unreachable")
 
     def _run_dynamic(self, node_id: str, spec: dynamic_job_pb2.DynamicJobSpec) -> literals_pb2.LiteralMap:
         template = core_workflow_pb2.WorkflowTemplate(nodes=spec.nodes, outputs=spec.outputs)
-        subs = {s.template.id.name: s.template for s in spec.subworkflows} if spec.subworkflows else {}
         tasks = {t.id.name: t for t in spec.tasks}
         outputs: dict[str, literals_pb2.LiteralMap] = {}
         for node in topological(template.nodes):
@@ -1149,8 +1365,9 @@ class Execution:
             if not node.HasField("task_node"):
                 raise NotImplementedError(f"node {sub_id}: only task nodes are emulated inside a dynamic node")
             name = node.task_node.reference_id.name
-            outputs[node.id] = self._run_task(sub_id, name, node_inputs, template=tasks.get(name),
-                                              timeout_s=node.metadata.timeout.ToSeconds() or None)
+            outputs[node.id] = self._run_task(
+                sub_id, name, node_inputs, template=tasks.get(name), timeout_s=node.metadata.timeout.ToSeconds() or None
+            )
         return literals_pb2.LiteralMap(literals={b.var: resolve_binding(b.binding, outputs) for b in template.outputs})
 
     def fast_archive_uri(self) -> str:
@@ -1164,11 +1381,14 @@ class Execution:
         return uri
 
     def _run_pod(self, run: NodeRun, task, args: list[str], pod_name: str, timeout_s: Optional[float] = None) -> bool:
-        pod = Pod.create(pod_name, self.workdir / "pods", self._base_env(task, run.node_id, run.attempts - 1), self.app_files)
+        pod = Pod.create(
+            pod_name, self.workdir / "pods", self._base_env(task, run.node_id, run.attempts - 1), self.app_files
+        )
         run.log = pod.root / "pod.log"
         with open(run.log, "wb") as log:
-            proc = subprocess.run(pod.args(args), cwd=pod.app, env=pod.env, stdout=log, stderr=subprocess.STDOUT,
-                                  timeout=timeout_s or 900)
+            proc = subprocess.run(
+                pod.args(args), cwd=pod.app, env=pod.env, stdout=log, stderr=subprocess.STDOUT, timeout=timeout_s or 900
+            )
         return proc.returncode == 0
 
     def pod_spec_env(self, task: tasks_pb2.TaskTemplate, node_id: str, attempt: int) -> dict[str, str]:
@@ -1176,7 +1396,9 @@ class Execution:
         injects them at admission); credentials the platform config puts there (the blob store's key) redacted."""
         image = image_env()
         secret_vars = {s.env_var for s in task.security_context.secrets}
-        env = {k: v for k, v in self._base_env(task, node_id, attempt).items() if k not in image and k not in secret_vars}
+        env = {
+            k: v for k, v in self._base_env(task, node_id, attempt).items() if k not in image and k not in secret_vars
+        }
         return {k: "<redacted>" if re.search(r"SECRET|TOKEN|PASSWORD", k) else v for k, v in env.items()}
 
     def rayjob(self, task: tasks_pb2.TaskTemplate, args: list[str], node_id: str, attempt: int) -> dict:
@@ -1190,11 +1412,18 @@ class Execution:
         import yaml
 
         (self.workdir / "pods").mkdir(parents=True, exist_ok=True)
-        (self.workdir / "pods" / f"{pod_name}-rayjob.yaml").write_text(yaml.dump(ray.manifest, Dumper=_plain_dumper(),
-                                                                                   sort_keys=False))
+        (self.workdir / "pods" / f"{pod_name}-rayjob.yaml").write_text(
+            yaml.dump(ray.manifest, Dumper=_plain_dumper(), sort_keys=False)
+        )
         t0 = time.monotonic()
-        cluster = LocalRayCluster(ray.manifest, self.workdir / "pods", self._base_env(task, run.node_id, run.attempts - 1),
-                                  pod_name, self.app_files, self.node_allocatable)
+        cluster = LocalRayCluster(
+            ray.manifest,
+            self.workdir / "pods",
+            self._base_env(task, run.node_id, run.attempts - 1),
+            pod_name,
+            self.app_files,
+            self.node_allocatable,
+        )
         try:
             cluster.start()
             ray.seconds_start = time.monotonic() - t0
@@ -1205,8 +1434,10 @@ class Execution:
                 for pod, reason in cluster.pending.items():
                     print(f"  {run.node_id} {run.task}: pod {pod} Pending: {reason}", flush=True)
                 if not timeout_s:
-                    raise RuntimeError(f"{run.node_id}: pods {sorted(cluster.pending)} can never be scheduled and the "
-                                       "task has no timeout: on Flyte this RayJob would wait forever")
+                    raise RuntimeError(
+                        f"{run.node_id}: pods {sorted(cluster.pending)} can never be scheduled and the "
+                        "task has no timeout: on Flyte this RayJob would wait forever"
+                    )
                 time.sleep(max(0.0, timeout_s - (time.monotonic() - t0)))  # the deadline passing is the event here
                 raise subprocess.TimeoutExpired("ray job submit", timeout_s)
             submission_id = f"{self.name}-{pod_name}"
@@ -1215,13 +1446,24 @@ class Execution:
             ray.seconds_job = time.monotonic() - t1
             run.log = self.workdir / "pods" / f"{pod_name}-job.log"
             run.log.write_text(ray.logs)
-            ray.uploads = [(uri, float(mib)) for uri, mib in re.findall(r"Pushing file package '([^']+)' \(([0-9.]+)MiB\)", ray.logs)]
-            ray.upload_warnings = list(dict.fromkeys(re.findall(
-                r"(File \S+ is very large \([0-9.]+MiB\)|Package size \([0-9.]+MiB\) exceeds the maximum size of [0-9.]+MiB)",
-                ray.logs)))
+            ray.uploads = [
+                (uri, float(mib))
+                for uri, mib in re.findall(r"Pushing file package '([^']+)' \(([0-9.]+)MiB\)", ray.logs)
+            ]
+            ray.upload_warnings = list(
+                dict.fromkeys(
+                    re.findall(
+                        r"(File \S+ is very large \([0-9.]+MiB\)|Package size \([0-9.]+MiB\) exceeds the maximum size of [0-9.]+MiB)",
+                        ray.logs,
+                    )
+                )
+            )
             if self.echo or ray.upload_warnings:
                 for uri, mib in ray.uploads:
-                    print(f"  {run.node_id} {run.task}: the driver uploaded its working_dir as {uri} ({mib:.2f} MiB)", flush=True)
+                    print(
+                        f"  {run.node_id} {run.task}: the driver uploaded its working_dir as {uri} ({mib:.2f} MiB)",
+                        flush=True,
+                    )
                 for warning in ray.upload_warnings:
                     print(f"  {run.node_id} {run.task}: Ray: {warning}", flush=True)
             cluster.record(ray, submission_id)
@@ -1238,9 +1480,13 @@ class Execution:
 
 def secrets_from_env(env=os.environ) -> dict[tuple[str, str], str]:
     """The project's Flyte secrets, valued from this environment's variables of the same names."""
-    from tasks import secrets
+    from tasks.flyte import secrets
 
-    return {(s.group, s.key): env[s.env_var] for s in [*secrets.BRIDGE_SECRETS, *secrets.TRAIN_SECRETS] if env.get(s.env_var)}
+    return {
+        (s.group, s.key): env[s.env_var]
+        for s in [*secrets.BRIDGE_SECRETS, *secrets.TRAIN_SECRETS]
+        if env.get(s.env_var)
+    }
 
 
 def _plain_dumper():
@@ -1268,14 +1514,23 @@ def print_rayjobs(package: Package, out=None, bucket: str = "flyte-emulated") ->
         meta = f"metadata/propeller/{PROJECT}-{DOMAIN}-{execution.name}/{node_id}/data"
         raw = execution.store.uri("data", execution.name, f"{node_id}-0")
         archive = package.fast_archive
-        args = fill_template(list(task.container.args), {
-            "input": execution.store.uri(meta, "inputs.pb"), "outputPrefix": execution.store.uri(meta, "0"),
-            "rawOutputDataPrefix": raw, "checkpointOutputPrefix": f"{raw}/_flytecheckpoints", "prevCheckpointPrefix": "",
-            "remote_package_path": execution.store.uri("fast", VERSION, archive.name) if archive else ""})
+        args = fill_template(
+            list(task.container.args),
+            {
+                "input": execution.store.uri(meta, "inputs.pb"),
+                "outputPrefix": execution.store.uri(meta, "0"),
+                "rawOutputDataPrefix": raw,
+                "checkpointOutputPrefix": f"{raw}/_flytecheckpoints",
+                "prevCheckpointPrefix": "",
+                "remote_package_path": execution.store.uri("fast", VERSION, archive.name) if archive else "",
+            },
+        )
         manifest = execution.rayjob(task, args, node_id, 0)
         manifests.append(manifest)
-        out.write(f"---\n# {task_name}: the RayJob the Flyte Ray plugin creates (one attempt).\n"
-                  "# KubeRay then starts each pod with:\n")
+        out.write(
+            f"---\n# {task_name}: the RayJob the Flyte Ray plugin creates (one attempt).\n"
+            "# KubeRay then starts each pod with:\n"
+        )
         for pod, command in node_commands(manifest).items():
             out.write(f"#   {pod}: {command}\n")
         out.write(yaml.dump(manifest, Dumper=_plain_dumper(), sort_keys=False))
@@ -1285,14 +1540,21 @@ def print_rayjobs(package: Package, out=None, bucket: str = "flyte-emulated") ->
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repo-url", default="", help="the DVC repo (git URL) to commit to; needs a DVC remote")
-    parser.add_argument("--print-rayjob", action="store_true",
-                        help="print the RayJob manifest (YAML) emulated for each Ray task of the package; run nothing")
-    parser.add_argument("--package", default="", help="a `pyflyte package` archive to use (default: package the project)")
+    parser.add_argument(
+        "--print-rayjob",
+        action="store_true",
+        help="print the RayJob manifest (YAML) emulated for each Ray task of the package; run nothing",
+    )
+    parser.add_argument(
+        "--package", default="", help="a `pyflyte package` archive to use (default: package the project)"
+    )
     parser.add_argument("--launch-plan", default="nightly_retrain")
     parser.add_argument("--kickoff-time", default="", help="ISO time for a scheduled plan (default: now)")
-    parser.add_argument("--inputs", default='{"tune": {"num_samples": 2, "max_epochs": 1}, '
-                                            '"train": {"epochs": 2, "num_workers": 2}}',
-                        help='JSON launch inputs, e.g. add "problem": "diabetes" or "train_cluster": {"workers": 3}')
+    parser.add_argument(
+        "--inputs",
+        default='{"tune": {"num_samples": 2, "max_epochs": 1}, "train": {"epochs": 2, "num_workers": 2}}',
+        help='JSON launch inputs, e.g. add "problem": "diabetes" or "train_cluster": {"workers": 3}',
+    )
     parser.add_argument("--s3-endpoint", default="", help="S3 endpoint of the blob store (default: start moto_server)")
     parser.add_argument("--bucket", default="flyte-emulated")
     parser.add_argument("--workdir", default="", help="where pods and logs go (default: a temp dir)")
@@ -1300,10 +1562,16 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     workdir = Path(opts.workdir or tempfile.mkdtemp(prefix="emulate-remote-"))
     if opts.print_rayjob:
-        env = {**os.environ, "HOME": str(workdir / "home"),
-               **({"EXPERIMENTS_REPO_URL": opts.repo_url} if opts.repo_url else {})}
-        archive = Path(opts.package) if opts.package else build_package(
-            workdir / "package.tgz", "localhost:30000/flyte-ray-dvc:emulated", env=env)
+        env = {
+            **os.environ,
+            "HOME": str(workdir / "home"),
+            **({"EXPERIMENTS_REPO_URL": opts.repo_url} if opts.repo_url else {}),
+        }
+        archive = (
+            Path(opts.package)
+            if opts.package
+            else build_package(workdir / "package.tgz", "localhost:30000/flyte-ray-dvc:emulated", env=env)
+        )
         print_rayjobs(Package.load(archive, workdir / "package"), bucket=opts.bucket)
         return 0
     if not opts.repo_url:
@@ -1312,8 +1580,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     endpoint = opts.s3_endpoint
     if not endpoint:
         port = free_port()
-        moto = subprocess.Popen([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        moto = subprocess.Popen(
+            [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         endpoint = f"http://127.0.0.1:{port}"
         time.sleep(1.5)
     try:
@@ -1326,10 +1597,15 @@ def main(argv: Optional[list[str]] = None) -> int:
         from tasks.settings import TrainCluster, TrainSettings, TuneCluster, TuneSettings
 
         given = json.loads(opts.inputs)
-        types = {"tune": TuneSettings, "train": TrainSettings, "tune_cluster": TuneCluster, "train_cluster": TrainCluster}
+        types = {
+            "tune": TuneSettings,
+            "train": TrainSettings,
+            "tune_cluster": TuneCluster,
+            "train_cluster": TrainCluster,
+        }
         values = {k: types[k](**v) if k in types else v for k, v in given.items()}
         literals = python_literals(values, {**types, **{k: type(v) for k, v in values.items() if k not in types}})
-        kickoff = dt.datetime.fromisoformat(opts.kickoff_time) if opts.kickoff_time else dt.datetime.now(dt.timezone.utc)
+        kickoff = dt.datetime.fromisoformat(opts.kickoff_time) if opts.kickoff_time else dt.datetime.now(dt.UTC)
         execution = Execution(package, store, workdir, secrets=secrets_from_env(), echo=True)
         print(f"execution {execution.name}: launch plan {opts.launch_plan}, pods and logs in {workdir}", flush=True)
         literals_out = execution.run_launch_plan(opts.launch_plan, literals, kickoff_time=kickoff)
@@ -1337,8 +1613,10 @@ def main(argv: Optional[list[str]] = None) -> int:
 
         out = TuneTrainOutputs(**to_python(literals_out, typing.get_type_hints(TuneTrainOutputs)))
         exp, trained = out.experiment, out.trained
-        print(f"experiment {exp.name} ({exp.commit[:8]}) in {exp.repo}: data pushed {exp.data_pushed}, "
-              f"ref pushed {exp.ref_pushed}; {exp.decision}; model {trained.model.remote_source}")
+        print(
+            f"experiment {exp.name} ({exp.commit[:8]}) in {exp.repo}: data pushed {exp.data_pushed}, "
+            f"ref pushed {exp.ref_pushed}; {exp.decision}; model {trained.model.remote_source}"
+        )
         return 0
     finally:
         if moto:

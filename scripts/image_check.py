@@ -50,8 +50,22 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from emulate_remote import (  # noqa: E402  (the emulator's pieces: one definition of what Flyte and KubeRay do)
-    BIN, PROJECT_ROOT, BlobStore, Execution, Package, build_package, env_of, fill_template, free_port, image_env,
-    kuberay_flags, kuberay_start_params, python_literals, read_failure, submit_command, to_python,
+    BIN,
+    PROJECT_ROOT,
+    BlobStore,
+    Execution,
+    Package,
+    build_package,
+    env_of,
+    fill_template,
+    free_port,
+    image_env,
+    kuberay_flags,
+    kuberay_start_params,
+    python_literals,
+    read_failure,
+    submit_command,
+    to_python,
 )
 
 sys.path.insert(0, str(PROJECT_ROOT))
@@ -89,7 +103,9 @@ def image_exists(tag: str) -> bool:
 
 
 def image_size_mb(tag: str) -> float:
-    out = subprocess.run(["docker", "image", "inspect", "-f", "{{.Size}}", tag], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        ["docker", "image", "inspect", "-f", "{{.Size}}", tag], capture_output=True, text=True, check=True
+    )
     return int(out.stdout.strip()) / 1e6
 
 
@@ -100,8 +116,17 @@ def make_base(workdir: Path) -> None:
     rootfs = Path(tempfile.mkdtemp(prefix="rootfs-", dir="/var/tmp"))
     try:
         t0 = time.monotonic()
-        sh(["debootstrap", "--variant=minbase", "--include=python3,python3-venv,python3-pip,ca-certificates",
-            "bookworm", str(rootfs), DEBIAN_MIRROR], log=workdir / "debootstrap.log")
+        sh(
+            [
+                "debootstrap",
+                "--variant=minbase",
+                "--include=python3,python3-venv,python3-pip,ca-certificates",
+                "bookworm",
+                str(rootfs),
+                DEBIAN_MIRROR,
+            ],
+            log=workdir / "debootstrap.log",
+        )
         (rootfs / "usr/local/bin/python").symlink_to("/usr/bin/python3")  # where python:3.11-slim has its python
         for cache in ("var/cache/apt/archives", "var/lib/apt/lists"):  # the Dockerfile runs apt-get update itself
             for p in (rootfs / cache).glob("*"):
@@ -118,8 +143,11 @@ def make_base(workdir: Path) -> None:
             print(f"  this host's CAs added to the base: {', '.join(ca.name for ca in local_cas)}")
         (rootfs / "etc/pip.conf").write_text("[global]\ncert = /etc/ssl/certs/ca-certificates.crt\n")
         tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
-        sh(["docker", "import", "--change", "ENV LANG=C.UTF-8", "--change", 'CMD ["python3"]', "-", BASE_TAG],
-           stdin=tar.stdout, stdout=subprocess.DEVNULL)
+        sh(
+            ["docker", "import", "--change", "ENV LANG=C.UTF-8", "--change", 'CMD ["python3"]', "-", BASE_TAG],
+            stdin=tar.stdout,
+            stdout=subprocess.DEVNULL,
+        )
         tar.wait()
         print(f"  base {BASE_TAG}: {image_size_mb(BASE_TAG):.0f} MB, made in {time.monotonic() - t0:.0f} s")
     finally:
@@ -152,8 +180,11 @@ def torch_index(workdir: Path):
         links.append(f'<a href="{whl.name.replace("+", "%2B")}">{whl.name}</a>')
     (index / "index.html").write_text("<!DOCTYPE html><html><body>" + "".join(links) + "</body></html>\n")
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "http.server", "-b", "127.0.0.1", "-d", str(workdir / "torch-index"),
-                               str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "http.server", "-b", "127.0.0.1", "-d", str(workdir / "torch-index"), str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     time.sleep(1)
     try:
         yield f"http://127.0.0.1:{port}/simple", wheels[0].name
@@ -168,16 +199,32 @@ def build_image(workdir: Path) -> None:
         t0 = time.monotonic()
         log = workdir / "docker-build.log"
         try:
-            sh(["docker", "build", "--network", "host", "--build-arg", f"PYTHON_IMAGE={BASE_TAG}",
-                "--build-arg", f"TORCH_INDEX_URL={url}", "-t", IMAGE_TAG, str(PROJECT_ROOT)], log=log,
-               env={**os.environ, "DOCKER_BUILDKIT": "0"})  # this machine's docker has no buildx: the classic builder
+            sh(
+                [
+                    "docker",
+                    "build",
+                    "--network",
+                    "host",
+                    "--build-arg",
+                    f"PYTHON_IMAGE={BASE_TAG}",
+                    "--build-arg",
+                    f"TORCH_INDEX_URL={url}",
+                    "-t",
+                    IMAGE_TAG,
+                    str(PROJECT_ROOT),
+                ],
+                log=log,
+                env={**os.environ, "DOCKER_BUILDKIT": "0"},
+            )  # this machine's docker has no buildx: the classic builder
         except subprocess.CalledProcessError:
             print(log.read_text()[-4000:])
             raise
         seconds = time.monotonic() - t0
     text = log.read_text()
     torch_line = next((ln for ln in text.splitlines() if ln.startswith("torch ")), "")
-    check("Successfully built" in text and bool(torch_line), f"image built in {seconds:.0f} s ({torch_line}; log {log})")
+    check(
+        "Successfully built" in text and bool(torch_line), f"image built in {seconds:.0f} s ({torch_line}; log {log})"
+    )
     print(f"  image {IMAGE_TAG}: {image_size_mb(IMAGE_TAG):.0f} MB")
 
 
@@ -213,7 +260,7 @@ class Runner:
         self.started: list[str] = []  # the containers this script started (removed by name at the end)
 
     def prepare(self, task_name: str, node_id: str, inputs: dict) -> tuple:
-        task = self.package.tasks[f"tasks.flyte_tasks.{task_name}"]
+        task = self.package.tasks[f"tasks.flyte.tasks.{task_name}"]
         meta = f"metadata/propeller/{self.execution.name}/{node_id}/data"
         inputs_uri = self.store.uri(meta, "inputs.pb")
         from flyteidl.core import literals_pb2
@@ -221,9 +268,17 @@ class Runner:
         self.store.put(inputs_uri, literals_pb2.LiteralMap(literals=inputs).SerializeToString())
         out_prefix = self.store.uri(meta, "0")
         raw = self.store.uri("data", self.execution.name, f"{node_id}-0")
-        args = fill_template(list(task.container.args), {
-            "input": inputs_uri, "outputPrefix": out_prefix, "rawOutputDataPrefix": raw,
-            "checkpointOutputPrefix": f"{raw}/_flytecheckpoints", "prevCheckpointPrefix": "", "remote_package_path": ""})
+        args = fill_template(
+            list(task.container.args),
+            {
+                "input": inputs_uri,
+                "outputPrefix": out_prefix,
+                "rawOutputDataPrefix": raw,
+                "checkpointOutputPrefix": f"{raw}/_flytecheckpoints",
+                "prevCheckpointPrefix": "",
+                "remote_package_path": "",
+            },
+        )
         # The env Flyte gives the pod: the blob store, the execution's identity. Not the emulator's stand-in for the
         # image's ENV (image_env: its host PATH): here the image's own ENV holds.
         env = {k: v for k, v in self.execution._base_env(task, node_id, 0).items() if k not in image_env()}
@@ -232,7 +287,7 @@ class Runner:
     def outputs(self, task_name: str, out_prefix: str):
         from flyteidl.core import literals_pb2
 
-        from tasks import flyte_tasks
+        from tasks.flyte import tasks as flyte_tasks
 
         if not check(self.store.exists(f"{out_prefix}/outputs.pb"), f"{task_name}: {out_prefix}/outputs.pb present"):
             err = f"{out_prefix}/error.pb"
@@ -241,8 +296,10 @@ class Runner:
                 print(f"  error.pb: {failure.summary}\n{failure.message[-3000:]}")
             return None
         literals = literals_pb2.LiteralMap.FromString(self.store.get(f"{out_prefix}/outputs.pb"))
-        types = {k: typing.get_args(t)[0] if typing.get_origin(t) is typing.Annotated else t  # HashMethod annotations
-                 for k, t in getattr(flyte_tasks, task_name).python_interface.outputs.items()}
+        types = {
+            k: typing.get_args(t)[0] if typing.get_origin(t) is typing.Annotated else t  # HashMethod annotations
+            for k, t in getattr(flyte_tasks, task_name).python_interface.outputs.items()
+        }
         decoded = to_python(literals, types)
         for k, v in decoded.items():
             print(f"  {task_name} output {k} = {v!r}"[:600])
@@ -254,10 +311,26 @@ class Runner:
         self.started.append(name)
         log = self.workdir / f"{node_id}-{task_name}.log"
         t0 = time.monotonic()
-        cmd = ["docker", "run", "--rm", "--name", name, "--network", "host", *docker_env(env), task.container.image, *args]
+        cmd = [
+            "docker",
+            "run",
+            "--rm",
+            "--name",
+            name,
+            "--network",
+            "host",
+            *docker_env(env),
+            task.container.image,
+            *args,
+        ]
         proc = subprocess.run(cmd, stdout=open(log, "wb"), stderr=subprocess.STDOUT)
-        print(f"  $ docker run --rm --network host -e <{len(env)} pod env vars> {task.container.image} {shlex.join(args)}")
-        check(proc.returncode == 0, f"{task_name}: pod exited {proc.returncode} in {time.monotonic() - t0:.1f} s (log {log})")
+        print(
+            f"  $ docker run --rm --network host -e <{len(env)} pod env vars> {task.container.image} {shlex.join(args)}"
+        )
+        check(
+            proc.returncode == 0,
+            f"{task_name}: pod exited {proc.returncode} in {time.monotonic() - t0:.1f} s (log {log})",
+        )
         if proc.returncode:
             print(log.read_text()[-3000:])
         return self.outputs(task_name, out_prefix)
@@ -271,9 +344,27 @@ class Runner:
         print(f"  pod {name}: /bin/bash -lc -- {shlex.quote(shell)}")
         # /dev/shm as KubeRay mounts it: a memory-backed volume of the container's memory limit.
         shm = container.get("resources", {}).get("limits", {}).get("memory", "512Mi")
-        sh(["docker", "run", "-d", "--name", name, "--network", "host", "--shm-size", k8s_to_docker(shm),
-            *limits_flags(container),
-            *docker_env(env), container["image"], "/bin/bash", "-lc", "--", shell], stdout=subprocess.DEVNULL)
+        sh(
+            [
+                "docker",
+                "run",
+                "-d",
+                "--name",
+                name,
+                "--network",
+                "host",
+                "--shm-size",
+                k8s_to_docker(shm),
+                *limits_flags(container),
+                *docker_env(env),
+                container["image"],
+                "/bin/bash",
+                "-lc",
+                "--",
+                shell,
+            ],
+            stdout=subprocess.DEVNULL,
+        )
 
     def wait_nodes(self, dashboard: str, count: int, timeout: float = 180) -> list:
         from ray.util.state import list_nodes
@@ -281,13 +372,18 @@ class Runner:
         deadline, last = time.monotonic() + timeout, None
         while time.monotonic() < deadline:
             for name in self.started:
-                state = subprocess.run(["docker", "inspect", "-f", "{{.State.Running}}", name], capture_output=True, text=True)
+                state = subprocess.run(
+                    ["docker", "inspect", "-f", "{{.State.Running}}", name], capture_output=True, text=True
+                )
                 if state.stdout.strip() == "false":
                     self.save_logs()
                     raise RuntimeError(f"pod {name} exited (its log: {self.workdir / (name + '.log')})")
             with contextlib.suppress(Exception):
-                nodes = [n for n in list_nodes(address=dashboard, detail=True, timeout=10, raise_on_missing_output=False)
-                         if n.state == "ALIVE"]
+                nodes = [
+                    n
+                    for n in list_nodes(address=dashboard, detail=True, timeout=10, raise_on_missing_output=False)
+                    if n.state == "ALIVE"
+                ]
                 if len(nodes) >= count:
                     return nodes
                 last = len(nodes)
@@ -303,34 +399,57 @@ class Runner:
         resolve = {"status.podIP": "127.0.0.1"}
 
         def local_ports() -> dict[str, str]:  # what one host network cannot share between pods
-            return {"dashboard-agent-listen-port": str(free_port()), "dashboard-agent-grpc-port": str(free_port()),
-                    "runtime-env-agent-port": str(free_port()), "metrics-export-port": str(free_port())}
+            return {
+                "dashboard-agent-listen-port": str(free_port()),
+                "dashboard-agent-grpc-port": str(free_port()),
+                "runtime-env-agent-port": str(free_port()),
+                "metrics-export-port": str(free_port()),
+            }
 
         head = cluster["headGroupSpec"]
         (hc,) = head["template"]["spec"]["containers"]
-        params = {**kuberay_start_params(head["rayStartParams"], True, hc.get("resources", {})), **local_ports(),
-                  "port": str(gcs), "dashboard-port": str(dash), "dashboard-host": "127.0.0.1",
-                  "ray-client-server-port": str(free_port())}
+        params = {
+            **kuberay_start_params(head["rayStartParams"], True, hc.get("resources", {})),
+            **local_ports(),
+            "port": str(gcs),
+            "dashboard-port": str(dash),
+            "dashboard-host": "127.0.0.1",
+            "ray-client-server-port": str(free_port()),
+        }
         t0 = time.monotonic()
-        self.start_node(f"{prefix}-head", hc, {**env_of(hc, {**resolve, "metadata.name": f"{prefix}-head"}), **env},
-                        ["--head", *kuberay_flags(params)])
+        self.start_node(
+            f"{prefix}-head",
+            hc,
+            {**env_of(hc, {**resolve, "metadata.name": f"{prefix}-head"}), **env},
+            ["--head", *kuberay_flags(params)],
+        )
         dashboard = f"http://127.0.0.1:{dash}"
         self.wait_nodes(dashboard, 1)
         pods = 1
         for group in cluster["workerGroupSpecs"]:
             (wc,) = group["template"]["spec"]["containers"]
-            params = kuberay_start_params(group["rayStartParams"], False, wc.get("resources", {}),
-                                          head_address=f"127.0.0.1:{gcs}")
+            params = kuberay_start_params(
+                group["rayStartParams"], False, wc.get("resources", {}), head_address=f"127.0.0.1:{gcs}"
+            )
             for i in range(int(group["replicas"])):
                 name = f"{prefix}-{group['groupName']}-{i}"
                 cpu = {f"{k}.cpu": str(v["cpu"]) for k, v in wc.get("resources", {}).items() if "cpu" in v}
-                self.start_node(name, wc, {**env_of(wc, {**resolve, **cpu, "metadata.name": name}), **env},
-                                kuberay_flags({**params, **local_ports()}))
+                self.start_node(
+                    name,
+                    wc,
+                    {**env_of(wc, {**resolve, **cpu, "metadata.name": name}), **env},
+                    kuberay_flags({**params, **local_ports()}),
+                )
                 pods += 1
         nodes = self.wait_nodes(dashboard, pods)
-        print(f"  Ray cluster up in {time.monotonic() - t0:.1f} s: " + ", ".join(
-            f"{'head' if n.is_head_node else 'worker'} CPU={n.resources_total.get('CPU', 0):g} "
-            f"memory={n.resources_total.get('memory', 0) / 2**30:.0f}Gi" for n in nodes))
+        print(
+            f"  Ray cluster up in {time.monotonic() - t0:.1f} s: "
+            + ", ".join(
+                f"{'head' if n.is_head_node else 'worker'} CPU={n.resources_total.get('CPU', 0):g} "
+                f"memory={n.resources_total.get('memory', 0) / 2**30:.0f}Gi"
+                for n in nodes
+            )
+        )
         check(len(nodes) == pods, f"{task_name}: {pods} Ray nodes (the head and every worker replica) alive")
 
         submission = f"{self.execution.name}-{node_id}"
@@ -341,11 +460,29 @@ class Runner:
         log = self.workdir / f"{node_id}-{task_name}-job.log"
         print(f"  pod {name}: /bin/bash -lc {shlex.quote(cmd)}")
         t1 = time.monotonic()
-        proc = subprocess.run(["docker", "run", "--rm", "--name", name, "--network", "host",
-                               *docker_env({**env_of(sub, resolve), **env}), sub["image"], "/bin/bash", "-lc", cmd],
-                              stdout=open(log, "wb"), stderr=subprocess.STDOUT, timeout=1800)
-        check(proc.returncode == 0, f"{task_name}: ray job submit exited {proc.returncode} after "
-                                    f"{time.monotonic() - t1:.1f} s (log {log})")
+        proc = subprocess.run(
+            [
+                "docker",
+                "run",
+                "--rm",
+                "--name",
+                name,
+                "--network",
+                "host",
+                *docker_env({**env_of(sub, resolve), **env}),
+                sub["image"],
+                "/bin/bash",
+                "-lc",
+                cmd,
+            ],
+            stdout=open(log, "wb"),
+            stderr=subprocess.STDOUT,
+            timeout=1800,
+        )
+        check(
+            proc.returncode == 0,
+            f"{task_name}: ray job submit exited {proc.returncode} after {time.monotonic() - t1:.1f} s (log {log})",
+        )
         text = log.read_text(errors="replace")
         if proc.returncode:
             print(text[-4000:])
@@ -356,17 +493,30 @@ class Runner:
 
         info = JobSubmissionClient(dashboard).get_job_info(submission)
         head_id = next(n.node_id for n in nodes if n.is_head_node)
-        check(str(info.status) == "SUCCEEDED" and info.driver_node_id == head_id,
-              f"{task_name}: Ray job {info.status}, its driver (pyflyte-execute) ran on the head node")
+        check(
+            str(info.status) == "SUCCEEDED" and info.driver_node_id == head_id,
+            f"{task_name}: Ray job {info.status}, its driver (pyflyte-execute) ran on the head node",
+        )
         if info.job_id:
             from ray.util.state import list_actors
 
-            actors = [a for a in list_actors(address=dashboard, filters=[("job_id", "=", info.job_id)], detail=True,
-                                             limit=10000, raise_on_missing_output=False) if a.node_id]
+            actors = [
+                a
+                for a in list_actors(
+                    address=dashboard,
+                    filters=[("job_id", "=", info.job_id)],
+                    detail=True,
+                    limit=10000,
+                    raise_on_missing_output=False,
+                )
+                if a.node_id
+            ]
             trials = [a for a in actors if a.class_name.startswith("ImplicitFunc") or "Trainable" in a.class_name]
-            check(bool(trials) and all(a.node_id != head_id for a in trials),
-                  f"{task_name}: {len(trials)} trial actors ({', '.join(sorted({a.class_name for a in trials}))}), "
-                  "none on the head (it offers 0 CPUs)")
+            check(
+                bool(trials) and all(a.node_id != head_id for a in trials),
+                f"{task_name}: {len(trials)} trial actors ({', '.join(sorted({a.class_name for a in trials}))}), "
+                "none on the head (it offers 0 CPUs)",
+            )
         return self.outputs(task_name, out_prefix)
 
     def save_logs(self) -> None:
@@ -384,11 +534,16 @@ def run_tasks(workdir: Path) -> None:
     step("the package: pyflyte package --copy none, the image " + IMAGE_TAG)
     env = {**os.environ, "HOME": str(workdir / "home")}
     package = Package.load(build_package(workdir / "package.tgz", IMAGE_TAG, env=env, copy="none"), workdir / "package")
-    print(f"  {len(package.tasks)} task templates; tune_hyperparameters: type "
-          f"{package.tasks['tasks.flyte_tasks.tune_hyperparameters'].type}")
+    print(
+        f"  {len(package.tasks)} task templates; tune_hyperparameters: type "
+        f"{package.tasks['tasks.flyte.tasks.tune_hyperparameters'].type}"
+    )
     port = free_port()
-    moto = subprocess.Popen([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    moto = subprocess.Popen(
+        [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     runner = None
     try:
         store = BlobStore(f"http://127.0.0.1:{port}", BUCKET)
@@ -399,12 +554,18 @@ def run_tasks(workdir: Path) -> None:
             time.sleep(0.2)
         print(f"  blob store: moto S3 on {store.endpoint}, bucket {BUCKET}")
         # The host process reads what the pods wrote (FlyteFiles) from the same store.
-        os.environ.update({**store.pod_env(), "AWS_ACCESS_KEY_ID": store.access_key,
-                           "AWS_SECRET_ACCESS_KEY": store.secret_key, "AWS_DEFAULT_REGION": "us-east-1",
-                           # the host's Ray client (state API) must not use a token the pods' cluster does not have
-                           "RAY_AUTH_MODE": "disabled"})
-        from tasks import flyte_tasks
-        from tasks.settings import TuneCluster, TuneSettings
+        os.environ.update(
+            {
+                **store.pod_env(),
+                "AWS_ACCESS_KEY_ID": store.access_key,
+                "AWS_SECRET_ACCESS_KEY": store.secret_key,
+                "AWS_DEFAULT_REGION": "us-east-1",
+                # the host's Ray client (state API) must not use a token the pods' cluster does not have
+                "RAY_AUTH_MODE": "disabled",
+            }
+        )
+        from tasks.flyte import tasks as flyte_tasks
+        from tasks.training.settings import TuneCluster, TuneSettings
 
         def literals(task, values):
             return python_literals(values, getattr(flyte_tasks, task).python_interface.inputs)
@@ -416,16 +577,27 @@ def run_tasks(workdir: Path) -> None:
             return
         pinned = got[1]
         step("plain task prepare_data, one pod: the Dataset (npz) written to the raw-output prefix in S3")
-        got = runner.run_plain("prepare_data", "n1", literals("prepare_data", {
-            "source": pinned["source"], "version": pinned["version"], "problem": "digits", "seed": 0}))
+        got = runner.run_plain(
+            "prepare_data",
+            "n1",
+            literals(
+                "prepare_data",
+                {"source": pinned["source"], "version": pinned["version"], "problem": "digits", "seed": 0},
+            ),
+        )
         if got is None:
             return
         data_literal = got[0].literals["o0"]
         npz = got[1]["o0"].file.remote_source or got[1]["o0"].file.path
         check(str(npz).startswith("s3://") and store.exists(str(npz)), f"prepare_data: the dataset file {npz} is in S3")
         step("Ray task tune_hyperparameters (2 trials, 1 epoch), the RayJob's pods as KubeRay runs them")
-        inputs = {"data": data_literal, **literals("tune_hyperparameters", {
-            "settings": TuneSettings(num_samples=2, max_epochs=1, grace_period=1), "cluster": TuneCluster()})}
+        inputs = {
+            "data": data_literal,
+            **literals(
+                "tune_hyperparameters",
+                {"settings": TuneSettings(num_samples=2, max_epochs=1, grace_period=1), "cluster": TuneCluster()},
+            ),
+        }
         got = runner.run_ray("tune_hyperparameters", "n2", inputs)
         if got is None:
             return
@@ -433,8 +605,11 @@ def run_tasks(workdir: Path) -> None:
         trials = result.trials_csv.remote_source or result.trials_csv.path
         csv = store.get(str(trials)).decode() if str(trials).startswith("s3://") else ""
         rows = [r for r in csv.splitlines()[1:] if r.strip()]
-        check(len(rows) == 2, f"tune_hyperparameters: best {result.best} ({result.metric} = {result.best_score:.4f}); "
-                              f"trials.csv in S3 has {len(rows)} trials")
+        check(
+            len(rows) == 2,
+            f"tune_hyperparameters: best {result.best} ({result.metric} = {result.best_score:.4f}); "
+            f"trials.csv in S3 has {len(rows)} trials",
+        )
     finally:
         if runner:
             runner.cleanup()
@@ -451,7 +626,9 @@ def main(argv: typing.Optional[list[str]] = None) -> int:
     workdir = Path(opts.workdir or tempfile.mkdtemp(prefix="image-check-")).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     print(f"logs in {workdir}")
-    subprocess.run(["docker", "info", "-f", "Docker {{.ServerVersion}}, {{.Driver}}, cgroup v{{.CgroupVersion}}"], check=True)
+    subprocess.run(
+        ["docker", "info", "-f", "Docker {{.ServerVersion}}, {{.Driver}}, cgroup v{{.CgroupVersion}}"], check=True
+    )
     if not opts.no_build:
         step(f"the base {BASE_TAG} (debootstrap bookworm)")
         if image_exists(BASE_TAG) and not opts.rebuild_base:

@@ -1,7 +1,7 @@
 """The `dvc exp run` stages: the same data, Tune and Train code as the Flyte tasks, run locally.
 
-    python -m tasks.cli tune    # reads params.yaml (problem, data, tune), writes results/tune/*
-    python -m tasks.cli train   # reads params.yaml (problem, data, train) and the best params, writes the model and dvclive
+python -m tasks.cli tune    # reads params.yaml (problem, data, tune), writes results/tune/*
+python -m tasks.cli train   # reads params.yaml (problem, data, train) and the best params, writes the model and dvclive
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from pathlib import Path
 
 from dvc_bridge import layout
 from dvc_bridge.live import LiveConfig, live_env
-from tasks import experiment
-from tasks.data import load_raw, make_splits, parse_source
+from tasks.data.arrays import load_raw, make_splits, parse_source
 from tasks.problem import DEFAULT_PROBLEM, load_problem, metric_key
-from tasks.settings import TrainSettings, TuneSettings
+from tasks.record import experiment
+from tasks.training.settings import TrainSettings, TuneSettings
 
 
 def _known(cls, values: dict):
@@ -30,7 +30,11 @@ def stage_live_config(environ=None) -> LiveConfig:
 
     environ = os.environ if environ is None else environ
     repo_url = environ.get("DVC_STUDIO_REPO_URL", "")
-    if not repo_url and environ.get("DVC_EXP_NAME") and (environ.get("DVC_STUDIO_TOKEN") or environ.get("STUDIO_TOKEN")):
+    if (
+        not repo_url
+        and environ.get("DVC_EXP_NAME")
+        and (environ.get("DVC_STUDIO_TOKEN") or environ.get("STUDIO_TOKEN"))
+    ):
         from dvc_studio_client.config import get_studio_repo_url
 
         repo_url = get_studio_repo_url() or ""  # the git remote of the repo the stage runs in, as DVC infers it
@@ -44,14 +48,16 @@ def check_data_version(data: dict, digest: str) -> str:
         return f"data: sha256 {digest[:12]} (params.yaml records no version)"
     if recorded == digest:
         return f"data: sha256 {digest[:12]}, the version params.yaml records"
-    return (f"data: sha256 {digest[:12]} differs from the version params.yaml records ({recorded[:12]}): "
-            f"data.source {data.get('source', '')!r} now names other content")
+    return (
+        f"data: sha256 {digest[:12]} differs from the version params.yaml records ({recorded[:12]}): "
+        f"data.source {data.get('source', '')!r} now names other content"
+    )
 
 
 def run_stage(stage: str, root: Path) -> None:
-    from tasks.clusters import Capacity, init_local_ray
-    from tasks.flyte_tasks import check_settings
-    from tasks.report import trials_plot
+    from tasks.ray_glue.local import init_local_ray
+    from tasks.reporting.decks import trials_plot
+    from tasks.training.capacity import Capacity, check_settings
 
     params = layout.read_yaml(root / layout.PARAMS)
     problem_ref = params.get("problem") or DEFAULT_PROBLEM
@@ -72,7 +78,7 @@ def run_stage(stage: str, root: Path) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         if stage == "tune":
-            from tasks.ray_tune import run_tune
+            from tasks.ray_glue.tune import run_tune
 
             outcome = run_tune(data_ref, problem_ref, tune, str(tmp / "ray"), where="this machine")
             outcome.trials.to_csv(tmp / "trials.csv", index=False)
@@ -81,11 +87,19 @@ def run_stage(stage: str, root: Path) -> None:
             layout.place(tmp / "trials.csv", root / experiment.TRIALS_CSV)
             layout.place(tmp / "trials.png", root / experiment.TRIALS_PNG)
         else:
-            from tasks.ray_train import run_train
+            from tasks.ray_glue.train import run_train
 
             best = layout.read_yaml(root / experiment.BEST_PARAMS)
-            outcome = run_train(data_ref, problem_ref, best, train, tmp / "out", str(tmp / "ray"),
-                                live=stage_live_config(), where="this machine")
+            outcome = run_train(
+                data_ref,
+                problem_ref,
+                best,
+                train,
+                tmp / "out",
+                str(tmp / "ray"),
+                live=stage_live_config(),
+                where="this machine",
+            )
             layout.place(outcome.model_path, root / experiment.MODEL)
             layout.place(outcome.live_dir, root / experiment.LIVE_DIR)
             select = metric_key("test", problem.select)

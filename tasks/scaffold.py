@@ -1,6 +1,6 @@
 """Make a repo a target for this project's experiments: git + DVC + this project's dvc.yaml and params.yaml.
 
-    python -m tasks.scaffold PATH [--problem digits] [--remote s3://bucket/path] [--endpoint http://host:port]
+python -m tasks.scaffold PATH [--problem digits] [--remote s3://bucket/path] [--endpoint http://host:port]
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from dataclasses import asdict
 from pathlib import Path
 
 from dvc_bridge.scaffold import init_repo
-from tasks import experiment
 from tasks.problem import DEFAULT_PROBLEM, load_problem, search_space, space_document
-from tasks.settings import TrainSettings, TuneSettings
+from tasks.record import experiment
+from tasks.training.settings import TrainSettings, TuneSettings
 
 
 def default_params(problem_ref: str = DEFAULT_PROBLEM) -> dict:

@@ -11,7 +11,6 @@ import tempfile
 from pathlib import Path
 
 import pytest
-
 from support import bare_remote, moto_server
 
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="frd-tests-"))
@@ -29,11 +28,14 @@ os.environ.update(
     }
 )
 # Test-only problems (tests/problems_for_tests.py) importable in Ray workers and pyflyte subprocesses.
-os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")) if p)
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")) if p
+)
 (_SESSION_DIR / "home").mkdir()
 (_SESSION_DIR / "gitconfig").write_text(
     "[user]\n\tname = tester\n\temail = tester@example.invalid\n[init]\n\tdefaultBranch = main\n"
 )
+
 
 @pytest.fixture(scope="session")
 def s3_endpoint():

@@ -24,17 +24,20 @@ def free_port() -> int:
 def moto_server():
     """moto's S3 server on loopback in its own process (not in-process: it would share the GIL); yields its URL."""
     port = free_port()
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.time() + 20
         while True:
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
                 break
-            except OSError:
+            except OSError as e:
                 if time.time() > deadline or proc.poll() is not None:
-                    raise RuntimeError("moto_server did not start")
+                    raise RuntimeError("moto_server did not start") from e
                 time.sleep(0.1)
         yield f"http://127.0.0.1:{port}"
     finally:
@@ -115,8 +118,8 @@ def make_record(tmp: Path, execution_id: str, seed: int = 0, accuracy: float = 0
     import torch
 
     from dvc_bridge.live import EpochLogger
-    from tasks import experiment
     from tasks.problem import load_problem
+    from tasks.record import experiment
 
     problem = load_problem("digits")
     tmp.mkdir(parents=True, exist_ok=True)
@@ -131,8 +134,12 @@ def make_record(tmp: Path, execution_id: str, seed: int = 0, accuracy: float = 0
     (tmp / "trials.png").write_bytes(b"\x89PNG\r\n\x1a\n")
     return experiment.describe_run(
         problem,
-        params=experiment.params_document("digits", {"source": "embedded", "seed": 0, "sha256": "ab" * 32, "dvc_rev": ""},
-                                          {"num_samples": 1}, {"epochs": 3}),
+        params=experiment.params_document(
+            "digits",
+            {"source": "embedded", "seed": 0, "sha256": "ab" * 32, "dvc_rev": ""},
+            {"num_samples": 1},
+            {"epochs": 3},
+        ),
         best={"lr": 0.05, "momentum": 0.9, "batch_size": 64, "channels": 16, "hidden": 64},
         trials_csv=tmp / "trials.csv",
         trials_png=tmp / "trials.png",
@@ -175,7 +182,7 @@ def assert_refs_have_their_data(url: str, workdir: Path) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def digits():
     """The embedded MNIST digits, split (4000 train, 500 validation, 500 test)."""
-    from tasks.data import load_raw, make_splits, parse_source
+    from tasks.data.arrays import load_raw, make_splits, parse_source
     from tasks.problem import load_problem
 
     problem = load_problem("digits")
@@ -195,7 +202,7 @@ def ray_cluster():
 
     import ray
 
-    from tasks.clusters import init_local_ray
+    from tasks.ray_glue.local import init_local_ray
 
     started_here = not ray.is_initialized()
     tmp = tempfile.mkdtemp(prefix="frdray", dir="/tmp")

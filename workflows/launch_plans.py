@@ -22,15 +22,15 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Optional
 
 import croniter
 from flytekit import CronSchedule, LaunchPlan, task, workflow
 
-from tasks.data import parse_source
+from tasks.data.arrays import parse_source
 from tasks.problem import DEFAULT_PROBLEM, load_problem
-from tasks.settings import TrainCluster, TrainSettings, TuneCluster, TuneSettings
+from tasks.training.settings import TrainCluster, TrainSettings, TuneCluster, TuneSettings
 from workflows.tune_train import TuneTrainOutputs, tune_train_wf
 
 DEFAULT_CRON = "0 2 * * *"
@@ -83,7 +83,7 @@ def validate_nightly_problem(problem: str) -> str:
 def experiment_name(kickoff_time: datetime) -> str:
     """nightly-YYYYMMDD-HHMM of the scheduled kickoff, in UTC (a naive time is taken as UTC)."""
     if kickoff_time.tzinfo is not None:
-        kickoff_time = kickoff_time.astimezone(timezone.utc)
+        kickoff_time = kickoff_time.astimezone(UTC)
     return f"nightly-{kickoff_time:%Y%m%d-%H%M}"
 
 
@@ -95,7 +95,7 @@ class NightlyConfig:
     problem: str = DEFAULT_PROBLEM
 
     @classmethod
-    def from_env(cls, env: os._Environ | dict = os.environ) -> "NightlyConfig":
+    def from_env(cls, env: os._Environ | dict = os.environ) -> NightlyConfig:
         return cls(
             cron=env.get("NIGHTLY_CRON") or DEFAULT_CRON,
             dataset=env.get("NIGHTLY_DATASET", ""),
@@ -125,8 +125,16 @@ def nightly_wf(
     """tune_train_wf with the experiment named after the scheduled kickoff time."""
     name = nightly_exp_name(kickoff_time=kickoff_time)
     return tune_train_wf(
-        dataset=dataset, repo_url=repo_url, exp_name=name, problem=problem, gate=gate, tune=tune, train=train, seed=seed,
-        tune_cluster=tune_cluster, train_cluster=train_cluster,
+        dataset=dataset,
+        repo_url=repo_url,
+        exp_name=name,
+        problem=problem,
+        gate=gate,
+        tune=tune,
+        train=train,
+        seed=seed,
+        tune_cluster=tune_cluster,
+        train_cluster=train_cluster,
     )
 
 
@@ -143,7 +151,11 @@ def scheduled_launch_plan(
         workflow=nightly_wf,
         name=name,
         schedule=schedule,
-        fixed_inputs={"dataset": validate_nightly_dataset(dataset), "repo_url": repo_url, "problem": validate_nightly_problem(problem)},
+        fixed_inputs={
+            "dataset": validate_nightly_dataset(dataset),
+            "repo_url": repo_url,
+            "problem": validate_nightly_problem(problem),
+        },
     )
 
 

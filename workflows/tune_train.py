@@ -17,8 +17,8 @@ from typing import NamedTuple, Optional
 from flytekit import workflow
 
 from dvc_bridge.bridge import ExperimentRef
-from tasks.contracts import TrainResult
-from tasks.flyte_tasks import (
+from tasks.flyte.contracts import TrainResult
+from tasks.flyte.tasks import (
     check_target,
     commit_experiment,
     pin_dataset,
@@ -28,7 +28,7 @@ from tasks.flyte_tasks import (
     validate_settings,
 )
 from tasks.problem import DEFAULT_PROBLEM
-from tasks.settings import TrainCluster, TrainSettings, TuneCluster, TuneSettings
+from tasks.training.settings import TrainCluster, TrainSettings, TuneCluster, TuneSettings
 
 
 class TuneTrainOutputs(NamedTuple):

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import yaml
 
-from tasks.data import load_raw, make_splits, parse_source
+from tasks.data.arrays import load_raw, make_splits, parse_source
 from tasks.problem import load_problem
 
 params = yaml.safe_load(open("params.yaml"))

@@ -21,7 +21,7 @@ from ray.train.torch import TorchTrainer, prepare_data_loader, prepare_model
 from torch.utils.data import DataLoader, TensorDataset
 
 from tasks.problem import complete, load_problem
-from tasks.training import EVAL_BATCH, EvalSums, build, evaluate, train_epoch, worker_batch_size
+from tasks.training.loop import EVAL_BATCH, EvalSums, build, evaluate, train_epoch, worker_batch_size
 
 DATA = os.path.abspath("data/digits.npz")
 LIVE_DIR = os.path.abspath("dvclive")
@@ -38,7 +38,9 @@ def train_func(config):
     loss_fn = problem.loss()
     train_ds = TensorDataset(torch.tensor(data["x_train"]), torch.tensor(data["y_train"]))
     val_ds = TensorDataset(torch.tensor(data["x_val"]), torch.tensor(data["y_val"]))
-    train_loader = prepare_data_loader(DataLoader(train_ds, batch_size=worker_batch_size(hp["batch_size"], world), shuffle=True))
+    train_loader = prepare_data_loader(
+        DataLoader(train_ds, batch_size=worker_batch_size(hp["batch_size"], world), shuffle=True)
+    )
     val_loader = prepare_data_loader(DataLoader(val_ds, batch_size=EVAL_BATCH))
     names = [m.name for m in problem.metrics]
     live = Live(LIVE_DIR, dvcyaml=None, report=None) if rank == 0 else None
@@ -57,7 +59,9 @@ def train_func(config):
         else:
             ray.train.report(metrics)
     if live:
-        test_loader = DataLoader(TensorDataset(torch.tensor(data["x_test"]), torch.tensor(data["y_test"])), batch_size=EVAL_BATCH)
+        test_loader = DataLoader(
+            TensorDataset(torch.tensor(data["x_test"]), torch.tensor(data["y_test"])), batch_size=EVAL_BATCH
+        )
         for name, value in evaluate(model.module, test_loader, problem).scores(problem, "test").items():
             live.log_metric(name, value, plot=False)
         live.end()
@@ -70,7 +74,12 @@ if __name__ == "__main__":
     ray.init()
     trainer = TorchTrainer(
         train_func,
-        train_loop_config={"problem": all_params["problem"], "hp": best, "epochs": params["epochs"], "seed": params["seed"]},
+        train_loop_config={
+            "problem": all_params["problem"],
+            "hp": best,
+            "epochs": params["epochs"],
+            "seed": params["seed"],
+        },
         scaling_config=ScalingConfig(num_workers=params["num_workers"]),
     )
     result = trainer.fit()

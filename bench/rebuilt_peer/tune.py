@@ -1,7 +1,7 @@
 """Stage `tune`: Ray Tune with ASHA, the tutorial's way (ray.init() with its defaults).
 
 The model, hyper-parameters and the train/evaluate steps are the project's (tasks.problem,
-tasks.problems.digits, tasks.training) so the compute is the same as the workflow's; each trial
+tasks.problems.digits, tasks.training.loop) so the compute is the same as the workflow's; each trial
 loads the data file itself, trains on the training split and is scored on validation (test is
 never seen while searching).
 """
@@ -18,7 +18,7 @@ from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.basic_variant import BasicVariantGenerator
 
 from tasks.problem import Choice, IntRange, LogUniform, Uniform, complete, load_problem, search_space
-from tasks.training import EVAL_BATCH, build, evaluate, make_loader, train_epoch
+from tasks.training.loop import EVAL_BATCH, build, evaluate, make_loader, train_epoch
 
 DATA = os.path.abspath("data/digits.npz")
 
@@ -57,7 +57,9 @@ if __name__ == "__main__":
     ray.init()
     tuner = tune.Tuner(
         tune.with_resources(
-            tune.with_parameters(train_digits, problem_ref=all_params["problem"], max_epochs=params["max_epochs"], seed=params["seed"]),
+            tune.with_parameters(
+                train_digits, problem_ref=all_params["problem"], max_epochs=params["max_epochs"], seed=params["seed"]
+            ),
             {"cpu": 1},
         ),
         param_space={name: to_tune(d) for name, d in search_space(problem, params.get("space") or {}).items()},
@@ -74,5 +76,7 @@ if __name__ == "__main__":
     Path("results").mkdir(exist_ok=True)
     yaml.safe_dump(complete(problem, best.config), open("results/best_params.yaml", "w"))
     epochs = [int(r.metrics.get("training_iteration", 0)) for r in results if r.metrics]
-    json.dump({f"best_{metric.replace('/', '_')}": best.metrics[metric], "trials": len(results), "trial_epochs": sum(epochs)},
-              open("results/tune.json", "w"))
+    json.dump(
+        {f"best_{metric.replace('/', '_')}": best.metrics[metric], "trials": len(results), "trial_epochs": sum(epochs)},
+        open("results/tune.json", "w"),
+    )

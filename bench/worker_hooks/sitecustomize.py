@@ -4,9 +4,9 @@ Python imports `sitecustomize` at start-up from any directory on sys.path; the b
 this directory on PYTHONPATH of the runs they measure, and the Ray workers inherit it. It does
 nothing unless BENCH_MARKS names a marks file. Then it records, per process: when the process
 was created, the imports of a few heavy modules (torch, ray, matplotlib...), and - once the modules are imported - ray.init/shutdown,
-Tuner.fit, the Ray Train trainer's fit, the project's training steps (tasks.training: build,
+Tuner.fit, the Ray Train trainer's fit, the project's training steps (tasks.training.loop: build,
 make_loader, train_epoch, evaluate), torch.distributed's init_process_group (DDP set-up) and
-Ray Train's prepare_model, every rank's `ray.train.report`, and in tasks.ray_train the driver's
+Ray Train's prepare_model, every rank's `ray.train.report`, and in tasks.ray_glue.train the driver's
 `run_train` and rank 0's per-epoch `_report_checkpoint`. Self-contained and defensive:
 it must never break the process it lives in.
 """
@@ -43,7 +43,9 @@ def _caller() -> list[str]:
     """The code that imports a module: the innermost frames outside the import machinery."""
     import traceback
 
-    frames = [f for f in traceback.extract_stack()[:-3] if "importlib" not in f.filename and "sitecustomize" not in f.filename]
+    frames = [
+        f for f in traceback.extract_stack()[:-3] if "importlib" not in f.filename and "sitecustomize" not in f.filename
+    ]
     return [f"{f.filename.split('site-packages/')[-1]}:{f.lineno}" for f in frames[-6:]]
 
 
@@ -109,15 +111,17 @@ def _install() -> None:
     timed = ("torch", "ray", "ray.tune", "ray.train", "matplotlib.pyplot", "pandas", "flytekit", "dvc.repo", "dvclive")
     before = {name: (lambda n=name: _mark(f"import_{n}_start", caller=_caller())) for name in timed}
     after = {name: (lambda m, n=name: _mark(f"import_{n}_end")) for name in timed}
-    after.update({
-        "torch.distributed": _hook_distributed,
-        "tasks.training": _hook_training,
-        "ray.train.v2.torch.train_loop_utils": _hook_prepare,
-        "ray.train.torch.train_loop_utils": _hook_prepare,
-        "ray.tune.tuner": _hook_tuner,
-        "ray.train.v2.api.data_parallel_trainer": _hook_trainer,
-        "tasks.ray_train": _hook_ray_train_glue,
-    })
+    after.update(
+        {
+            "torch.distributed": _hook_distributed,
+            "tasks.training.loop": _hook_training,
+            "ray.train.v2.torch.train_loop_utils": _hook_prepare,
+            "ray.train.torch.train_loop_utils": _hook_prepare,
+            "ray.tune.tuner": _hook_tuner,
+            "ray.train.v2.api.data_parallel_trainer": _hook_trainer,
+            "tasks.ray_glue.train": _hook_ray_train_glue,
+        }
+    )
     hooks_for_ray = after.pop("ray")
     after["ray"] = lambda m: (hooks_for_ray(m), _hook_ray(m))
     import_end_train = after.pop("ray.train")

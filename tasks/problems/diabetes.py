@@ -51,7 +51,9 @@ def load_default() -> dict[str, np.ndarray]:
 
 def prepare_features(x: np.ndarray, name: str) -> np.ndarray:
     if x.shape[1:] != (NUM_FEATURES,):
-        raise ValueError(f"{name} has shape {x.shape}: the diabetes table has {NUM_FEATURES} features per row, (N, {NUM_FEATURES}).")
+        raise ValueError(
+            f"{name} has shape {x.shape}: the diabetes table has {NUM_FEATURES} features per row, (N, {NUM_FEATURES})."
+        )
     if x.size and np.abs(x).max() > 1:
         raise ValueError(
             f"{name} has values up to {np.abs(x).max():.4g}: features must be scaled as scikit-learn's "
@@ -75,7 +77,9 @@ PROBLEM = Problem(
         "weight_decay": HyperParam(float, 1e-4, LogUniform(1e-6, 1e-2), lambda v: v >= 0, ">= 0", "Adam weight decay"),
         "hidden": HyperParam(int, 64, Choice((32, 64, 128)), lambda v: v >= 1, ">= 1", "units per hidden layer"),
         "layers": HyperParam(int, 2, IntRange(1, 3), lambda v: v >= 1, ">= 1", "hidden layers"),
-        "dropout": HyperParam(float, 0.1, Uniform(0.0, 0.3), lambda v: 0 <= v < 1, "in [0, 1)", "dropout after each hidden layer"),
+        "dropout": HyperParam(
+            float, 0.1, Uniform(0.0, 0.3), lambda v: 0 <= v < 1, "in [0, 1)", "dropout after each hidden layer"
+        ),
         "batch_size": HyperParam(int, 32, Choice((16, 32)), lambda v: v >= 1, ">= 1", "global batch size"),
     },
     metrics=(

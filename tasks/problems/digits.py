@@ -71,7 +71,9 @@ def prepare_features(x: np.ndarray, name: str) -> np.ndarray:
         raise ValueError(f"{name} has shape {x.shape}: images must be (N, 28, 28), (N, 784) or (N, 1, 28, 28).")
     x = x.reshape((len(x), *IMAGE_SHAPE)).astype(np.float32)
     if x.size and (x.min() < 0 or x.max() > 255):
-        raise ValueError(f"{name} has values in [{x.min()}, {x.max()}]: pixels must be in 0-255 (or already in [0, 1]).")
+        raise ValueError(
+            f"{name} has values in [{x.min()}, {x.max()}]: pixels must be in 0-255 (or already in [0, 1])."
+        )
     already_scaled = x.size and x.max() <= 1.0
     return x if already_scaled else x / 255.0
 
@@ -83,7 +85,9 @@ def read_idx_directory(fs, path: str, where: str) -> dict[str, np.ndarray]:
     for key, stem in IDX_FILES.items():
         found = names.get(stem) or names.get(stem + ".gz")
         if found is None:
-            raise ValueError(f"dataset {where!r} is a directory without {stem}[.gz]: it needs the four MNIST IDX files {sorted(IDX_FILES.values())}.")
+            raise ValueError(
+                f"dataset {where!r} is a directory without {stem}[.gz]: it needs the four MNIST IDX files {sorted(IDX_FILES.values())}."
+            )
         with fs.open(found, "rb") as f:
             raw = f.read()
         if found.endswith(".gz"):

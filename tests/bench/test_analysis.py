@@ -10,15 +10,26 @@ from bench.e2e import analyze, spans, train_parts
 
 
 def span(name, start, end, pid=1, **fields):
-    return [{"t": start, "pid": pid, "ev": f"{name}_start", **fields}, {"t": end, "pid": pid, "ev": f"{name}_end", **fields}]
+    return [
+        {"t": start, "pid": pid, "ev": f"{name}_start", **fields},
+        {"t": end, "pid": pid, "ev": f"{name}_end", **fields},
+    ]
 
 
 def test_a_task_inside_a_dynamic_task_counts_once_in_the_phases():
     marks = [{"t": 0.5, "pid": 1, "ev": "launcher_start"}, *span("workflow", 1, 40)]
-    for task, start, end in (("prepare_data", 1, 3), ("tune_on_cluster", 3, 20), ("tune_hyperparameters", 3.5, 19.5),
-                             ("train_on_cluster", 20, 38), ("train_model", 20.5, 37.5), ("commit_experiment", 38, 40)):
+    for task, start, end in (
+        ("prepare_data", 1, 3),
+        ("tune_on_cluster", 3, 20),
+        ("tune_hyperparameters", 3.5, 19.5),
+        ("train_on_cluster", 20, 38),
+        ("train_model", 20.5, 37.5),
+        ("commit_experiment", 38, 40),
+    ):
         marks += span("task", start, end, task=task) + span("dispatch", start, end, task=task)
-        marks += span("inputs_to_python", start, start + 0.1, task=task) + span("outputs_to_literals", end - 0.1, end, task=task)
+        marks += span("inputs_to_python", start, start + 0.1, task=task) + span(
+            "outputs_to_literals", end - 0.1, end, task=task
+        )
     marks += span("ray_init", 3.6, 6.6)
     marks.sort(key=lambda m: m["t"])
     out = analyze(marks, t0=0.0, t_end=42.0)
@@ -37,7 +48,7 @@ def test_train_parts_from_worker_controller_and_driver_marks():
         marks += span("import_torch", born + 0.5, born + 4.0, pid=pid)
         marks += span("init_process_group", 20.0, 20.1, pid=pid) + span("build", 20.1, 22.0, pid=pid)
         marks += span("prepare_model", 22.0, 22.2, pid=pid)
-        for k, (a, b) in enumerate(((23.0, 27.0), (28.0, 32.0))):
+        for a, b in ((23.0, 27.0), (28.0, 32.0)):
             marks += span("train_epoch", a, b, pid=pid)
             if pid == 11:  # rank 0: a checkpoint with each report
                 marks += span("report_checkpoint", b + 0.1, b + 0.6, pid=pid)

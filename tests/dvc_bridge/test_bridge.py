@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import multiprocessing
-import subprocess
 from pathlib import Path
 
 import pytest
-
-from tasks.experiment import MODEL
 from support import assert_experiment_in_remote, bare_remote, dvc, exp_refs, free_port, git, make_record
+
 from dvc_bridge.bridge import Target, preflight, record_experiment, resolve_target
 from dvc_bridge.errors import ExperimentExistsError, PushError, RemoteError, TargetError
 from dvc_bridge.gitops import Git
+from tasks.record.experiment import MODEL
 
 
 def test_remote_target_round_trip(tmp_path, remote_target):
@@ -153,7 +152,10 @@ def _record_in_process(url: str, name: str, tmp: str, seed: int) -> None:
 
 def test_two_runs_at_once_both_land_with_their_own_files(tmp_path, remote_target):
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_record_in_process, args=(remote_target, f"par{i}", str(tmp_path / f"p{i}"), i)) for i in (1, 2)]
+    procs = [
+        ctx.Process(target=_record_in_process, args=(remote_target, f"par{i}", str(tmp_path / f"p{i}"), i))
+        for i in (1, 2)
+    ]
     for p in procs:
         p.start()
     for p in procs:
@@ -213,8 +215,8 @@ def test_dvc_plots_diff_sets_two_searches_side_by_side(tmp_path, local_target):
     """trials.csv is a DVC plot, one scatter of the selecting metric per searched hyper-parameter."""
     import json
 
-    from tasks import experiment
     from tasks.problem import load_problem
+    from tasks.record import experiment
 
     digits = load_problem("digits")
     target = resolve_target(str(local_target))

@@ -6,15 +6,16 @@ import logging
 import os
 
 import boto3
+from support import assert_experiment_in_remote, make_record
 
 from dvc_bridge import fastpush
 from dvc_bridge.bridge import record_experiment, resolve_target
-from tasks.experiment import MODEL
-from support import assert_experiment_in_remote, make_record
+from tasks.record.experiment import MODEL
 
 
-def test_a_large_model_goes_up_by_the_fast_path_and_reads_back_through_dvc(tmp_path, remote_target, bucket, s3_endpoint,
-                                                                             monkeypatch, caplog):
+def test_a_large_model_goes_up_by_the_fast_path_and_reads_back_through_dvc(
+    tmp_path, remote_target, bucket, s3_endpoint, monkeypatch, caplog
+):
     m = make_record(tmp_path / "m", "exec-big")
     m.dvc_files[MODEL].write_bytes(os.urandom(fastpush.LARGE_BYTES + 1024))  # just over the threshold
     uploads = []

@@ -10,8 +10,8 @@ import pytest
 from botocore.exceptions import ClientError
 from flytekit.exceptions.user import FlyteRecoverableException
 from s3fs.errors import translate_boto_error
-
 from support import bare_remote, free_port
+
 from dvc_bridge.bridge import preflight, resolve_target, validate_exp_name
 from dvc_bridge.errors import (
     BridgeError,
@@ -23,7 +23,7 @@ from dvc_bridge.errors import (
     is_transient,
 )
 from dvc_bridge.gitops import Git, GitError, retry
-from dvc_bridge.recoverable import recoverable_on_transient
+from tasks.flyte.recoverable import recoverable_on_transient
 
 
 def _raised(action) -> BaseException:
@@ -36,9 +36,11 @@ def _raised(action) -> BaseException:
 
 def _through(exc: BaseException) -> BaseException:
     """What leaves recoverable_on_transient() when `exc` is raised inside it."""
+
     def body():
         with recoverable_on_transient():
             raise exc
+
     return _raised(body)
 
 
@@ -95,14 +97,19 @@ def test_push_that_ran_out_of_retries_is_recoverable_unless_refused(tmp_path):
         try:
             raise PermissionError("Access Denied")  # what s3fs raises for S3's AccessDenied
         except PermissionError as e:
-            raise PushError("dvc push to remote 'storage' failed after 4 attempts: PermissionError: Access Denied") from e
+            raise PushError(
+                "dvc push to remote 'storage' failed after 4 attempts: PermissionError: Access Denied"
+            ) from e
+
     _assert_not_recoverable(_raised(refused))
 
 
 @pytest.mark.parametrize("code,status", [("SlowDown", 503), ("InternalError", 500), ("ThrottlingException", 400)])
 def test_throttled_s3_is_recoverable(code, status):
-    client_error = ClientError({"Error": {"Code": code, "Message": "slow down"}, "ResponseMetadata": {"HTTPStatusCode": status}},
-                               "ListObjectsV2")
+    client_error = ClientError(
+        {"Error": {"Code": code, "Message": "slow down"}, "ResponseMetadata": {"HTTPStatusCode": status}},
+        "ListObjectsV2",
+    )
     s3fs_error = translate_boto_error(client_error)  # what DVC's S3 filesystem raises for it
 
     def preflight_like():
@@ -110,6 +117,7 @@ def test_throttled_s3_is_recoverable(code, status):
             raise s3fs_error from client_error
         except Exception as e:
             raise RemoteError(f"DVC remote 'storage' is unreachable: {type(e).__name__}: {e}.") from e
+
     _assert_recoverable(_raised(preflight_like))
 
 
@@ -122,7 +130,9 @@ def test_wrong_input_is_not_recoverable(tmp_path, s3_endpoint):
     _assert_not_recoverable(_raised(lambda: resolve_target(str(tmp_path / "missing"))))
     _assert_not_recoverable(_raised(lambda: validate_exp_name("bad name")))
 
-    no_bucket = _preflight_error(_repo(tmp_path / "b", remote="s3://no-such-bucket/dvc", endpoint=s3_endpoint), tmp_path / "b")
+    no_bucket = _preflight_error(
+        _repo(tmp_path / "b", remote="s3://no-such-bucket/dvc", endpoint=s3_endpoint), tmp_path / "b"
+    )
     assert isinstance(no_bucket, RemoteError) and "does not exist" in str(no_bucket)
     _assert_not_recoverable(no_bucket)
 

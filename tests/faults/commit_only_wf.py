@@ -16,10 +16,10 @@ from flytekit.types.directory import FlyteDirectory
 from flytekit.types.file import FlyteFile
 
 from dvc_bridge.bridge import ExperimentRef
-from tasks.flyte_tasks import check_target, commit_experiment
-from tasks.contracts import Dataset, TrainResult, TuneResult
+from tasks.flyte.contracts import Dataset, TrainResult, TuneResult
+from tasks.flyte.tasks import check_target, commit_experiment
 from tasks.problem import complete, load_problem
-from tasks.settings import TrainSettings, TuneSettings
+from tasks.training.settings import TrainSettings, TuneSettings
 
 
 def stand_in_model(seed: int) -> bytes:
@@ -52,13 +52,30 @@ def stand_in_run(seed: int) -> StandInRun:
     live.close()
     score = {"test/accuracy": stand_in_accuracy(seed)}
     return StandInRun(
-        data=Dataset(file=FlyteFile(str(out / "data.npz")), sha256=f"{seed:064x}", n_train=1, n_val=1, n_test=1,
-                     source=f"stand-in-{seed}", problem="digits"),
-        tuned=TuneResult(best=complete(load_problem("digits"), {}), metric="val/accuracy",
-                         best_score=stand_in_accuracy(seed), space={},
-                         trials_csv=FlyteFile(str(out / "trials.csv")), trials_png=FlyteFile(str(out / "trials.png"))),
-        trained=TrainResult(model=FlyteFile(str(out / "model.pth")), dvclive=FlyteDirectory(str(out / "dvclive")),
-                            val={"val/accuracy": stand_in_accuracy(seed)}, test=score, global_batch_size=64),
+        data=Dataset(
+            file=FlyteFile(str(out / "data.npz")),
+            sha256=f"{seed:064x}",
+            n_train=1,
+            n_val=1,
+            n_test=1,
+            source=f"stand-in-{seed}",
+            problem="digits",
+        ),
+        tuned=TuneResult(
+            best=complete(load_problem("digits"), {}),
+            metric="val/accuracy",
+            best_score=stand_in_accuracy(seed),
+            space={},
+            trials_csv=FlyteFile(str(out / "trials.csv")),
+            trials_png=FlyteFile(str(out / "trials.png")),
+        ),
+        trained=TrainResult(
+            model=FlyteFile(str(out / "model.pth")),
+            dvclive=FlyteDirectory(str(out / "dvclive")),
+            val={"val/accuracy": stand_in_accuracy(seed)},
+            test=score,
+            global_batch_size=64,
+        ),
     )
 
 
@@ -66,5 +83,13 @@ def stand_in_run(seed: int) -> StandInRun:
 def commit_only_wf(repo_url: str, exp_name: str, seed: int) -> ExperimentRef:
     run = check_target(repo_url=repo_url, exp_name=exp_name, base_rev="")
     outputs = stand_in_run(seed=seed)
-    return commit_experiment(repo=run, gate=0.0, data=outputs.data, tuned=outputs.tuned,
-                             trained=outputs.trained, tune=TuneSettings(), train=TrainSettings(), seed=seed)
+    return commit_experiment(
+        repo=run,
+        gate=0.0,
+        data=outputs.data,
+        tuned=outputs.tuned,
+        trained=outputs.trained,
+        tune=TuneSettings(),
+        train=TrainSettings(),
+        seed=seed,
+    )

@@ -6,7 +6,6 @@ import socket
 import threading
 
 import pytest
-
 from support import digits, free_port, ray_cluster  # noqa: F401  (shared fixtures)
 
 
@@ -45,7 +44,7 @@ class FlakyEndpoint:
         while self._listener is listener:
             try:
                 client, _ = listener.accept()
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError:
                 return

@@ -1,6 +1,6 @@
 """Records one experiment in a process of its own, as the bridge task does (a test kills it on purpose).
 
-    python record_child.py URL NAME EXECUTION_ID WORKDIR
+python record_child.py URL NAME EXECUTION_ID WORKDIR
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/, for support
 
 from support import make_record  # noqa: E402
+
 from dvc_bridge.bridge import record_experiment, resolve_target  # noqa: E402
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import boto3
 import pytest
-
 from support import assert_refs_have_their_data, exp_refs, git
 
 CHILD = Path(__file__).with_name("record_child.py")
@@ -35,10 +34,19 @@ def _record(url: str, workdir: Path, kill_on: str = "") -> subprocess.CompletedP
         hooks.mkdir(parents=True)
         (hooks / "pre-push").write_text(PRE_PUSH)
         (hooks / "pre-push").chmod(0o755)
-        env.update(GIT_CONFIG_COUNT="1", GIT_CONFIG_KEY_0="core.hooksPath", GIT_CONFIG_VALUE_0=str(hooks),
-                   FRD_TEST_KILL_ON=kill_on)
-    return subprocess.run([sys.executable, str(CHILD), url, "killed", "exec-killed", str(workdir)],
-                          env=env, capture_output=True, text=True, timeout=300)
+        env.update(
+            GIT_CONFIG_COUNT="1",
+            GIT_CONFIG_KEY_0="core.hooksPath",
+            GIT_CONFIG_VALUE_0=str(hooks),
+            FRD_TEST_KILL_ON=kill_on,
+        )
+    return subprocess.run(
+        [sys.executable, str(CHILD), url, "killed", "exec-killed", str(workdir)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 @pytest.mark.parametrize(

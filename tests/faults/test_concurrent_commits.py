@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from commit_only_wf import stand_in_accuracy, stand_in_model
 from support import assert_refs_have_their_data, exp_refs, git
 
@@ -39,16 +38,36 @@ def test_two_workflows_commit_to_one_repo_at_once_each_with_only_its_own_files(t
     barrier.mkdir()
     (hooks / "pre-push").write_text(BARRIER)
     (hooks / "pre-push").chmod(0o755)
-    env = dict(os.environ, GIT_CONFIG_COUNT="1", GIT_CONFIG_KEY_0="core.hooksPath", GIT_CONFIG_VALUE_0=str(hooks),
-               FRD_TEST_BARRIER=str(barrier))
+    env = dict(
+        os.environ,
+        GIT_CONFIG_COUNT="1",
+        GIT_CONFIG_KEY_0="core.hooksPath",
+        GIT_CONFIG_VALUE_0=str(hooks),
+        FRD_TEST_BARRIER=str(barrier),
+    )
     runs = {}
     for seed in (1, 2):
         cwd = tmp_path / f"run{seed}"
         cwd.mkdir()
         runs[seed] = subprocess.Popen(
-            [PYFLYTE, "run", str(WORKFLOW), "commit_only_wf", "--repo_url", remote_target, "--exp_name", f"par{seed}",
-             "--seed", str(seed)],
-            cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            [
+                PYFLYTE,
+                "run",
+                str(WORKFLOW),
+                "commit_only_wf",
+                "--repo_url",
+                remote_target,
+                "--exp_name",
+                f"par{seed}",
+                "--seed",
+                str(seed),
+            ],
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
     results = {seed: proc.communicate(timeout=300) for seed, proc in runs.items()}
     for seed, proc in runs.items():
         assert proc.returncode == 0, results[seed][1][-3000:]

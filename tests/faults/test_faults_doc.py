@@ -35,12 +35,20 @@ def test_every_fault_and_secret_test_has_a_row():
     for directory in COVERED_DIRS:
         for path in sorted((PROJECT_ROOT / directory).glob("test_*.py")):
             rel = str(path.relative_to(PROJECT_ROOT))
-            for name in _test_functions(path) - {"test_every_row_names_an_existing_test", "test_every_fault_and_secret_test_has_a_row", "test_every_bad_input_case_has_a_row"}:
+            for name in _test_functions(path) - {
+                "test_every_row_names_an_existing_test",
+                "test_every_fault_and_secret_test_has_a_row",
+                "test_every_bad_input_case_has_a_row",
+            }:
                 assert (rel, name) in documented, f"{rel}::{name} has no row in docs/faults.md"
 
 
 def test_every_bad_input_case_has_a_row():
     from test_bad_input import CASES
 
-    documented = {param for path, name, param in _references() if name == "test_bad_input_is_refused_before_any_ray_cluster_starts"}
+    documented = {
+        param
+        for path, name, param in _references()
+        if name == "test_bad_input_is_refused_before_any_ray_cluster_starts"
+    }
     assert documented == set(CASES)

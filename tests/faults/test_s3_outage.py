@@ -6,14 +6,13 @@ from __future__ import annotations
 import logging
 import time
 
-import boto3
 import pytest
-
-from tasks.experiment import MODEL
 from support import assert_refs_have_their_data, bare_remote, exp_refs, git, make_record
+
 from dvc_bridge.bridge import preflight, record_experiment, resolve_target
 from dvc_bridge.errors import PushError, RemoteError
 from dvc_bridge.gitops import Git
+from tasks.record.experiment import MODEL
 
 RETRY_LOGGER = "dvc_bridge.gitops"
 
@@ -31,8 +30,11 @@ def _target(tmp_path, endpoint: str, bucket: str) -> str:
 
 def _push_retries(caplog) -> list[str]:
     """The backoff of each logged retry of the DVC push, e.g. ["1 s", "2 s"]."""
-    return [r.getMessage().rsplit("retrying in ", 1)[1] for r in caplog.records
-            if r.name == RETRY_LOGGER and r.getMessage().startswith("dvc push")]
+    return [
+        r.getMessage().rsplit("retrying in ", 1)[1]
+        for r in caplog.records
+        if r.name == RETRY_LOGGER and r.getMessage().startswith("dvc push")
+    ]
 
 
 def test_s3_down_during_push_retries_with_backoff_then_fails_clearly_without_a_ref(tmp_path, flaky_s3, bucket, caplog):
@@ -96,6 +98,8 @@ def test_s3_endpoint_that_never_answers_the_connect_fails_the_preflight_clearly(
     scaffold(tmp_path / "seed", remote="s3://nowhere/dvc", endpoint=silent_endpoint)
     url = bare_remote(tmp_path / "seed", tmp_path / "remote.git")
     started = time.monotonic()
-    with pytest.raises(RemoteError, match=r"DVC remote 'storage' is unreachable: ConnectTimeoutError.*Check its URL, endpoint"):
+    with pytest.raises(
+        RemoteError, match=r"DVC remote 'storage' is unreachable: ConnectTimeoutError.*Check its URL, endpoint"
+    ):
         preflight(resolve_target(url), Git(), tmp_path / "preflight")
     print(f"silent endpoint: RemoteError after {time.monotonic() - started:.1f} s")  # no timing assertion

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 import ray
 import torch
-
 from support import own_processes
+
 from tasks.problem import complete, load_problem
-from tasks.ray_train import STATE_FILE, run_train
-from tasks.settings import TrainSettings
-from tasks.training import evaluate, make_loader
+from tasks.ray_glue.train import STATE_FILE, run_train
+from tasks.training.loop import evaluate, make_loader
+from tasks.training.settings import TrainSettings
 
 EPOCHS = 3
 DIGITS = load_problem("digits")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import ray
-
 from problems_for_tests import REFUSED_CHANNELS
-from tasks.ray_tune import run_tune
-from tasks.settings import TuneSettings
+
+from tasks.ray_glue.tune import run_tune
+from tasks.training.settings import TuneSettings
 
 
 @pytest.mark.slow

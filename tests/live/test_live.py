@@ -10,15 +10,14 @@ import csv
 import json
 import threading
 import time
-from pathlib import Path
 
 import pytest
 import ray
+from studio_standin import StudioStandIn
 
 from dvc_bridge.live import EpochLogger, LiveConfig, live_env
-from studio_standin import StudioStandIn
 from tasks.problem import complete, load_problem
-from tasks.settings import TrainSettings
+from tasks.training.settings import TrainSettings
 
 EPOCHS = 4
 TOKEN = "studio-token-for-tests"
@@ -37,10 +36,10 @@ def live_run(tmp_path_factory, s3_endpoint):
     import boto3
     import s3fs
 
-    from tasks.clusters import init_local_ray
-    from tasks.data import load_raw, make_splits, parse_source
-    from tasks.ray_train import run_train
-    from tasks.storage import fsspec_options
+    from tasks.data.arrays import load_raw, make_splits, parse_source
+    from tasks.ray_glue.local import init_local_ray
+    from tasks.ray_glue.storage import fsspec_options
+    from tasks.ray_glue.train import run_train
 
     bucket = "live-metrics"
     boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=bucket)
@@ -59,8 +58,12 @@ def live_run(tmp_path_factory, s3_endpoint):
         import os
 
         os.environ["FLYTE_AWS_ENDPOINT"] = s3_endpoint  # what a pod has; fsspec_options reads it
-        live = LiveConfig(mirror_uri=mirror, storage_options=fsspec_options(mirror, credentials=False), env=env,
-                          repo_path="results/dvclive")
+        live = LiveConfig(
+            mirror_uri=mirror,
+            storage_options=fsspec_options(mirror, credentials=False),
+            env=env,
+            repo_path="results/dvclive",
+        )
         hp = complete(digits, {"lr": 0.1, "momentum": 0.8, "batch_size": 64})
         result["outcome"] = run_train(ray.put(data), "digits", hp, settings, tmp / "out", str(tmp / "ray"), live=live)
 
@@ -126,7 +129,13 @@ def test_studio_receives_start_and_data_with_the_logged_metrics_and_the_experime
     assert sorted({b["step"] for b in data}) == list(range(EPOCHS))
     assert {k for b in data for k in b.get("plots", {})} >= {"results/dvclive/plots/metrics/val/accuracy.tsv"}
     assert all(k.startswith("results/dvclive/") for b in data for k in [*b.get("plots", {}), *b.get("metrics", {})])
-    sent = [pt for b in data for k, v in b.get("plots", {}).items() if k.endswith("metrics/val/accuracy.tsv") for pt in v["data"]]
+    sent = [
+        pt
+        for b in data
+        for k, v in b.get("plots", {}).items()
+        if k.endswith("metrics/val/accuracy.tsv")
+        for pt in v["data"]
+    ]
     assert [int(pt["step"]) for pt in sent] == list(range(EPOCHS))  # each point exactly once
     assert [pt["accuracy"] for pt in sent] == pytest.approx([m["val/accuracy"] for m in history])
     last_metrics = next(iter(next(b for b in reversed(data) if b.get("metrics"))["metrics"].values()))["data"]
@@ -134,16 +143,33 @@ def test_studio_receives_start_and_data_with_the_logged_metrics_and_the_experime
 
 
 def test_only_dvc_and_studio_variables_reach_rank_0_with_the_experiment_identity():
-    env = live_env("e1", "c" * 40, "https://h/r.git", environ={
-        "DVC_STUDIO_TOKEN": "t", "DVC_STUDIO_URL": "http://s", "DVCLIVE_LOGLEVEL": "DEBUG",
-        "AWS_SECRET_ACCESS_KEY": "no", "GIT_TOKEN": "no", "PATH": "/bin",
-    })
+    env = live_env(
+        "e1",
+        "c" * 40,
+        "https://h/r.git",
+        environ={
+            "DVC_STUDIO_TOKEN": "t",
+            "DVC_STUDIO_URL": "http://s",
+            "DVCLIVE_LOGLEVEL": "DEBUG",
+            "AWS_SECRET_ACCESS_KEY": "no",
+            "GIT_TOKEN": "no",
+            "PATH": "/bin",
+        },
+    )
     assert env == {
-        "DVC_STUDIO_TOKEN": "t", "DVC_STUDIO_URL": "http://s", "DVCLIVE_LOGLEVEL": "DEBUG",
-        "DVC_EXP_NAME": "e1", "DVC_EXP_BASELINE_REV": "c" * 40, "DVC_STUDIO_REPO_URL": "https://h/r.git",
+        "DVC_STUDIO_TOKEN": "t",
+        "DVC_STUDIO_URL": "http://s",
+        "DVCLIVE_LOGLEVEL": "DEBUG",
+        "DVC_EXP_NAME": "e1",
+        "DVC_EXP_BASELINE_REV": "c" * 40,
+        "DVC_STUDIO_REPO_URL": "https://h/r.git",
     }
-    assert live_env("e1", "", "https://h/r.git", environ={"DVC_STUDIO_REPO_URL": "https://studio/own"})[
-        "DVC_STUDIO_REPO_URL"] == "https://studio/own"
+    assert (
+        live_env("e1", "", "https://h/r.git", environ={"DVC_STUDIO_REPO_URL": "https://studio/own"})[
+            "DVC_STUDIO_REPO_URL"
+        ]
+        == "https://studio/own"
+    )
     assert "tok-3f9a" not in repr(LiveConfig(env={"DVC_STUDIO_TOKEN": "tok-3f9a"}))
 
 
@@ -175,8 +201,8 @@ def test_a_mirror_that_cannot_be_written_warns_once_and_training_goes_on(tmp_pat
 
 
 def test_live_config_mirrors_under_the_raw_output_by_default_and_under_live_uri_per_experiment(monkeypatch):
-    from tasks.contracts import RunTarget
-    from tasks.flyte_tasks import live_config
+    from tasks.flyte.contracts import RunTarget
+    from tasks.flyte.tasks import live_config
 
     monkeypatch.setenv("DVC_STUDIO_TOKEN", "tok-77aa")
     monkeypatch.setenv("FLYTE_AWS_ENDPOINT", "http://127.0.0.1:9")
@@ -193,8 +219,18 @@ def test_the_experiment_summary_says_how_to_fetch_and_apply():
     from dvc_bridge.bridge import ExperimentRef
     from dvc_bridge.summary import fetch_commands, summary_html
 
-    ref = ExperimentRef(name="e<1>", commit="c" * 40, baseline_rev="b" * 40, git_ref="refs/exps/x", repo="https://h/r.git",
-                        data_pushed=True, ref_pushed=True, metric="test/accuracy", score=0.95, decision="recorded")
+    ref = ExperimentRef(
+        name="e<1>",
+        commit="c" * 40,
+        baseline_rev="b" * 40,
+        git_ref="refs/exps/x",
+        repo="https://h/r.git",
+        data_pushed=True,
+        ref_pushed=True,
+        metric="test/accuracy",
+        score=0.95,
+        decision="recorded",
+    )
     assert fetch_commands(ref)[1] == "dvc exp pull origin e<1>"
     page = summary_html(ref)
     assert "e&lt;1&gt;" in page and "e<1>" not in page and "0.9500" in page
@@ -232,10 +268,15 @@ def test_studio_gets_one_start_and_each_point_once_across_a_restart_under_the_ex
     steps = [b["step"] for b in data]
     assert steps == sorted(steps) and set(steps) == {0, 1, 2}
     assert {k for b in data for k in b.get("plots", {})} == {
-        "results/dvclive/plots/metrics/val/accuracy.tsv", "results/dvclive/plots/metrics/train/loss.tsv"}
+        "results/dvclive/plots/metrics/val/accuracy.tsv",
+        "results/dvclive/plots/metrics/train/loss.tsv",
+    }
     assert {k for b in data for k in b.get("metrics", {})} == {"results/dvclive/metrics.json"}
-    points = [(pt["step"], pt["accuracy"]) for b in data
-              for pt in b.get("plots", {}).get("results/dvclive/plots/metrics/val/accuracy.tsv", {}).get("data", [])]
+    points = [
+        (pt["step"], pt["accuracy"])
+        for b in data
+        for pt in b.get("plots", {}).get("results/dvclive/plots/metrics/val/accuracy.tsv", {}).get("data", [])
+    ]
     assert points == [(0, 0.0), (1, 0.1), (2, 0.2)]  # each once, across the restart
     last = next(b for b in reversed(data) if "metrics" in b)  # the final summary, as DVCLive's end() posts it
     assert last["metrics"]["results/dvclive/metrics.json"]["data"]["test"]["accuracy"] == 0.25

@@ -7,8 +7,8 @@ from collections import OrderedDict
 from flytekit.configuration import Image, ImageConfig, SerializationSettings
 from flytekit.tools.translator import get_serializable
 
-from tasks import secrets
-from tasks.clusters import local_worker_env
+from tasks.flyte import secrets
+from tasks.ray_glue.local import local_worker_env
 
 CANARIES = {
     "DVC_STUDIO_TOKEN": "canary-studio-7d1e",
@@ -20,7 +20,7 @@ CANARIES = {
 def _serialized(monkeypatch) -> dict[str, bytes]:
     for name, value in CANARIES.items():
         monkeypatch.setenv(name, value)
-    from tasks.flyte_tasks import train_model, tune_hyperparameters
+    from tasks.flyte.tasks import train_model, tune_hyperparameters
     from workflows.tune_train import tune_train_wf
 
     settings = SerializationSettings(image_config=ImageConfig(default_image=Image(name="default", fqn="img", tag="t")))
@@ -34,15 +34,18 @@ def _serialized(monkeypatch) -> dict[str, bytes]:
 
 def test_no_secret_in_the_serialized_workflow_even_with_tokens_in_the_environment(monkeypatch):
     specs = _serialized(monkeypatch)
-    assert {"tasks.flyte_tasks.train_model", "tasks.flyte_tasks.train_on_cluster", "workflows.tune_train.tune_train_wf"} <= set(specs)
+    assert {
+        "tasks.flyte.tasks.train_model",
+        "tasks.flyte.tasks.train_on_cluster",
+        "workflows.tune_train.tune_train_wf",
+    } <= set(specs)
     for name, blob in specs.items():
         for canary in CANARIES.values():
             assert canary.encode() not in blob, f"{canary} in {name}"
 
 
 def test_tasks_request_their_secrets_by_name_only(monkeypatch):
-    from tasks.flyte_tasks import commit_experiment
-    from tasks.flyte_tasks import train_model
+    from tasks.flyte.tasks import commit_experiment, train_model
 
     _serialized(monkeypatch)
     keys = lambda task: {(s.group, s.key) for s in task.security_context.secrets}  # noqa: E731

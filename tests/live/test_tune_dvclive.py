@@ -6,9 +6,9 @@ import csv
 import json
 
 import yaml
-
 from support import ray_cluster  # noqa: F401  (the session's local Ray cluster)
-from tasks.tune_dvclive import DVCLiveTrials
+
+from tasks.ray_glue.tune_dvclive import DVCLiveTrials
 
 
 def test_each_trial_gets_its_own_dvclive_directory_with_params_and_one_step_per_result(tmp_path, ray_cluster):  # noqa: F811
@@ -23,9 +23,11 @@ def test_each_trial_gets_its_own_dvclive_directory_with_params_and_one_step_per_
     tuner = tune.Tuner(
         tune.with_resources(_trainable, {"cpu": 1}),
         param_space={"lr": tune.grid_search([0.1, 0.2]), "tag": "x"},
-        run_config=tune.RunConfig(storage_path=str(tmp_path / "ray"), verbose=0,
-                                  callbacks=[DVCLiveTrials(tmp_path / "trials", params=["lr"],
-                                                           metrics=["val/accuracy", "train/loss"])]),
+        run_config=tune.RunConfig(
+            storage_path=str(tmp_path / "ray"),
+            verbose=0,
+            callbacks=[DVCLiveTrials(tmp_path / "trials", params=["lr"], metrics=["val/accuracy", "train/loss"])],
+        ),
     )
     grid = tuner.fit()
     dirs = sorted((tmp_path / "trials").iterdir())

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
-from remote_env import IMAGE, NIGHTLY_ENV, package_env  # also puts scripts/ on sys.path
-
 import emulate_remote  # noqa: E402  (scripts/ is not a package)
+import pytest
+from remote_env import IMAGE, NIGHTLY_ENV, package_env  # also puts scripts/ on sys.path
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from flytekit import task
 
-from tasks.clusters import ClusterShape, ray_job_config
+from tasks.flyte.clusters import ray_job_config
+from tasks.training.settings import ClusterShape
 
 TINY = ray_job_config(ClusterShape(workers=1, cpus_per_worker=1, memory_per_worker="1Gi", head_memory="1Gi"))
 

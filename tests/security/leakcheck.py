@@ -11,11 +11,12 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-
 # Values no real run would produce: any appearance in an artifact is a leak. Made at run time: a literal
 # here would itself be packaged by `pyflyte package --copy all` (fast registration ships tests/ too).
-CANARIES = {var: f"canary-{var.lower().replace('_', '-')}-{uuid.uuid4().hex}"
-            for var in ("GIT_TOKEN", "AWS_SECRET_ACCESS_KEY", "DVC_STUDIO_TOKEN")}
+CANARIES = {
+    var: f"canary-{var.lower().replace('_', '-')}-{uuid.uuid4().hex}"
+    for var in ("GIT_TOKEN", "AWS_SECRET_ACCESS_KEY", "DVC_STUDIO_TOKEN")
+}
 
 
 @dataclass
@@ -108,7 +109,7 @@ def git_http_server(root: Path, token: str) -> tuple[LoopbackServer, Requests]:
 
 
 def canaries_in(data: bytes, where: str) -> list[str]:
-    """"WHERE: VAR" for each canary found in `data`."""
+    """ "WHERE: VAR" for each canary found in `data`."""
     return [f"{where}: {var}" for var, value in CANARIES.items() if value.encode() in data]
 
 

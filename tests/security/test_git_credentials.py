@@ -5,9 +5,9 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-
 from leakcheck import CANARIES
 from support import make_record
+
 from dvc_bridge.bridge import record_experiment, resolve_target
 from dvc_bridge.gitops import Git, GitError
 
@@ -54,8 +54,7 @@ def test_bridge_commits_to_a_token_protected_remote_leaving_no_token_behind(tmp_
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("DVC_STUDIO_URL", "http://127.0.0.1:9")  # nothing listens: nothing leaves the machine
     monkeypatch.setenv("DVC_STUDIO_REPO_URL", "https://github.com/example/experiments")  # as Studio users set it
-    ref = record_experiment(resolve_target(url), "sealed", make_record(tmp_path / "m", "exec-sealed"),
-                            tmp_path / "w")
+    ref = record_experiment(resolve_target(url), "sealed", make_record(tmp_path / "m", "exec-sealed"), tmp_path / "w")
     assert ref.ref_pushed and ref.promoted
     assert any(method == "POST" and "receive-pack" in path and ok for method, path, ok in requests.seen)
     bridge_clone = tmp_path / "w" / "repo"

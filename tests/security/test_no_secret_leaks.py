@@ -10,7 +10,6 @@ from pathlib import Path
 
 import boto3
 import pytest
-
 from leakcheck import CANARIES, scan_bytes, scan_tree
 from support import PROJECT_ROOT
 
@@ -44,21 +43,54 @@ def test_no_secret_in_logs_outputs_decks_specs_history_or_messages(tmp_path, tok
     }
     try:
         run = subprocess.run(
-            [PYFLYTE, "run", str(PROJECT_ROOT / "workflows/tune_train.py"), "tune_train_wf",
-             "--repo_url", repo_url, "--exp_name", "sealed", "--gate", "0.0",
-             "--tune", '{"num_samples": 2, "max_epochs": 1, "space": {"batch_size": 64}}',
-             "--train", '{"epochs": 1, "num_workers": 2}'],
-            cwd=dirs["cwd"], env=env, capture_output=True, timeout=600)
+            [
+                PYFLYTE,
+                "run",
+                str(PROJECT_ROOT / "workflows/tune_train.py"),
+                "tune_train_wf",
+                "--repo_url",
+                repo_url,
+                "--exp_name",
+                "sealed",
+                "--gate",
+                "0.0",
+                "--tune",
+                '{"num_samples": 2, "max_epochs": 1, "space": {"batch_size": 64}}',
+                "--train",
+                '{"epochs": 1, "num_workers": 2}',
+            ],
+            cwd=dirs["cwd"],
+            env=env,
+            capture_output=True,
+            timeout=600,
+        )
         assert run.returncode == 0, run.stderr.decode(errors="replace")[-4000:]
         package = tmp_path / "package.tgz"
         pack = subprocess.run(
-            [PYFLYTE, "--pkgs", "workflows", "package", "--image", "localhost:30000/flyte-ray-dvc:t", "--copy", "all",
-             "--output", str(package), "--force"],
-            cwd=PROJECT_ROOT, env=env, capture_output=True, timeout=300)
+            [
+                PYFLYTE,
+                "--pkgs",
+                "workflows",
+                "package",
+                "--image",
+                "localhost:30000/flyte-ray-dvc:t",
+                "--copy",
+                "all",
+                "--output",
+                str(package),
+                "--force",
+            ],
+            cwd=PROJECT_ROOT,
+            env=env,
+            capture_output=True,
+            timeout=300,
+        )
         assert pack.returncode == 0, pack.stderr.decode(errors="replace")[-4000:]
 
         # The secrets were really in use, so their absence below means something.
-        assert any(ok and "receive-pack" in path for _, path, ok in git_requests.seen), "the bridge never pushed with the token"
+        assert any(ok and "receive-pack" in path for _, path, ok in git_requests.seen), (
+            "the bridge never pushed with the token"
+        )
         assert any(ok for _, _, ok in studio_requests.seen), "DVCLive never posted to Studio with the token"
 
         found = []

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tasks.data import Splits, load_raw, make_splits, parse_source
+from tasks.data.arrays import Splits, load_raw, make_splits, parse_source
 from tasks.problem import Problem, load_problem
 
 

@@ -25,8 +25,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tasks.clusters import Capacity, local_worker_env, tune_concurrency
-from tasks.settings import TuneCluster, TuneSettings
+from tasks.ray_glue.local import local_worker_env
+from tasks.training.capacity import Capacity, tune_concurrency
+from tasks.training.settings import TuneCluster, TuneSettings
 
 pytestmark = pytest.mark.slow
 
@@ -56,17 +57,33 @@ class OneMachineAutoscalingCluster:
             "max_workers": max_workers,
             "upscaling_speed": 1.0,
             "idle_timeout_minutes": IDLE_TIMEOUT_MIN,
-            "provider": {"type": "fake_multinode", "use_node_id_as_ip": True, "disable_node_updaters": True,
-                         "disable_launch_config_check": True, "gcs_address": f"{self.ip}:{self.port}"},
+            "provider": {
+                "type": "fake_multinode",
+                "use_node_id_as_ip": True,
+                "disable_node_updaters": True,
+                "disable_launch_config_check": True,
+                "gcs_address": f"{self.ip}:{self.port}",
+            },
             "available_node_types": {
                 "ray.head.default": {"resources": {"CPU": 0}, "node_config": {}, "max_workers": 0},
-                "workers": {"resources": {"CPU": worker_cpus}, "node_config": {}, "min_workers": min_workers,
-                            "max_workers": max_workers},
+                "workers": {
+                    "resources": {"CPU": worker_cpus},
+                    "node_config": {},
+                    "min_workers": min_workers,
+                    "max_workers": max_workers,
+                },
             },
             "head_node_type": "ray.head.default",
-            "auth": {"ssh_user": "ubuntu"}, "docker": {}, "file_mounts": {}, "cluster_synced_files": [],
-            "file_mounts_sync_continuously": False, "initialization_commands": [], "setup_commands": [],
-            "head_setup_commands": [], "worker_setup_commands": [], "head_start_ray_commands": [],
+            "auth": {"ssh_user": "ubuntu"},
+            "docker": {},
+            "file_mounts": {},
+            "cluster_synced_files": [],
+            "file_mounts_sync_continuously": False,
+            "initialization_commands": [],
+            "setup_commands": [],
+            "head_setup_commands": [],
+            "worker_setup_commands": [],
+            "head_start_ray_commands": [],
             "worker_start_ray_commands": [],
         }
 
@@ -77,17 +94,33 @@ class OneMachineAutoscalingCluster:
         # importable there, as the image makes it on a cluster.
         env = {**os.environ, **local_worker_env(), "RAY_FAKE_CLUSTER": "1", "AUTOSCALER_UPDATE_INTERVAL_S": "1"}
         self.temp_dir = Path(f"/tmp/ray-as-{self.port}")  # short: Ray's socket paths must fit in 107 characters
-        subprocess.run([str(BIN / "ray"), "start", "--head", f"--autoscaling-config={cfg}", "--num-cpus=0",
-                        f"--port={self.port}", "--include-dashboard=false", f"--temp-dir={self.temp_dir}",
-                        "--disable-usage-stats"], env=env, check=True, capture_output=True, timeout=120)
+        subprocess.run(
+            [
+                str(BIN / "ray"),
+                "start",
+                "--head",
+                f"--autoscaling-config={cfg}",
+                "--num-cpus=0",
+                f"--port={self.port}",
+                "--include-dashboard=false",
+                f"--temp-dir={self.temp_dir}",
+                "--disable-usage-stats",
+            ],
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
         return f"{self.ip}:{self.port}"
 
     def processes(self) -> list[psutil.Process]:
         mine = []
         for p in psutil.process_iter(["cmdline"]):
             try:
-                if any(str(self.temp_dir) in a or f"--gcs-address={self.ip}:{self.port}" in a or
-                       f"--port={self.port}" in a for a in p.info["cmdline"] or []):
+                if any(
+                    str(self.temp_dir) in a or f"--gcs-address={self.ip}:{self.port}" in a or f"--port={self.port}" in a
+                    for a in p.info["cmdline"] or []
+                ):
                     mine.append(p)
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 pass
@@ -130,9 +163,9 @@ class NodeSampler(threading.Thread):
 def test_a_search_grows_the_autoscaling_cluster_to_its_maximum_and_it_shrinks_back_when_idle(tmp_path):
     import ray
 
-    from tasks.data import load_raw, make_splits, parse_source
+    from tasks.data.arrays import load_raw, make_splits, parse_source
     from tasks.problem import load_problem
-    from tasks.ray_tune import run_tune
+    from tasks.ray_glue.tune import run_tune
 
     shape = TuneCluster(workers=0, min_workers=0, max_workers=2, cpus_per_worker=1)
     settings = TuneSettings(num_samples=4, max_epochs=2, grace_period=2, space={"lr": {"loguniform": [0.01, 0.1]}})
@@ -152,8 +185,15 @@ def test_a_search_grows_the_autoscaling_cluster_to_its_maximum_and_it_shrinks_ba
         ray.init(address=address, runtime_env={"env_vars": local_worker_env()}, logging_level="ERROR")
         sampler.start()
         assert sampler.count() == 0, "the cluster starts at its minimum: no worker node"
-        outcome = run_tune(ray.put(splits), "digits", settings, str(tmp_path / "ray"), concurrency=concurrency,
-                           startup_timeout_s=120, where=shape.label)
+        outcome = run_tune(
+            ray.put(splits),
+            "digits",
+            settings,
+            str(tmp_path / "ray"),
+            concurrency=concurrency,
+            startup_timeout_s=120,
+            where=shape.label,
+        )
         searched = round(time.monotonic() - sampler.t0, 1)
         # Idle now: the autoscaler removes both nodes after idle_timeout_minutes. Bounded wait for that event.
         # Read from the sampler's own record, so the last change it saw is the one asserted on.

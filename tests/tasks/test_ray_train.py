@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import pytest
 import ray
-
 from support import digits, ray_cluster  # noqa: F401  (shared fixtures)
+
 from tasks.problem import complete, load_problem
-from tasks.ray_train import run_train
-from tasks.settings import TrainSettings
+from tasks.ray_glue.train import run_train
+from tasks.training.settings import TrainSettings
 
 DIGITS = load_problem("digits")
 # Stated tolerance: 1 and 2 workers see the same samples per step in another grouping (DistributedSampler
@@ -25,7 +25,9 @@ def test_one_and_two_workers_with_the_same_seed_reach_the_same_scores(tmp_path, 
     outcomes = {}
     for workers in (1, 2):
         settings = TrainSettings(epochs=2, num_workers=workers, seed=3)
-        outcomes[workers] = run_train(ray.put(digits), "digits", hp, settings, tmp_path / f"out{workers}", str(tmp_path / f"ray{workers}"))
+        outcomes[workers] = run_train(
+            ray.put(digits), "digits", hp, settings, tmp_path / f"out{workers}", str(tmp_path / f"ray{workers}")
+        )
     one, two = outcomes[1], outcomes[2]
     for key in ("val/accuracy",):
         assert [m[key] for m in one.history] == pytest.approx([m[key] for m in two.history], abs=TOLERANCE), key

@@ -1,4 +1,4 @@
-"""tasks/report.py: the trials plot is a real PNG, also for an empty history."""
+"""tasks/reporting/decks.py: the trials plot is a real PNG, also for an empty history."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import struct
 import pandas as pd
 import pytest
 
-from tasks.report import trials_plot
+from tasks.reporting.decks import trials_plot
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -23,7 +23,14 @@ def _history(trials: int = 3, epochs: int = 4) -> pd.DataFrame:
     rows = []
     for t in range(trials):
         for e in range(epochs - (t % 2)):  # odd trials stopped early
-            rows.append({"trial_id": f"trial_{t:03d}", "epoch": e + 1, "accuracy": 0.5 + 0.1 * e - 0.05 * t, "loss": 1.0 / (e + 1)})
+            rows.append(
+                {
+                    "trial_id": f"trial_{t:03d}",
+                    "epoch": e + 1,
+                    "accuracy": 0.5 + 0.1 * e - 0.05 * t,
+                    "loss": 1.0 / (e + 1),
+                }
+            )
     # Unsorted input: the plot sorts by epoch itself.
     return pd.DataFrame(rows).sample(frac=1.0, random_state=0).reset_index(drop=True)
 

@@ -1,4 +1,4 @@
-"""tasks/settings.py: every validation rule raises SettingsError naming its field; defaults are valid."""
+"""tasks/training/settings.py: every validation rule raises SettingsError naming its field; defaults are valid."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from tasks.settings import SettingsError, TrainSettings, TuneSettings
+from tasks.training.settings import SettingsError, TrainSettings, TuneSettings
 
 
 @pytest.mark.parametrize("cls", [TuneSettings, TrainSettings])
@@ -99,14 +99,16 @@ def test_validate_catches_a_value_changed_after_construction():
 
 
 def _machine(cpus: int = 2, gpus: int = 0):
-    from tasks.clusters import Capacity
+    from tasks.training.capacity import Capacity
 
     return Capacity(nodes=1, cpus=cpus, gpus=gpus, where="this machine")
 
 
-def _check(problem: str, tune: TuneSettings, train: TrainSettings = TrainSettings(num_workers=1), cpus: int = 2, gpus: int = 0):
-    from tasks.flyte_tasks import check_settings
+def _check(
+    problem: str, tune: TuneSettings, train: TrainSettings = TrainSettings(num_workers=1), cpus: int = 2, gpus: int = 0
+):
     from tasks.problem import load_problem
+    from tasks.training.capacity import check_settings
 
     check_settings(load_problem(problem), tune, train, _machine(cpus, gpus), _machine(cpus, gpus))
 
@@ -142,7 +144,10 @@ def test_more_workers_than_the_cluster_holds_is_refused():
 
 
 def test_a_users_own_space_passes():
-    _check("diabetes", TuneSettings(space={"lr": {"loguniform": [0.001, 0.1]}, "layers": {"randint": [1, 4]}, "hidden": 32}))
+    _check(
+        "diabetes",
+        TuneSettings(space={"lr": {"loguniform": [0.001, 0.1]}, "layers": {"randint": [1, 4]}, "hidden": 32}),
+    )
 
 
 def test_gpus_asked_for_where_there_are_too_few_are_refused():
@@ -154,7 +159,7 @@ def test_gpus_asked_for_where_there_are_too_few_are_refused():
 def test_the_local_cpu_count_honours_the_affinity_mask():
     import os
 
-    from tasks.clusters import local_cpus
+    from tasks.training.capacity import local_cpus
 
     assert 1 <= local_cpus() <= len(os.sched_getaffinity(0))
     before = os.sched_getaffinity(0)

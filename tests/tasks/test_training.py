@@ -1,4 +1,4 @@
-"""tasks/training.py: loaders and the DDP batch split, seeding, one epoch, evaluation and the sums that
+"""tasks/training/loop.py: loaders and the DDP batch split, seeding, one epoch, evaluation and the sums that
 add across workers, for both built-in problems (and the models they build)."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from torch.utils.data import DistributedSampler
 
 from tasks.problem import complete, metric_key
 from tasks.problems.digits import ConvNet
-from tasks.training import (
+from tasks.training.loop import (
     EvalSums,
     build,
     effective_global_batch,
@@ -169,7 +169,10 @@ def test_make_loader_reads_shared_arrays_in_place_copying_only_batches():
     y = np.arange(20_000, dtype=np.int64)
     x.setflags(write=False)
     y.setflags(write=False)
-    for loader in (make_loader(x, y, 32, shuffle=True, seed=0, rank=1, world_size=2), make_loader(x, y, 512, shuffle=False)):
+    for loader in (
+        make_loader(x, y, 32, shuffle=True, seed=0, rank=1, world_size=2),
+        make_loader(x, y, 512, shuffle=False),
+    ):
         assert np.shares_memory(loader.dataset.x, x) and np.shares_memory(loader.dataset.y, y)
         tracemalloc.start()
         seen = sum(len(yb) for _, yb in loader)
@@ -197,9 +200,18 @@ def test_make_loader_keeps_real_targets_float32(diabetes_splits):
 
 @pytest.mark.parametrize(
     ("global_batch", "world", "each", "effective"),
-    [(64, 1, 64, 64), (64, 2, 32, 64), (64, 3, 21, 63), (128, 4, 32, 128), (100, 3, 33, 99), (32, 5, 6, 30),
-     (64, 5, 13, 65), (128, 3, 43, 129),
-     (1, 4, 1, 4), (2, 8, 1, 8)],
+    [
+        (64, 1, 64, 64),
+        (64, 2, 32, 64),
+        (64, 3, 21, 63),
+        (128, 4, 32, 128),
+        (100, 3, 33, 99),
+        (32, 5, 6, 30),
+        (64, 5, 13, 65),
+        (128, 3, 43, 129),
+        (1, 4, 1, 4),
+        (2, 8, 1, 8),
+    ],
 )
 def test_worker_batch_size_and_effective_global_batch(global_batch, world, each, effective):
     assert worker_batch_size(global_batch, world) == each
@@ -282,7 +294,9 @@ def test_a_digits_epoch_lowers_the_loss_and_raises_accuracy_above_chance(small_d
     model, opt = build(digits_problem, hp, seed=0)
     val_loader = make_loader(x_val, y_val, 256, shuffle=False)
     before = evaluate(model, val_loader, digits_problem).scores(digits_problem, "val")
-    initial_train = evaluate(model, make_loader(x_tr, y_tr, 256, shuffle=False), digits_problem).scores(digits_problem, "train")
+    initial_train = evaluate(model, make_loader(x_tr, y_tr, 256, shuffle=False), digits_problem).scores(
+        digits_problem, "train"
+    )
     loss = train_epoch(model, make_loader(x_tr, y_tr, 32, shuffle=True, seed=0), opt, digits_problem.loss(), epoch=0)
     after = evaluate(model, val_loader, digits_problem).scores(digits_problem, "val")
     assert before["val/loss"] == pytest.approx(math.log(10), rel=0.05)  # an untrained net guesses
@@ -371,7 +385,9 @@ def _sharded(model, x, y, problem, world: int) -> EvalSums:
 
 
 @pytest.mark.parametrize("world", [2, 3])
-def test_sums_over_shards_equal_the_unsharded_evaluation(small_digits, diabetes_splits, digits_problem, diabetes_problem, world):
+def test_sums_over_shards_equal_the_unsharded_evaluation(
+    small_digits, diabetes_splits, digits_problem, diabetes_problem, world
+):
     _, _, x_val, y_val = small_digits
     d = diabetes_splits
     for problem, x, y in ((digits_problem, x_val[:203], y_val[:203]), (diabetes_problem, d.x_val, d.y_val)):
@@ -415,7 +431,9 @@ def test_scores_of_an_empty_pass_are_zero_not_an_error(digits_problem):
 def test_evaluated_rmse_is_the_root_of_the_mse_loss(diabetes_splits, diabetes_problem):
     s = diabetes_splits
     model, _ = build(diabetes_problem, complete(diabetes_problem, {}), seed=0)
-    scores = evaluate(model, make_loader(s.x_test, s.y_test, 16, shuffle=False), diabetes_problem).scores(diabetes_problem, "test")
+    scores = evaluate(model, make_loader(s.x_test, s.y_test, 16, shuffle=False), diabetes_problem).scores(
+        diabetes_problem, "test"
+    )
     assert scores["test/rmse"] == pytest.approx(math.sqrt(scores["test/loss"]), rel=1e-5)
     with torch.no_grad():
         out = model(torch.tensor(s.x_test)).numpy()

@@ -18,13 +18,18 @@ import pytest
 
 from dvc_bridge.bridge import ExperimentRef
 from dvc_bridge.summary import flatten_metrics, metrics_at, studio_url, summary_html
-from tasks import report
-from tasks import summary as run_summary
+from tasks.reporting import decks as report
+from tasks.reporting import lines
+from tasks.reporting import summary as run_summary
 
 TRIAL_DIR = "trial_on_worker_e7566_{:05d}_{}_batch_size=32,lr=0.0674,momentum=0.6214_2026-12-01_20-58-21"
 LONG_FLOAT = re.compile(r"\d\.\d{9,}")
-SPACE = {"lr": {"loguniform": [0.01, 0.2]}, "momentum": {"uniform": [0.5, 0.95]}, "batch_size": {"choice": [32, 64, 128]},
-         "channels": 16}
+SPACE = {
+    "lr": {"loguniform": [0.01, 0.2]},
+    "momentum": {"uniform": [0.5, 0.95]},
+    "batch_size": {"choice": [32, 64, 128]},
+    "channels": 16,
+}
 SEARCHED = ["lr", "momentum", "batch_size"]
 
 
@@ -90,9 +95,16 @@ def assert_readable(page: Page) -> None:
 def _trials(metric: str, scores: list[float]) -> pd.DataFrame:
     status = ["completed", "stopped_early", "completed", "error"]
     rows = [
-        {"trial_id": TRIAL_DIR.format(i, i), "lr": 0.06740719592736705 / (i + 1), "momentum": 0.6214040211937416 + 0.05 * i,
-         "batch_size": [32, 64, 128, 64][i], "status": status[i], "epochs": [2, 1, 2, 0][i], metric: scores[i],
-         "error": "RuntimeError: boom" if status[i] == "error" else ""}
+        {
+            "trial_id": TRIAL_DIR.format(i, i),
+            "lr": 0.06740719592736705 / (i + 1),
+            "momentum": 0.6214040211937416 + 0.05 * i,
+            "batch_size": [32, 64, 128, 64][i],
+            "status": status[i],
+            "epochs": [2, 1, 2, 0][i],
+            metric: scores[i],
+            "error": "RuntimeError: boom" if status[i] == "error" else "",
+        }
         for i in range(4)
     ]
     return pd.DataFrame(rows)
@@ -100,8 +112,12 @@ def _trials(metric: str, scores: list[float]) -> pd.DataFrame:
 
 def _history(trials: pd.DataFrame, metric: str) -> pd.DataFrame:
     return pd.DataFrame(
-        [{"trial_id": r.trial_id, "epoch": float(e), metric: r[metric] * e / 2} for _, r in trials.iterrows() if r.epochs
-         for e in range(1, int(r.epochs) + 1)]
+        [
+            {"trial_id": r.trial_id, "epoch": float(e), metric: r[metric] * e / 2}
+            for _, r in trials.iterrows()
+            if r.epochs
+            for e in range(1, int(r.epochs) + 1)
+        ]
     )
 
 
@@ -113,17 +129,26 @@ def _trials_page(tmp_path: Path, metric: str, mode: str, scores: list[float]) ->
     ok = trials[trials.status != "error"]
     best = ok.iloc[0]
     page = report.trials_page(
-        trials, history, metric=metric, mode=mode, searched=SEARCHED, space=SPACE,
-        best={k: best[k] for k in SEARCHED} | {"channels": 16}, best_score=float(best[metric]),
-        trials_png=tmp_path / "trials.png", workdir=tmp_path,
+        trials,
+        history,
+        metric=metric,
+        mode=mode,
+        searched=SEARCHED,
+        space=SPACE,
+        best={k: best[k] for k in SEARCHED} | {"channels": 16},
+        best_score=float(best[metric]),
+        trials_png=tmp_path / "trials.png",
+        workdir=tmp_path,
     )
     return Page(page)
 
 
 @pytest.mark.parametrize(
     "metric, mode, scores, best_trial",
-    [("val/accuracy", "max", [0.95, 0.668, 0.9312345678, float("nan")], "#1"),
-     ("val/rmse", "min", [61.25, 58.123456789, 70.5, float("nan")], "#2")],
+    [
+        ("val/accuracy", "max", [0.95, 0.668, 0.9312345678, float("nan")], "#1"),
+        ("val/rmse", "min", [61.25, 58.123456789, 70.5, float("nan")], "#2"),
+    ],
     ids=["accuracy-max", "rmse-min"],
 )
 def test_trials_deck_reads_at_a_glance(tmp_path, metric, mode, scores, best_trial):
@@ -142,8 +167,10 @@ def test_trials_deck_reads_at_a_glance(tmp_path, metric, mode, scores, best_tria
     assert "text-align: right" in " ".join(page.styles), "numbers right-aligned"
     assert "3 trials" not in page.all_text and "4 trials: 2 completed, 1 stopped early, 1 error" in page.all_text
     assert len(page.images) == 2 and all(_png(i)[:8] == b"\x89PNG\r\n\x1a\n" for i in page.images)
-    assert [i["alt"] for i in page.images] == [f"{metric} per epoch, one line per trial",
-                                               f"{metric} against each searched hyper-parameter"]
+    assert [i["alt"] for i in page.images] == [
+        f"{metric} per epoch, one line per trial",
+        f"{metric} against each searched hyper-parameter",
+    ]
 
 
 def test_trial_labels_are_short_and_numbered_in_tune_order():
@@ -151,8 +178,8 @@ def test_trial_labels_are_short_and_numbered_in_tune_order():
     labels = report.trial_labels(trials, SEARCHED)
     assert labels[TRIAL_DIR.format(0, 0)] == "#1 lr=0.0674 momentum=0.621 batch_size=32"
     assert labels[TRIAL_DIR.format(3, 3)].startswith("#4 ")
-    assert report.short_trial_id("trial_on_worker_e7566_00012_12_x=1") == "e7566_00012"
-    assert report.short_trial_id("my-trial") == "my-trial"
+    assert lines.short_trial_id("trial_on_worker_e7566_00012_12_x=1") == "e7566_00012"
+    assert lines.short_trial_id("my-trial") == "my-trial"
 
 
 def _ticks(ax) -> list[float]:
@@ -194,15 +221,33 @@ def test_params_plot_spans_the_space_on_its_scale(tmp_path, monkeypatch):
 
 
 def test_training_deck(tmp_path):
-    history = [{"epoch": float(e), "train/loss": 1.107873700261116 / e, "val/loss": 0.22897708415985107,
-                "val/rmse": 55.123456789 - e, "lr": 0.06740719592736705, "epoch_time_s": 1.125919358000374,
-                "samples_per_s": 3552.6523028291977} for e in (1, 2, 3)]
+    history = [
+        {
+            "epoch": float(e),
+            "train/loss": 1.107873700261116 / e,
+            "val/loss": 0.22897708415985107,
+            "val/rmse": 55.123456789 - e,
+            "lr": 0.06740719592736705,
+            "epoch_time_s": 1.125919358000374,
+            "samples_per_s": 3552.6523028291977,
+        }
+        for e in (1, 2, 3)
+    ]
     report.curves_plot(history, tmp_path / "c.png", "val/rmse", 57.5)
-    page = Page(report.training_page(
-        history, metric="val/rmse", mode="min", val={"val/loss": 0.2, "val/rmse": 52.123456789},
-        test={"test/loss": 0.3, "test/rmse": 57.5}, params={"lr": 0.06740719592736705, "batch_size": 32},
-        curves_png=tmp_path / "c.png", live_uri="s3://b/live/exp-1", global_batch=32, workers=2,
-    ))
+    page = Page(
+        report.training_page(
+            history,
+            metric="val/rmse",
+            mode="min",
+            val={"val/loss": 0.2, "val/rmse": 52.123456789},
+            test={"test/loss": 0.3, "test/rmse": 57.5},
+            params={"lr": 0.06740719592736705, "batch_size": 32},
+            curves_png=tmp_path / "c.png",
+            live_uri="s3://b/live/exp-1",
+            global_batch=32,
+            workers=2,
+        )
+    )
     assert_readable(page)
     assert "val/rmse 52.1235, test/rmse 57.5000 (lower is better)" in " ".join(page.headings)
     assert "lr=0.06741" in page.all_text and "s3://b/live/exp-1" in page.all_text
@@ -215,10 +260,20 @@ def test_training_deck(tmp_path):
 
 
 def _ref(**kw) -> ExperimentRef:
-    base = dict(name="exp-7", commit="c" * 40, baseline_rev="b" * 40, git_ref="refs/exps/bb/x/exp-7",
-                repo="https://git.example/team/exps.git", data_pushed=True, ref_pushed=True, promoted=True,
-                branch="exp-exp-7", decision="promoted to branch exp-exp-7: test/rmse 57.5000 <= 60.0000",
-                metric="test/rmse", score=57.5)
+    base = dict(
+        name="exp-7",
+        commit="c" * 40,
+        baseline_rev="b" * 40,
+        git_ref="refs/exps/bb/x/exp-7",
+        repo="https://git.example/team/exps.git",
+        data_pushed=True,
+        ref_pushed=True,
+        promoted=True,
+        branch="exp-exp-7",
+        decision="promoted to branch exp-exp-7: test/rmse 57.5000 <= 60.0000",
+        metric="test/rmse",
+        score=57.5,
+    )
     return ExperimentRef(**{**base, **kw})
 
 
@@ -226,8 +281,15 @@ def test_experiment_deck_compares_with_the_baseline():
     scores = {"val/rmse": 52.123456789, "test/rmse": 57.5, "val/loss": 0.25, "test/loss": 0.3}
     baseline = flatten_metrics({"val": {"rmse": 55.0, "loss": 0.2}, "test": {"rmse": 57.5, "loss": 0.4}, "step": 2})
     assert baseline["val/rmse"] == 55.0 and baseline["step"] == 2.0
-    page = Page(summary_html(_ref(), scores=scores, baseline_metrics=baseline,
-                             modes={"val/rmse": "min", "test/rmse": "min"}, studio_url="https://user:pw@studio.example"))
+    page = Page(
+        summary_html(
+            _ref(),
+            scores=scores,
+            baseline_metrics=baseline,
+            modes={"val/rmse": "min", "test/rmse": "min"},
+            studio_url="https://user:pw@studio.example",
+        )
+    )
     assert_readable(page)
     table = page.table("change")
     assert table[0] == ["metric", "this experiment", "baseline", "change", "direction"]
@@ -237,15 +299,25 @@ def test_experiment_deck_compares_with_the_baseline():
     assert rows["val/loss"][3] == "+0.0500 (worse)" and rows["test/loss"][3] == "-0.1000 (better)"
     text = page.all_text
     assert "Gate: promoted to branch exp-exp-7" in text
-    for command in ("dvc exp pull origin exp-7", "dvc exp apply exp-7", "dvc metrics diff bbbbbbbb exp-7",
-                    "dvc plots diff bbbbbbbb exp-7"):
+    for command in (
+        "dvc exp pull origin exp-7",
+        "dvc exp apply exp-7",
+        "dvc metrics diff bbbbbbbb exp-7",
+        "dvc plots diff bbbbbbbb exp-7",
+    ):
         assert command in text
     assert "https://studio.example" in text and "pw" not in text
 
 
 def test_experiment_deck_without_a_baseline_or_studio():
-    page = Page(summary_html(_ref(repo="/srv/exps"), scores={"val/accuracy": 0.95, "test/accuracy": 0.93},
-                             baseline_metrics=None, metrics_path="results/dvclive/metrics.json"))
+    page = Page(
+        summary_html(
+            _ref(repo="/srv/exps"),
+            scores={"val/accuracy": 0.95, "test/accuracy": 0.93},
+            baseline_metrics=None,
+            metrics_path="results/dvclive/metrics.json",
+        )
+    )
     assert page.table("metric")[0] == ["metric", "this experiment", "direction"]
     assert "has no recorded metrics (results/dvclive/metrics.json)" in page.all_text
     assert "cd /srv/exps" in page.all_text and "Studio" not in page.all_text
@@ -255,7 +327,9 @@ def test_experiment_deck_without_a_baseline_or_studio():
 
 def test_baseline_metrics_are_read_from_the_baseline_commit(tmp_path):
     def git(*args):
-        return subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True, text=True).stdout.strip()
+        return subprocess.run(
+            ["git", "-C", str(tmp_path), *args], check=True, capture_output=True, text=True
+        ).stdout.strip()
 
     git("init", "-q")
     (tmp_path / "a.txt").write_text("x")
@@ -284,7 +358,7 @@ FAILED_OUTPUT = """Running Execution on local.
 │ ❱  78 │   p = load_problem(problem)                                          │
 ╰──────────────────────────────────────────────────────────────────────────────╯
 ProblemError: Error encountered while executing
-'tasks.flyte_tasks.validate_settings':
+'tasks.flyte.tasks.validate_settings':
   problem 'nosuch' is not a built-in problem (diabetes, digits) nor an
 importable 'module:attribute' (e.g. my_team.problems:CHURN).
 """
@@ -294,9 +368,15 @@ def test_terminal_summary_is_short_and_aligned():
     log = run_summary.parse_log(RUN_OUTPUT.splitlines())
     assert (log.exp_name, log.repo, log.live_uri) == ("local-1", "/srv/exps", "/tmp/flyte-abc/raw/dvclive")
     exp = run_summary.Experiment(
-        name="local-1", commit="9910ef67" + "0" * 32, baseline="97af2410" + "0" * 32,
-        run_info={"problem": "digits", "tune": {"metric": "val/accuracy"},
-                  "val": {"val/accuracy": 0.95, "val/loss": 0.19344867765903473}, "test": {"test/accuracy": 0.93}},
+        name="local-1",
+        commit="9910ef67" + "0" * 32,
+        baseline="97af2410" + "0" * 32,
+        run_info={
+            "problem": "digits",
+            "tune": {"metric": "val/accuracy"},
+            "val": {"val/accuracy": 0.95, "val/loss": 0.19344867765903473},
+            "test": {"test/accuracy": 0.93},
+        },
         params={"tune": {"space": SPACE}},
         best={"lr": 0.06740719592736705, "momentum": 0.6214040211937416, "batch_size": 32, "channels": 16},
     )
@@ -314,9 +394,12 @@ def test_terminal_summary_is_short_and_aligned():
 
 def test_terminal_names_the_failing_task():
     log = run_summary.parse_log(FAILED_OUTPUT.splitlines())
-    assert log.failure == ("validate_settings", "ProblemError",
-                           "problem 'nosuch' is not a built-in problem (diabetes, digits) nor an importable "
-                           "'module:attribute' (e.g. my_team.problems:CHURN).")
+    assert log.failure == (
+        "validate_settings",
+        "ProblemError",
+        "problem 'nosuch' is not a built-in problem (diabetes, digits) nor an importable "
+        "'module:attribute' (e.g. my_team.problems:CHURN).",
+    )
     lines = run_summary.failure_lines(log, 1)
     assert lines[1].startswith("run failed in validate_settings: ProblemError: problem 'nosuch'")
     assert "no task named" in run_summary.failure_lines(run_summary.parse_log(["Killed"]), 137)[1]
@@ -344,7 +427,7 @@ def test_the_wrapper_keeps_the_exit_code_and_hides_the_repr(tmp_path, capsys):
 
 from flytekit import Deck, task, workflow  # noqa: E402
 
-from tasks.flyte_tasks import DECK_FIELDS, _show_first  # noqa: E402
+from tasks.flyte.tasks import DECK_FIELDS, _show_first  # noqa: E402
 
 
 @task(enable_deck=True, deck_fields=DECK_FIELDS)

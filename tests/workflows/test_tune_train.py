@@ -12,13 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-
 from flytekit import workflow
-
 from support import PROJECT_ROOT, assert_experiment_in_remote, dvc, git
-from tasks.contracts import Dataset
-from tasks.flyte_tasks import pin_dataset, prepare_data
-from tasks.settings import TrainSettings, TuneSettings
+
+from tasks.flyte.contracts import Dataset
+from tasks.flyte.tasks import pin_dataset, prepare_data
+from tasks.training.settings import TrainSettings, TuneSettings
 
 TINY_TUNE = TuneSettings(num_samples=2, max_epochs=1, space={"lr": {"loguniform": [0.02, 0.1]}, "batch_size": 64})
 TINY_TRAIN = TrainSettings(epochs=2, num_workers=2)
@@ -52,7 +51,13 @@ def test_workflow_in_process_commits_a_real_experiment(tmp_path, remote_target, 
     root = clone / "results/dvclive/plots/metrics"
     tsvs = sorted(root.rglob("*.tsv"))
     assert {str(t.relative_to(root).with_suffix("")) for t in tsvs} >= {
-        "val/accuracy", "val/loss", "train/loss", "lr", "epoch_time_s", "samples_per_s"}
+        "val/accuracy",
+        "val/loss",
+        "train/loss",
+        "lr",
+        "epoch_time_s",
+        "samples_per_s",
+    }
     for tsv in tsvs:
         assert tsv.read_text() == (Path(trained.live_uri) / "plots/metrics" / tsv.relative_to(root)).read_text()
         assert len(tsv.read_text().strip().splitlines()) == 1 + TINY_TRAIN.epochs, tsv.name
@@ -63,22 +68,43 @@ def test_workflow_in_process_commits_a_real_experiment(tmp_path, remote_target, 
     # Decks: the trials table and plot, the training curves, the experiment summary.
     sandbox = Path(FlyteContextManager.current_context().file_access.local_sandbox_dir)
     decks = "".join(d.read_text() for d in sandbox.rglob("deck.html") if d.stat().st_mtime >= started)
-    for expected in ("Best val/accuracy", "Tune id", "val/accuracy", "test/accuracy", "loss and val/accuracy per epoch",
-                     "DVC experiment wf-inproc", exp.commit, "dvc exp apply wf-inproc"):
+    for expected in (
+        "Best val/accuracy",
+        "Tune id",
+        "val/accuracy",
+        "test/accuracy",
+        "loss and val/accuracy per epoch",
+        "DVC experiment wf-inproc",
+        exp.commit,
+        "dvc exp apply wf-inproc",
+    ):
         assert expected in decks, expected
 
 
 def _pyflyte(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([PYFLYTE, "run", str(PROJECT_ROOT / "workflows/tune_train.py"), "tune_train_wf", *args],
-                          cwd=cwd, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [PYFLYTE, "run", str(PROJECT_ROOT / "workflows/tune_train.py"), "tune_train_wf", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 @pytest.mark.slow
 def test_pyflyte_run_commits_to_the_repo_it_runs_from(tmp_path, local_target):
     """`repo_url` empty: the experiment lands in the git repo the command runs from, model in its cache."""
-    proc = _pyflyte("--tune", '{"num_samples": 2, "max_epochs": 1, "space": {"batch_size": 64}}',
-                    "--train", '{"epochs": 1, "num_workers": 2}', "--seed", "1", "--gate", "0.0",
-                    cwd=local_target)
+    proc = _pyflyte(
+        "--tune",
+        '{"num_samples": 2, "max_epochs": 1, "space": {"batch_size": 64}}',
+        "--train",
+        '{"epochs": 1, "num_workers": 2}',
+        "--seed",
+        "1",
+        "--gate",
+        "0.0",
+        cwd=local_target,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     refs = git("for-each-ref", "--format=%(refname)", "refs/exps", cwd=local_target).splitlines()
     assert len(refs) == 1
@@ -91,10 +117,19 @@ def test_pyflyte_run_commits_to_the_repo_it_runs_from(tmp_path, local_target):
     # with the same code (`python` and this project on the PATH, as in an activated checkout or image).
     git("config", "user.name", "tester", cwd=local_target)  # DVC's own git client reads no GIT_CONFIG_GLOBAL
     git("config", "user.email", "tester@example.invalid", cwd=local_target)
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "PYTHONPATH": os.pathsep.join([str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")])}
-    rerun = subprocess.run([str(Path(sys.executable).parent / "dvc"), "exp", "run", "-S", "train.epochs=2", "-n", "rerun"],
-                           cwd=local_target, env=env, capture_output=True, text=True, timeout=600)
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "PYTHONPATH": os.pathsep.join([str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    rerun = subprocess.run(
+        [str(Path(sys.executable).parent / "dvc"), "exp", "run", "-S", "train.epochs=2", "-n", "rerun"],
+        cwd=local_target,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
     assert "Stage 'tune' didn't change, skipping" in rerun.stdout and "Running stage 'train'" in rerun.stdout
     row = _exp_row(local_target, "rerun")
@@ -104,6 +139,7 @@ def test_pyflyte_run_commits_to_the_repo_it_runs_from(tmp_path, local_target):
 
 def test_dvc_tracked_dataset_is_read_at_its_revision_and_the_cache_follows_new_revisions(tmp_path, local_target):
     """A pinned rev reads that rev; no rev reads HEAD as it is now, even though data preparation is cached."""
+
     @workflow
     def prepare_wf(source: str) -> Dataset:
         pinned = pin_dataset(source=source, problem="digits")
@@ -144,9 +180,17 @@ def _exp_row(repo: Path, name: str) -> dict:
 @pytest.mark.slow
 def test_diabetes_regression_commits_an_experiment_with_its_own_metrics(tmp_path, local_target):
     """--problem diabetes: an MLP regressor, RMSE lower-is-better; the experiment's columns, plots and artifact are its own."""
-    proc = _pyflyte("--problem", "diabetes", "--exp_name", "diabetes-1",
-                    "--tune", '{"num_samples": 2, "max_epochs": 2}', "--train", '{"epochs": 8, "num_workers": 2}',
-                    cwd=local_target)
+    proc = _pyflyte(
+        "--problem",
+        "diabetes",
+        "--exp_name",
+        "diabetes-1",
+        "--tune",
+        '{"num_samples": 2, "max_epochs": 2}',
+        "--train",
+        '{"epochs": 8, "num_workers": 2}',
+        cwd=local_target,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "val/rmse" in proc.stdout and "test/rmse" in proc.stdout
     row = _exp_row(local_target, "diabetes-1")
@@ -166,8 +210,8 @@ def test_diabetes_regression_commits_an_experiment_with_its_own_metrics(tmp_path
 def readme_problem_module() -> str:
     """The complete example of the README's "Your own model" section, as a user would copy it."""
     text = (PROJECT_ROOT / "README.md").read_text()
-    section = text[text.index("### Your own model"):]
-    return section[section.index("```python\n") + len("```python\n"):section.index("\n```\n")]
+    section = text[text.index("### Your own model") :]
+    return section[section.index("```python\n") + len("```python\n") : section.index("\n```\n")]
 
 
 @pytest.mark.slow
@@ -177,11 +221,27 @@ def test_a_users_own_problem_module_outside_the_project_runs_into_a_dvc_experime
     pkg.mkdir()
     (pkg / "team_iris.py").write_text(readme_problem_module())
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(pkg), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.run([PYFLYTE, "run", str(PROJECT_ROOT / "workflows/tune_train.py"), "tune_train_wf",
-                           "--problem", "team_iris:PROBLEM", "--exp_name", "iris-1",
-                           "--tune", '{"num_samples": 2, "max_epochs": 2, "space": {"lr": {"loguniform": [0.1, 0.3]}, "hidden": {"choice": [8, 16]}}}',
-                           "--train", '{"epochs": 10, "num_workers": 2}'],
-                          cwd=local_target, env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [
+            PYFLYTE,
+            "run",
+            str(PROJECT_ROOT / "workflows/tune_train.py"),
+            "tune_train_wf",
+            "--problem",
+            "team_iris:PROBLEM",
+            "--exp_name",
+            "iris-1",
+            "--tune",
+            '{"num_samples": 2, "max_epochs": 2, "space": {"lr": {"loguniform": [0.1, 0.3]}, "hidden": {"choice": [8, 16]}}}',
+            "--train",
+            '{"epochs": 10, "num_workers": 2}',
+        ],
+        cwd=local_target,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     row = _exp_row(local_target, "iris-1")
     assert row["problem"] == "team_iris:PROBLEM"

@@ -1,19 +1,14 @@
-"""The training-problem interface: what a problem declares, and how a run finds and checks one.
+"""What a problem declares (`Problem`, `Schema`, `Metric`, `HyperParam`) and how its values and spaces are checked.
 
 A problem is one typed object (`Problem`) in one module: its data schema and default data, how a
 model is built from hyper-parameters, its hyper-parameters and their search space, the loss,
 the metrics, and the one metric that selects (Tune) and gates (promotion), with its direction.
 Everything else in the project is generic and reads it from here. torch and numpy only; nothing
 of Flyte, Ray or DVC.
-
-A run names its problem with one string: a built-in name (`digits`, `diabetes`) or an importable
-`module:attribute` (a module on the image's PYTHONPATH), resolved again in every process that
-needs it, so no problem object is ever pickled across the Ray boundary.
 """
 
 from __future__ import annotations
 
-import importlib
 import math
 import numbers
 from dataclasses import dataclass
@@ -23,62 +18,13 @@ import numpy as np
 import torch
 from torch import nn
 
-BUILTIN = {
-    "digits": "tasks.problems.digits:PROBLEM",
-    "diabetes": "tasks.problems.diabetes:PROBLEM",
-}
-DEFAULT_PROBLEM = "digits"
+from tasks.problem.space import DOMAIN_KINDS, SPACE_HELP, Choice, Domain, IntRange, LogUniform, Uniform, domain_spec
+
 BATCH_SIZE = "batch_size"  # the one hyper-parameter the generic training loop reads itself
 
 
 class ProblemError(ValueError):
     """A problem, its hyper-parameters or its search space cannot be used; the message says why and what would."""
-
-
-# ----------------------------------------------------------------------------- the search space
-
-
-@dataclass(frozen=True)
-class LogUniform:
-    """Floats between low and high, sampled uniformly in log space (learning rates)."""
-
-    low: float
-    high: float
-
-
-@dataclass(frozen=True)
-class Uniform:
-    low: float
-    high: float
-
-
-@dataclass(frozen=True)
-class IntRange:
-    """Integers from low to high, both included."""
-
-    low: int
-    high: int
-
-
-@dataclass(frozen=True)
-class Choice:
-    options: tuple
-
-
-Domain = Union[LogUniform, Uniform, IntRange, Choice]
-DOMAIN_KINDS = {"loguniform": LogUniform, "uniform": Uniform, "randint": IntRange, "choice": Choice}
-SPACE_HELP = (
-    'a fixed value, or one of {"loguniform": [low, high]}, {"uniform": [low, high]}, '
-    '{"randint": [low, high]} (integers, both included), {"choice": [value, ...]}'
-)
-
-
-def domain_spec(domain: Domain) -> dict:
-    """The JSON form a user writes (and params.yaml records) for a domain."""
-    if isinstance(domain, Choice):
-        return {"choice": list(domain.options)}
-    kind = next(k for k, cls in DOMAIN_KINDS.items() if isinstance(domain, cls))
-    return {kind: [domain.low, domain.high]}
 
 
 @dataclass(frozen=True)
@@ -112,10 +58,6 @@ class Metric:
     mode: str = "max"  # "max": higher is better; "min": lower is better
     finish: Callable[[float], float] = lambda mean: mean
 
-    def better(self, a: float, b: float) -> bool:
-        """a is at least as good as b."""
-        return a >= b if self.mode == "max" else a <= b
-
 
 @dataclass(frozen=True)
 class Schema:
@@ -145,8 +87,8 @@ class Problem:
     select: str  # the metric that ranks trials and gates promotion
     gate: float  # default promotion threshold on the test score of `select`
     loss: Callable[[], nn.Module] = nn.CrossEntropyLoss
-    make_optimizer: Callable[[Iterable[nn.Parameter], Mapping[str, Any]], torch.optim.Optimizer] = (
-        lambda params, hp: torch.optim.SGD(params, lr=hp["lr"], momentum=hp.get("momentum", 0.0))
+    make_optimizer: Callable[[Iterable[nn.Parameter], Mapping[str, Any]], torch.optim.Optimizer] = lambda params, hp: (
+        torch.optim.SGD(params, lr=hp["lr"], momentum=hp.get("momentum", 0.0))
     )
     # Raw feature array -> float32 model input of `schema.feature_shape`; raise DataError-like
     # ValueError naming the problem. Default: reshape and check finiteness only.
@@ -165,9 +107,13 @@ class Problem:
         if self.select not in names:
             raise ProblemError(f"problem {self.name!r}: select={self.select!r} is not one of its metrics {names}.")
         if BATCH_SIZE not in self.hyperparams:
-            raise ProblemError(f"problem {self.name!r} declares no {BATCH_SIZE!r} hyper-parameter; the training loop needs one.")
+            raise ProblemError(
+                f"problem {self.name!r} declares no {BATCH_SIZE!r} hyper-parameter; the training loop needs one."
+            )
         if self.schema.target not in ("class", "real"):
-            raise ProblemError(f"problem {self.name!r}: schema.target must be 'class' or 'real', not {self.schema.target!r}.")
+            raise ProblemError(
+                f"problem {self.name!r}: schema.target must be 'class' or 'real', not {self.schema.target!r}."
+            )
         for name, hp in self.hyperparams.items():
             if hp.search is not None:
                 check_domain(self, name, hp.search)
@@ -184,38 +130,6 @@ class Problem:
     def accepted(self) -> str:
         """The hyper-parameters this problem accepts, for error messages."""
         return "; ".join(f"{n}: {hp.describe()}" for n, hp in self.hyperparams.items())
-
-
-# ----------------------------------------------------------------------------- finding a problem
-
-
-def load_problem(ref: str = "") -> Problem:
-    """The problem a run names: "" (the default), a built-in name, or `module:attribute`."""
-    ref = (ref or DEFAULT_PROBLEM).strip()
-    target = BUILTIN.get(ref, ref)
-    if ":" not in target:
-        raise ProblemError(
-            f"problem {ref!r} is not a built-in problem ({', '.join(sorted(BUILTIN))}) "
-            "nor an importable 'module:attribute' (e.g. my_team.problems:CHURN)."
-        )
-    module_name, _, attr = target.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as e:
-        raise ProblemError(
-            f"problem {ref!r}: cannot import module {module_name!r} ({e}). Put it on PYTHONPATH (in the image: "
-            f"COPY it in) or use a built-in problem ({', '.join(sorted(BUILTIN))})."
-        ) from e
-    except Exception as e:  # the module itself fails: a syntax error, an exception at import, a bad Problem
-        raise ProblemError(f"problem {ref!r}: importing {module_name!r} failed: {type(e).__name__}: {e}") from e
-    if not hasattr(module, attr):
-        raise ProblemError(f"problem {ref!r}: module {module_name!r} has no attribute {attr!r}.")
-    problem = getattr(module, attr)
-    if not isinstance(problem, Problem):
-        raise ProblemError(
-            f"problem {ref!r}: {module_name}.{attr} is {type(problem).__name__}, not a tasks.problem.Problem."
-        )
-    return problem
 
 
 # ----------------------------------------------------------------------------- checking values and spaces
@@ -244,7 +158,9 @@ def check_value(problem: Problem, name: str, value: Any) -> Any:
             f"hyper-parameter {name!r} is not one problem {problem.name!r} knows; it accepts: {problem.accepted()}."
         )
     if not _is(value, hp.type):
-        raise ProblemError(f"hyper-parameter {name}={value!r} of problem {problem.name!r} must be of type {hp.describe()}.")
+        raise ProblemError(
+            f"hyper-parameter {name}={value!r} of problem {problem.name!r} must be of type {hp.describe()}."
+        )
     value = _coerce(value, hp.type)
     if hp.valid is not None and not hp.valid(value):
         raise ProblemError(f"hyper-parameter {name}={value!r} of problem {problem.name!r} must be {hp.valid_text}.")
@@ -262,10 +178,14 @@ def check_domain(problem: Problem, name: str, domain: Domain) -> Domain:
             raise ProblemError(f"{where}: an empty choice; give at least one {hp.type.__name__}.")
         return Choice(tuple(check_value(problem, name, v) for v in domain.options))
     if isinstance(domain, IntRange) and hp.type is not int:
-        raise ProblemError(f"{where}: randint is for integers, and {name} takes {hp.describe()}; use uniform or loguniform.")
+        raise ProblemError(
+            f"{where}: randint is for integers, and {name} takes {hp.describe()}; use uniform or loguniform."
+        )
     if isinstance(domain, (Uniform, LogUniform)) and hp.type is not float:
-        raise ProblemError(f"{where}: {type(domain).__name__.lower()} is for floats, and {name} takes {hp.describe()}; "
-                           f"use {'randint or ' if hp.type is int else ''}choice.")
+        raise ProblemError(
+            f"{where}: {type(domain).__name__.lower()} is for floats, and {name} takes {hp.describe()}; "
+            f"use {'randint or ' if hp.type is int else ''}choice."
+        )
     low, high = check_value(problem, name, domain.low), check_value(problem, name, domain.high)
     if low > high:
         raise ProblemError(f"{where}: low {low!r} is above high {high!r}.")
@@ -298,12 +218,10 @@ def search_space(problem: Problem, user_space: Optional[Mapping[str, Any]] = Non
     if user_space:
         given = {name: parse_domain(problem, name, spec) for name, spec in user_space.items()}
         return {name: given.get(name, defaults(problem)[name]) for name in problem.hyperparams}
-    return {name: hp.search if hp.search is not None else defaults(problem)[name] for name, hp in problem.hyperparams.items()}
-
-
-def space_document(space: Mapping[str, Any]) -> dict[str, Any]:
-    """The space as JSON-able values (what params.yaml records)."""
-    return {k: domain_spec(v) if isinstance(v, (LogUniform, Uniform, IntRange, Choice)) else v for k, v in space.items()}
+    return {
+        name: hp.search if hp.search is not None else defaults(problem)[name]
+        for name, hp in problem.hyperparams.items()
+    }
 
 
 def defaults(problem: Problem) -> dict[str, Any]:

@@ -33,7 +33,7 @@ class EvalSums:
         return [self.loss_sum, float(self.count), *(self.sums.get(n, 0.0) for n in names)]
 
     @classmethod
-    def from_vector(cls, values: list[float], names: list[str]) -> "EvalSums":
+    def from_vector(cls, values: list[float], names: list[str]) -> EvalSums:
         return cls(float(values[0]), int(round(values[1])), {n: float(v) for n, v in zip(names, values[2:])})
 
     def scores(self, problem: Problem, split: str) -> dict[str, float]:
@@ -114,7 +114,9 @@ def build(problem: Problem, hp: Mapping[str, Any], seed: int) -> tuple[nn.Module
     return model, problem.make_optimizer(model.parameters(), hp)
 
 
-def train_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer, loss_fn: nn.Module, epoch: int = 0) -> float:
+def train_epoch(
+    model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer, loss_fn: nn.Module, epoch: int = 0
+) -> float:
     """One pass over the loader; returns the mean training loss of this worker's samples."""
     if isinstance(loader.sampler, DistributedSampler):
         loader.sampler.set_epoch(epoch)

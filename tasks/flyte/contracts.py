@@ -1,7 +1,7 @@
 """What passes between the workflow's tasks: typed dataclasses that flytekit serializes.
 
 Hyper-parameters and scores are dicts because their names are the problem's; which names a
-problem has, and their types, is declared once in its module (tasks/problem.py).
+problem has, and their types, is declared once in its module (tasks/problem/).
 """
 
 from __future__ import annotations

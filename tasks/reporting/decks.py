@@ -1,4 +1,4 @@
-"""What people read: progress lines, tables, plots and the Deck pages made from trial and epoch metrics.
+"""The Deck pages: tables and plots made from trial and epoch metrics, for people to read in Flyte's UI.
 
 Generic over the problem: metric names come in as arguments ("val/<metric>", "train/loss"), the
 direction as the problem's mode ("max" or "min"), the searched hyper-parameters and their scales
@@ -12,18 +12,21 @@ from __future__ import annotations
 import base64
 import html
 import math
-import re
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence
 
 import pandas as pd
 
+from dvc_bridge.direction import higher_is_better
+from tasks.reporting.lines import _fmt, direction, format_params, short_trial_id, trial_numbers
+
 STATUS_TEXT = {"completed": "completed", "stopped_early": "stopped early", "error": "error"}
-# Ray Tune names a trial's directory "<trainable>_<5 hex run id>_<5 digit trial index>_<index>_<config>_<date>".
-_TUNE_ID = re.compile(r"(?:^|_)([0-9a-f]{5})_(\d{5})(?:_|$)")
 # One look for every table on a page: borders, a header band, numbers right-aligned.
 TABLE_CSS = [
-    {"selector": "", "props": "border-collapse: collapse; font: 13px/1.4 system-ui, sans-serif; margin: 0.5em 0 1.5em;"},
+    {
+        "selector": "",
+        "props": "border-collapse: collapse; font: 13px/1.4 system-ui, sans-serif; margin: 0.5em 0 1.5em;",
+    },
     {"selector": "th, td", "props": "border: 1px solid #c8c8d0; padding: 4px 10px;"},
     {"selector": "thead th", "props": "background: #eef0f6; text-align: center; white-space: nowrap;"},
     {"selector": "caption", "props": "caption-side: top; text-align: left; font-weight: 600; padding-bottom: 4px;"},
@@ -38,48 +41,6 @@ PAGE_CSS = (
 
 
 # ----------------------------------------------------------------------------- numbers and names
-
-
-def _fmt(value, digits: int = 4) -> str:
-    return f"{value:.{digits}g}" if isinstance(value, float) else str(value)
-
-
-def direction(mode: str) -> str:
-    return "higher is better" if mode == "max" else "lower is better"
-
-
-def epoch_line(m: Mapping[str, float], epochs: int, metric: str) -> str:
-    """One compact line per training epoch: losses, the selecting validation metric, lr, speed."""
-    return (
-        f"epoch {int(m['epoch'])}/{epochs}: train/loss {m['train/loss']:.4f}  val/loss {m['val/loss']:.4f}  "
-        f"{metric} {m[metric]:.4f}  lr {m['lr']:.4g}  {m['epoch_time_s']:.1f} s  {m['samples_per_s']:.0f} samples/s"
-    )
-
-
-def format_params(params: Mapping, digits: int = 4) -> str:
-    """Hyper-parameters in one line, floats to `digits` significant digits: "lr=0.0674 batch_size=64"."""
-    return " ".join(f"{k}={_fmt(v, digits)}" for k, v in params.items())
-
-
-def trial_line(n: int, total: int, trial_id: str, config: Mapping, what: str) -> str:
-    """One compact line per trial event ("epoch 2/2 val/accuracy 0.93", "stopped early", "error: ...")."""
-    return f"trial {n}/{total} {trial_id} [{format_params(config)}]: {what}"
-
-
-def short_trial_id(trial_id: str) -> str:
-    """Tune's run id and trial index ("e7566_00000") out of a trial directory name; the name itself otherwise."""
-    m = _TUNE_ID.search(str(trial_id))
-    return f"{m.group(1)}_{m.group(2)}" if m else str(trial_id)
-
-
-def trial_numbers(trial_ids: Sequence[str]) -> dict[str, int]:
-    """Trial number from 1, in the order Tune created the trials (its trial index), else as given."""
-    def index(t: str) -> float:
-        m = _TUNE_ID.search(str(t))
-        return int(m.group(2)) if m else math.inf
-
-    ordered = sorted(dict.fromkeys(trial_ids), key=lambda t: (index(t), list(trial_ids).index(t)))
-    return {t: n for n, t in enumerate(ordered, start=1)}
 
 
 def trial_labels(trials: pd.DataFrame, searched: Sequence[str]) -> dict[str, str]:
@@ -115,7 +76,7 @@ def _domain(space: Optional[Mapping[str, Any]], name: str) -> tuple[str, list]:
 
 
 def axis_scales(space: Optional[Mapping[str, Any]]) -> dict[str, str]:
-    """"log" for loguniform-searched hyper-parameters, "category" for choices, "linear" otherwise."""
+    """ "log" for loguniform-searched hyper-parameters, "category" for choices, "linear" otherwise."""
     scales = {}
     for name, spec in (space or {}).items():
         if isinstance(spec, Mapping) and len(spec) == 1:
@@ -129,11 +90,13 @@ def axis_scales(space: Optional[Mapping[str, Any]]) -> dict[str, str]:
 
 def column_format(name: str) -> Callable[[Any], str]:
     """The precision a column reads best at, from its name: epochs as integers, scores to 4 decimals, ..."""
+
     def guard(f):
         def apply(v):
             if v is None or (isinstance(v, float) and math.isnan(v)):
                 return ""
             return f(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else html.escape(str(v))
+
         return apply
 
     lower = name.lower()
@@ -162,7 +125,9 @@ def table_html(
     styler = df.style.hide(axis="index").format(fmt).set_table_styles(TABLE_CSS)
     numeric = [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])]
     if numeric:
-        styler = styler.set_properties(subset=numeric, **{"text-align": "right", "font-variant-numeric": "tabular-nums"})
+        styler = styler.set_properties(
+            subset=numeric, **{"text-align": "right", "font-variant-numeric": "tabular-nums"}
+        )
     text = [c for c in df.columns if c not in numeric]
     if text:
         styler = styler.set_properties(subset=text, **{"text-align": "left"})
@@ -281,7 +246,7 @@ def params_plot(
     errored = len(trials) - len(ok)
     best_id = None
     if not ok.empty:
-        best_id = ok.loc[ok[metric].idxmax() if mode == "max" else ok[metric].idxmin(), "trial_id"]
+        best_id = ok.loc[ok[metric].idxmax() if higher_is_better(mode) else ok[metric].idxmin(), "trial_id"]
     for ax, name in zip(axes.flat, names):
         if name not in trials or ok.empty:
             ax.text(0.5, 0.5, "no scored trial", ha="center", va="center", transform=ax.transAxes)
@@ -319,16 +284,27 @@ def params_plot(
             stopped = row["status"] == "stopped_early"
             star = row["trial_id"] == best_id
             ax.scatter(
-                [xi], [row[metric]], s=110 if star else 45, marker="*" if star else "o",
+                [xi],
+                [row[metric]],
+                s=110 if star else 45,
+                marker="*" if star else "o",
                 facecolors="none" if stopped and not star else ("tab:orange" if star else "tab:blue"),
-                edgecolors="tab:orange" if star else "tab:blue", linewidths=1.4, zorder=3,
+                edgecolors="tab:orange" if star else "tab:blue",
+                linewidths=1.4,
+                zorder=3,
             )
-            ax.annotate(f"#{numbers[row['trial_id']]}", (xi, row[metric]), textcoords="offset points",
-                        xytext=(5, 4), fontsize=7, color="#444")
+            ax.annotate(
+                f"#{numbers[row['trial_id']]}",
+                (xi, row[metric]),
+                textcoords="offset points",
+                xytext=(5, 4),
+                fontsize=7,
+                color="#444",
+            )
         ax.margins(y=0.15)
         ax.set_xlabel(name + (" (log scale)" if ax.get_xscale() == "log" else ""))
         ax.grid(alpha=0.3)
-    for ax in axes.flat[len(names):]:
+    for ax in axes.flat[len(names) :]:
         ax.set_visible(False)
     for ax in axes[:, 0]:
         ax.set_ylabel(f"{metric} ({direction(mode)})", fontsize=9)
@@ -414,10 +390,11 @@ def trials_page(
     ok = trials[trials["status"] != "error"].dropna(subset=[metric]) if not trials.empty else trials
     best_row = None
     if not ok.empty:
-        best_row = trials.index.get_loc(ok[metric].idxmax() if mode == "max" else ok[metric].idxmin())
+        best_row = trials.index.get_loc(ok[metric].idxmax() if higher_is_better(mode) else ok[metric].idxmin())
     best_label = labels.get(trials.iloc[best_row]["trial_id"], "").split(" ", 1)[0] if best_row is not None else ""
     space_text = ", ".join(
-        f"{k} {next(iter(v))} {list(next(iter(v.values())))}" for k, v in (space or {}).items()
+        f"{k} {next(iter(v))} {list(next(iter(v.values())))}"
+        for k, v in (space or {}).items()
         if k in searched and isinstance(v, Mapping)
     )
     return _page(
@@ -447,18 +424,26 @@ def training_page(
     """The training Deck: final validation and test scores, the curves, the per-epoch table."""
     test_name = "test/" + metric.split("/", 1)[-1]
     scores = pd.DataFrame(
-        [{"split": "validation (last epoch)", **{k.split("/", 1)[-1]: v for k, v in val.items()}},
-         {"split": "test (scored once)", **{k.split("/", 1)[-1]: v for k, v in test.items()}}]
+        [
+            {"split": "validation (last epoch)", **{k.split("/", 1)[-1]: v for k, v in val.items()}},
+            {"split": "test (scored once)", **{k.split("/", 1)[-1]: v for k, v in test.items()}},
+        ]
     )
-    setup = f"{len(history)} epochs" + (f" on {workers} workers" if workers else "") + (
-        f", global batch {global_batch}" if global_batch else "")
+    setup = (
+        f"{len(history)} epochs"
+        + (f" on {workers} workers" if workers else "")
+        + (f", global batch {global_batch}" if global_batch else "")
+    )
     return _page(
         f"<h3>{html.escape(metric)} {val.get(metric, float('nan')):.4f}, {html.escape(test_name)} "
         f"{test.get(test_name, float('nan')):.4f} ({direction(mode)})</h3>",
         f"<p class='frd-note'>{html.escape(setup)}; hyper-parameters {html.escape(format_params(params, 4))}</p>",
-        table_html(scores, caption="Final scores", formats={c: column_format("x/" + c) for c in scores.columns if c != "split"}),
+        table_html(
+            scores, caption="Final scores", formats={c: column_format("x/" + c) for c in scores.columns if c != "split"}
+        ),
         png_html(curves_png, f"loss and {metric} per epoch"),
         table_html(history_table(history), caption="Per epoch"),
         f"<p class='frd-note'>Live DVCLive copy (metrics.json, plots/metrics/*): <code>{html.escape(live_uri)}</code></p>"
-        if live_uri else "",
+        if live_uri
+        else "",
     )

@@ -22,8 +22,20 @@ from ray import tune
 
 # What Tune adds to every result; not the trial's own metrics.
 TUNE_KEYS = {
-    "time_this_iter_s", "time_total_s", "timestamp", "training_iteration", "done", "trial_id", "date", "pid",
-    "hostname", "node_ip", "time_since_restore", "iterations_since_restore", "checkpoint_dir_name", "config",
+    "time_this_iter_s",
+    "time_total_s",
+    "timestamp",
+    "training_iteration",
+    "done",
+    "trial_id",
+    "date",
+    "pid",
+    "hostname",
+    "node_ip",
+    "time_since_restore",
+    "iterations_since_restore",
+    "checkpoint_dir_name",
+    "config",
 }
 
 

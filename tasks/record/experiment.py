@@ -24,14 +24,7 @@ LIVE_METRICS = "results/dvclive/metrics.json"  # per-epoch train/val history and
 LIVE_PLOTS = "results/dvclive/plots/metrics"
 
 # Code the stages depend on, in this project's own dvc.yaml (a scaffolded target repo has none).
-CODE_DEPS = [
-    "tasks/problem.py",
-    "tasks/problems",
-    "tasks/data.py",
-    "tasks/training.py",
-    "tasks/ray_tune.py",
-    "tasks/ray_train.py",
-]
+CODE_DEPS = ["tasks/problem", "tasks/problems", "tasks/data", "tasks/training", "tasks/ray_glue"]
 
 
 def artifact_name(problem: Problem) -> str:
@@ -130,9 +123,10 @@ def decision_scores(problem: Problem, test: dict[str, float], val: dict[str, flo
     return ", ".join(f"{k} {scores.get(k, float('nan')):.4f}" for k in keys)
 
 
-def describe_trials(problem: Problem, exp_name: str, *, params: dict, trials_live: Path, run_info: dict,
-                    searched: list[str]) -> dict[str, ExperimentRecord]:
-    """record_trials: each Tune trial (a DVCLive directory of `tasks.tune_dvclive.DVCLiveTrials`) as its own
+def describe_trials(
+    problem: Problem, exp_name: str, *, params: dict, trials_live: Path, run_info: dict, searched: list[str]
+) -> dict[str, ExperimentRecord]:
+    """record_trials: each Tune trial (a DVCLive directory of `tasks.ray_glue.tune_dvclive.DVCLiveTrials`) as its own
     experiment `<exp_name>-<trial id>` beside the run's: the run's params.yaml, the trial's hyper-parameters
     where the run keeps the tuned ones (results/tune/best_params.yaml, so `dvc exp show` sets them in the same
     columns), its per-epoch history and last metrics in results/dvclive/."""
@@ -177,8 +171,11 @@ def describe_run(
     with `trials_live` (record_trials) each trial also as its own experiment beside the run's."""
     select = metric_key("test", problem.select)
     searched = searched_in(problem, trials_csv)
-    siblings = describe_trials(problem, exp_name, params=params, trials_live=trials_live, run_info=run_info,
-                               searched=searched) if trials_live is not None and exp_name else {}
+    siblings = (
+        describe_trials(problem, exp_name, params=params, trials_live=trials_live, run_info=run_info, searched=searched)
+        if trials_live is not None and exp_name
+        else {}
+    )
     return ExperimentRecord(
         documents={PARAMS: params, BEST_PARAMS: best},
         git_files={TRIALS_CSV: trials_csv, TRIALS_PNG: trials_png, LIVE_DIR: live_dir},

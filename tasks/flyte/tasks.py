@@ -1,7 +1,7 @@
 """The Flyte tasks: a few lines each over the pure logic, the Ray glue and the DVC bridge.
 
 Every task that needs the problem resolves it from its name (`problem` input, or `Dataset.problem`).
-The mapping from tune/train outputs to the bridge's generic record is `tasks.experiment`.
+The mapping from tune/train outputs to the bridge's generic record is `tasks.record.experiment`.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import math
 import tempfile
 import uuid
 from dataclasses import asdict
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, NamedTuple, Optional
 
@@ -21,30 +21,29 @@ from flytekit.types.directory import FlyteDirectory
 from flytekit.types.file import FlyteFile
 
 from dvc_bridge.bridge import ExperimentRef, preflight, record_experiment, redact_url, resolve_target, validate_exp_name
+from dvc_bridge.direction import higher_is_better
 from dvc_bridge.errors import TargetError
 from dvc_bridge.gitops import Git
 from dvc_bridge.live import LiveConfig, live_env
-from dvc_bridge.recoverable import recoverable_on_transient
+from dvc_bridge.storage import fsspec_options
 from dvc_bridge.summary import baseline_changes, changes_markdown, metrics_at, studio_url, summary_html
-from tasks import experiment, report, secrets
-from tasks.clusters import (
-    TRAIN_CLUSTER,
-    TUNE_CLUSTER,
-    Capacity,
-    capacity,
-    check_cluster_fits,
+from tasks.data.arrays import Splits, load_raw, make_splits, parse_source, pin_source
+from tasks.flyte import secrets
+from tasks.flyte.clusters import TRAIN_CLUSTER, TUNE_CLUSTER, capacity, ray_job_config
+from tasks.flyte.contracts import Dataset, RunTarget, TrainResult, TuneResult
+from tasks.flyte.recoverable import recoverable_on_transient
+from tasks.problem import Problem, complete, load_problem, metric_key, search_space, space_document
+from tasks.record import experiment
+from tasks.reporting import decks as report
+from tasks.training.capacity import (
     check_data_fits,
-    ray_job_config,
+    check_settings,
     train_timeout_s,
     tune_concurrency,
     tune_timeout_s,
 )
-from tasks.contracts import Dataset, RunTarget, TrainResult, TuneResult
-from tasks.data import Splits, load_raw, make_splits, parse_source, pin_source
-from tasks.problem import Problem, complete, load_problem, metric_key, search_space, smallest_batch, space_document
-from tasks.settings import SettingsError, TrainCluster, TrainSettings, TuneCluster, TuneSettings
-from tasks.storage import fsspec_options
-from tasks.training import effective_global_batch
+from tasks.training.loop import effective_global_batch
+from tasks.training.settings import SettingsError, TrainCluster, TrainSettings, TuneCluster, TuneSettings
 
 # Bump when a change to the code should invalidate cached task outputs.
 CACHE_VERSION = "2"
@@ -57,23 +56,6 @@ def _workdir(name: str) -> Path:
     path = Path(flytekit.current_context().working_directory) / name
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def check_settings(problem: Problem, tune: TuneSettings, train: TrainSettings, tune_cap: Capacity, train_cap: Capacity) -> None:
-    """Validate what a user set against the problem and the clusters it will get, before any cluster starts.
-
-    A request a cluster can never satisfy is refused here: Ray would wait for it forever.
-    """
-    tune.validate()
-    train.validate()
-    space = search_space(problem, tune.space)  # unknown names, wrong bounds, empty choices
-    check_cluster_fits(tune, train, tune_cap, train_cap)
-    if smallest_batch(space) < train.num_workers:
-        raise SettingsError(
-            f"train.num_workers={train.num_workers} is not valid: the search can choose batch_size "
-            f"{smallest_batch(space)}, and each worker takes a share of the batch; use at most "
-            f"{smallest_batch(space)} workers or search larger batch sizes."
-        )
 
 
 def gate_threshold(problem: Problem, gate: Optional[float]) -> float:
@@ -98,7 +80,7 @@ def validate_settings(
     if gate is not None and not math.isfinite(gate):
         raise SettingsError(
             f"gate={gate!r} is not valid: give the test {p.select} at which a run is promoted "
-            f"({'at least' if p.mode == 'max' else 'at most'} it), or leave it out for {p.gate}."
+            f"({'at least' if higher_is_better(p.mode) else 'at most'} it), or leave it out for {p.gate}."
         )
     return True
 
@@ -115,7 +97,9 @@ def pin_dataset(source: str, problem: str) -> PinnedSource:
 
 
 @task(cache=True, cache_version=CACHE_VERSION)
-def prepare_data(source: str, version: str, problem: str, seed: int = 0) -> Annotated[Dataset, HashMethod(lambda d: d.sha256)]:
+def prepare_data(
+    source: str, version: str, problem: str, seed: int = 0
+) -> Annotated[Dataset, HashMethod(lambda d: d.sha256)]:
     """Load, check against the problem's schema, split (train / validation / test) and prepare the data.
 
     The output is keyed by its content hash; `version` (from `pin_dataset`) is only part of the
@@ -181,8 +165,8 @@ def tune_hyperparameters(data: Dataset, settings: TuneSettings, cluster: TuneClu
     `cluster` is the size this task's RayJob was given (`tune_on_cluster`): as many trials run at once as
     its largest size holds, so with autoscaling the pending trials are the demand the autoscaler sees.
     """
-    from tasks.ray_tune import run_tune
-    from tasks.storage import ray_storage
+    from tasks.ray_glue.storage import ray_storage
+    from tasks.ray_glue.tune import run_tune
 
     settings.validate()
     problem = load_problem(data.problem)
@@ -191,8 +175,14 @@ def tune_hyperparameters(data: Dataset, settings: TuneSettings, cluster: TuneClu
     out = _workdir("tune")
     trials_live = out / "trials-dvclive" if settings.record_trials else None
     outcome = run_tune(
-        _in_object_store(data), data.problem, settings, storage_path, fs,
-        concurrency=tune_concurrency(settings, cap), startup_timeout_s=cluster.startup_timeout_s, where=cap.where,
+        _in_object_store(data),
+        data.problem,
+        settings,
+        storage_path,
+        fs,
+        concurrency=tune_concurrency(settings, cap),
+        startup_timeout_s=cluster.startup_timeout_s,
+        where=cap.where,
         trials_live_dir=trials_live,
     )
     outcome.trials.to_csv(out / "trials.csv", index=False)
@@ -200,8 +190,15 @@ def tune_hyperparameters(data: Dataset, settings: TuneSettings, cluster: TuneClu
     labels = report.trial_labels(outcome.trials, outcome.searched)
     report.trials_plot(outcome.history, out / "trials.png", outcome.metric, labels)
     page = report.trials_page(
-        outcome.trials, outcome.history, metric=outcome.metric, mode=problem.mode, searched=outcome.searched,
-        space=space, best=outcome.best, best_score=outcome.best_score, trials_png=out / "trials.png",
+        outcome.trials,
+        outcome.history,
+        metric=outcome.metric,
+        mode=problem.mode,
+        searched=outcome.searched,
+        space=space,
+        best=outcome.best,
+        best_score=outcome.best_score,
+        trials_png=out / "trials.png",
         workdir=_workdir("tune-report"),
     )
     _show_first(Deck("Trials", page))
@@ -228,7 +225,9 @@ def live_config(run: RunTarget, live_uri: str, raw_output_prefix: str) -> LiveCo
     if token:
         env[secrets.STUDIO_TOKEN.env_var] = token
     return LiveConfig(
-        mirror_uri=mirror, storage_options=fsspec_options(mirror, credentials=False), env=env,
+        mirror_uri=mirror,
+        storage_options=fsspec_options(mirror, credentials=False),
+        env=env,
         repo_path=experiment.LIVE_DIR,  # Studio's paths: the experiment's, not the worker's temp dir
     )
 
@@ -257,31 +256,52 @@ def train_model(
     Rank 0 logs each epoch with DVCLive and mirrors it to `live_uri`/<experiment> (default: under
     this execution's raw-output prefix) while training runs.
     """
-    from tasks.ray_train import run_train
-    from tasks.storage import ray_storage
+    from tasks.ray_glue.storage import ray_storage
+    from tasks.ray_glue.train import run_train
 
     settings.validate()
     problem = load_problem(data.problem)
     hp = complete(problem, params)
     ctx = flytekit.current_context()
     live = live_config(run, live_uri, ctx.raw_output_prefix)
-    print(f"live metrics (DVCLive metrics.json, plots/metrics/*) are copied each epoch to {live.mirror_uri}", flush=True)
+    print(
+        f"live metrics (DVCLive metrics.json, plots/metrics/*) are copied each epoch to {live.mirror_uri}", flush=True
+    )
     global_batch = effective_global_batch(hp["batch_size"], settings.num_workers)
     if global_batch != hp["batch_size"]:
-        print(f"batch_size {hp['batch_size']} does not divide over {settings.num_workers} workers: "
-              f"training with a global batch of {global_batch}", flush=True)
+        print(
+            f"batch_size {hp['batch_size']} does not divide over {settings.num_workers} workers: "
+            f"training with a global batch of {global_batch}",
+            flush=True,
+        )
     storage_path, fs = ray_storage(ctx.raw_output_prefix, "ray")
     outcome = run_train(
-        _in_object_store(data), data.problem, hp, settings, _workdir("train"), storage_path, fs, live=live,
-        startup_timeout_s=cluster.startup_timeout_s, where=capacity(cluster).where,
+        _in_object_store(data),
+        data.problem,
+        hp,
+        settings,
+        _workdir("train"),
+        storage_path,
+        fs,
+        live=live,
+        startup_timeout_s=cluster.startup_timeout_s,
+        where=capacity(cluster).where,
     )
     val = {k: v for k, v in outcome.final.items() if k.startswith("val/")}
     select = metric_key("val", problem.select)
     curves = _workdir("train-report") / "curves.png"
     report.curves_plot(outcome.history, curves, select, outcome.test.get(metric_key("test", problem.select)))
     page = report.training_page(
-        outcome.history, metric=select, mode=problem.mode, val=val, test=outcome.test, params=hp,
-        curves_png=curves, live_uri=live.mirror_uri, global_batch=global_batch, workers=settings.num_workers,
+        outcome.history,
+        metric=select,
+        mode=problem.mode,
+        val=val,
+        test=outcome.test,
+        params=hp,
+        curves_png=curves,
+        live_uri=live.mirror_uri,
+        global_batch=global_batch,
+        workers=settings.num_workers,
     )
     _show_first(Deck("Training", page))
     return TrainResult(
@@ -316,16 +336,16 @@ def train_on_cluster(
 ) -> TrainResult:
     """Training on a RayJob of the requested size, with a Flyte timeout derived from the settings (see tune_on_cluster)."""
     check_data_fits(data.nbytes, capacity(cluster))
-    return train_model(data=data, params=params, settings=settings, run=run, live_uri=live_uri, cluster=cluster).with_overrides(
-        task_config=ray_job_config(cluster), timeout=timedelta(seconds=train_timeout_s(settings, cluster))
-    )
+    return train_model(
+        data=data, params=params, settings=settings, run=run, live_uri=live_uri, cluster=cluster
+    ).with_overrides(task_config=ray_job_config(cluster), timeout=timedelta(seconds=train_timeout_s(settings, cluster)))
 
 
 def default_exp_name(execution_id: str) -> str:
     """flyte-<execution id>; a local run (whose id is just 'local') gets a timestamp instead."""
     if execution_id and execution_id != "local":
         return f"flyte-{execution_id}"
-    return f"local-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:4]}"
+    return f"local-{datetime.now(UTC):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:4]}"
 
 
 @task(retries=2, secret_requests=secrets.BRIDGE_SECRETS)
@@ -333,10 +353,10 @@ def check_target(repo_url: str, exp_name: str, base_rev: str, dataset: str = "",
     """Reachable, a DVC repo, a DVC remote when the target is a URL; fixes the experiment's name and baseline.
 
     On a cluster, also refuses the inputs that name this machine (an empty or local repo_url, a local or file://
-    dataset or live_uri): `tasks.remote_checks`.
+    dataset or live_uri): `tasks.flyte.remote_checks`.
     """
-    from tasks.clusters import is_local_execution
-    from tasks.remote_checks import check_remote_inputs
+    from tasks.flyte.clusters import is_local_execution
+    from tasks.flyte.remote_checks import check_remote_inputs
 
     if not is_local_execution():
         check_remote_inputs(repo_url, dataset, live_uri)
@@ -413,11 +433,13 @@ def commit_experiment(
     names = [metric_key(split, name) for name in (problem.select, "loss") for split in ("val", "test")]
     scored = {**trained.val, **trained.test}
     page = summary_html(
-        ref, scores={k: scored[k] for k in names if k in scored},
+        ref,
+        scores={k: scored[k] for k in names if k in scored},
         # record_experiment's clone (workdir/repo) holds the baseline commit, for a URL target too.
         baseline_metrics=metrics_at(workdir / "repo", ref.baseline_rev, experiment.LIVE_METRICS),
         modes={metric_key(split, problem.select): problem.mode for split in ("val", "test")},
-        studio_url=studio_url(bool(secrets.read(secrets.STUDIO_TOKEN))), metrics_path=experiment.LIVE_METRICS,
+        studio_url=studio_url(bool(secrets.read(secrets.STUDIO_TOKEN))),
+        metrics_path=experiment.LIVE_METRICS,
         changes=changes,
     )
     _show_first(Deck("Experiment", page))

@@ -23,8 +23,8 @@ from urllib.parse import parse_qs, urlparse
 
 import numpy as np
 
+from dvc_bridge.storage import fsspec_options
 from tasks.problem import Problem
-from tasks.storage import fsspec_options
 
 SPLITS = ("train", "val", "test")
 ARRAYS = tuple(f"{a}_{s}" for s in SPLITS for a in ("x", "y"))
@@ -70,7 +70,7 @@ class Splits:
         np.savez(path, **{name: getattr(self, name) for name in ARRAYS})
 
     @classmethod
-    def load(cls, path: str | Path) -> "Splits":
+    def load(cls, path: str | Path) -> Splits:
         with np.load(path) as f:
             return cls(**{name: f[name] for name in ARRAYS})
 
@@ -145,7 +145,9 @@ def _given_splits(arrays: dict[str, np.ndarray]) -> list[str]:
     if "x_train" in arrays:
         return [s for s in ("_train", "_val", "_test") if f"x{s}" in arrays]
     if "x_val" in arrays:
-        raise DataError("'x_val' and 'y_val' come with pre-split data only: give 'x_train', 'y_train', 'x_test', 'y_test' too.")
+        raise DataError(
+            "'x_val' and 'y_val' come with pre-split data only: give 'x_train', 'y_train', 'x_test', 'y_test' too."
+        )
     return [""]
 
 
@@ -163,14 +165,18 @@ def prepare_features(x: np.ndarray, problem: Problem, name: str) -> np.ndarray:
         if problem.prepare_features is not None:
             x = problem.prepare_features(x, name)
         elif x.shape[1:] != shape:
-            raise ValueError(f"{name} has shape {x.shape}: problem {problem.name!r} takes (N, {', '.join(map(str, shape))}).")
+            raise ValueError(
+                f"{name} has shape {x.shape}: problem {problem.name!r} takes (N, {', '.join(map(str, shape))})."
+            )
     except DataError:
         raise
     except ValueError as e:
         raise DataError(str(e)) from e
     x = np.asarray(x, dtype=np.float32)
     if x.shape[1:] != shape:
-        raise DataError(f"{name} prepares to shape {x.shape}: problem {problem.name!r} expects (N, {', '.join(map(str, shape))}).")
+        raise DataError(
+            f"{name} prepares to shape {x.shape}: problem {problem.name!r} expects (N, {', '.join(map(str, shape))})."
+        )
     return x
 
 
@@ -204,7 +210,9 @@ def _open_location(uri: str):
     except (ImportError, ValueError, OSError) as e:
         raise DataError(f"dataset {uri!r}: cannot open this location ({type(e).__name__}: {e}).") from e
     if not exists:
-        raise DataError(f"dataset {uri!r} does not exist: give an existing .npz file (or a directory the problem reads).")
+        raise DataError(
+            f"dataset {uri!r} does not exist: give an existing .npz file (or a directory the problem reads)."
+        )
     return fs, path
 
 
@@ -212,7 +220,9 @@ def _load_uri(uri: str, problem: Problem) -> dict[str, np.ndarray]:
     fs, path = _open_location(uri)
     if fs.isdir(path):
         if problem.read_directory is None:
-            raise DataError(f"dataset {uri!r} is a directory, and problem {problem.name!r} reads .npz files only: give the file.")
+            raise DataError(
+                f"dataset {uri!r} is a directory, and problem {problem.name!r} reads .npz files only: give the file."
+            )
         try:
             return problem.read_directory(fs, path, uri)
         except ValueError as e:
@@ -337,5 +347,8 @@ def pin_source(source: str, problem: Problem) -> tuple[str, str]:
         return Source("dvc", uri=parsed.uri, repo=parsed.repo, rev=rev).describe(), rev
     fs, path = _open_location(parsed.uri)
     files = sorted(fs.find(path)) if fs.isdir(path) else [path]
-    infos = [{k: str(v) for k, v in fs.info(f).items() if k in ("size", "ETag", "etag", "mtime", "LastModified", "md5_hash")} for f in files]
+    infos = [
+        {k: str(v) for k, v in fs.info(f).items() if k in ("size", "ETag", "etag", "mtime", "LastModified", "md5_hash")}
+        for f in files
+    ]
     return source, hashlib.sha256(repr(list(zip(files, infos))).encode()).hexdigest()

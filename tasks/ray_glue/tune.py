@@ -17,14 +17,25 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.basic_variant import BasicVariantGenerator
 
-from tasks.data import Splits
-from tasks.problem import Choice, IntRange, LogUniform, Problem, Uniform, complete, load_problem, metric_key, search_space
-from tasks.ray_resources import wait_for
-from tasks.report import trial_line
-from tasks.settings import TuneSettings
-from tasks.storage import AWS_CREDENTIAL_ENV_VARS
-from tasks.training import EVAL_BATCH, build, evaluate, make_loader, train_epoch
-from tasks.tune_dvclive import DVCLiveTrials
+from dvc_bridge.direction import best_of, higher_is_better
+from tasks.data.arrays import Splits
+from tasks.problem import (
+    Choice,
+    IntRange,
+    LogUniform,
+    Problem,
+    Uniform,
+    complete,
+    load_problem,
+    metric_key,
+    search_space,
+)
+from tasks.ray_glue.resources import wait_for
+from tasks.ray_glue.storage import AWS_CREDENTIAL_ENV_VARS
+from tasks.ray_glue.tune_dvclive import DVCLiveTrials
+from tasks.reporting.lines import trial_line
+from tasks.training.loop import EVAL_BATCH, build, evaluate, make_loader, train_epoch
+from tasks.training.settings import TuneSettings
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +108,7 @@ class ProgressLines(tune.Callback):
 
 def tune_space(space: dict) -> dict:
     """The problem's space in Ray Tune's terms (randint's high is exclusive in Tune, inclusive here)."""
+
     def one(d):
         if isinstance(d, LogUniform):
             return tune.loguniform(d.low, d.high) if d.low < d.high else d.low
@@ -113,7 +125,11 @@ def tune_space(space: dict) -> dict:
 
 def trial_metrics(problem: Problem) -> list[str]:
     """What a trial reports each epoch, minus the epoch itself."""
-    return [metric_key("train", "loss"), metric_key("val", "loss"), *(metric_key("val", m.name) for m in problem.metrics)]
+    return [
+        metric_key("train", "loss"),
+        metric_key("val", "loss"),
+        *(metric_key("val", m.name) for m in problem.metrics),
+    ]
 
 
 def searched_names(space: dict) -> list[str]:
@@ -145,7 +161,10 @@ def run_tune(
     # Tune's status tables and INFO logs drown the log; ProgressLines prints one line per event.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     logging.getLogger("ray.tune").setLevel(logging.WARNING)
-    per_trial = {"CPU": settings.cpus_per_trial, **({"GPU": settings.gpus_per_trial} if settings.gpus_per_trial else {})}
+    per_trial = {
+        "CPU": settings.cpus_per_trial,
+        **({"GPU": settings.gpus_per_trial} if settings.gpus_per_trial else {}),
+    }
     wait_for([per_trial], startup_timeout_s, "a trial", where)
     if not concurrency:
         cpus = int(ray.cluster_resources().get("CPU", 1))
@@ -154,7 +173,10 @@ def run_tune(
         tune.with_resources(
             # A partial, not tune.with_parameters: its registry would hold the splits for the process's life.
             functools.partial(
-                trial_on_worker, data_ref=data_ref, problem_ref=problem_ref, max_epochs=settings.max_epochs,
+                trial_on_worker,
+                data_ref=data_ref,
+                problem_ref=problem_ref,
+                max_epochs=settings.max_epochs,
                 seed=settings.seed,
             ),
             {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial},
@@ -178,8 +200,11 @@ def run_tune(
             callbacks=[
                 ProgressLines(settings.num_samples, settings.max_epochs, metric, searched_names(space)),
                 # record_trials: each trial's per-epoch history with DVCLive, one directory per trial
-                *([DVCLiveTrials(trials_live_dir, params=searched_names(space), metrics=trial_metrics(problem))]
-                  if trials_live_dir is not None else []),
+                *(
+                    [DVCLiveTrials(trials_live_dir, params=searched_names(space), metrics=trial_metrics(problem))]
+                    if trials_live_dir is not None
+                    else []
+                ),
             ],
         ),
     )
@@ -194,7 +219,7 @@ def without_cloud_keys():
 
     Ray logs and shows a runtime_env (runtime_env_agent.log, the state API), so the keys would be
     readable there. Trials read storage with their own node's credentials instead
-    (tasks/storage.py); local trial processes inherited them when the local cluster started.
+    (tasks/ray_glue/storage.py); local trial processes inherited them when the local cluster started.
     """
     saved = {k: os.environ.pop(k) for k in AWS_CREDENTIAL_ENV_VARS if k in os.environ}
     try:
@@ -213,7 +238,6 @@ def error_text(error: BaseException) -> str:
 def summarize(grid, settings: TuneSettings, problem: Problem, searched: list[str]) -> TuneOutcome:
     """One row per trial (its searched hyper-parameters, status, epochs, best validation score, error); the best trial."""
     metric = metric_key("val", problem.select)
-    best_of = (lambda s: s.max()) if problem.mode == "max" else (lambda s: s.min())
     rows, history, configs = [], [], {}
     for result in grid:
         trial_id = result.path.rstrip("/").rsplit("/", 1)[-1] if result.path else "?"
@@ -223,7 +247,7 @@ def summarize(grid, settings: TuneSettings, problem: Problem, searched: list[str
         if epochs and metric in df:
             keep = ["epoch", *[c for c in df.columns if c.startswith(("train/", "val/"))]]
             history.append(df[keep].assign(trial_id=trial_id))
-        score = float(best_of(df[metric])) if epochs and metric in df else float("nan")
+        score = best_of(problem.mode, df[metric]) if epochs and metric in df else float("nan")
         status = "error" if result.error else ("completed" if epochs >= settings.max_epochs else "stopped_early")
         rows.append(
             {
@@ -237,7 +261,7 @@ def summarize(grid, settings: TuneSettings, problem: Problem, searched: list[str
         )
     trials = (
         pd.DataFrame(rows)
-        .sort_values(metric, ascending=problem.mode == "min", na_position="last")
+        .sort_values(metric, ascending=not higher_is_better(problem.mode), na_position="last")
         .reset_index(drop=True)
     )
     ok = trials[trials["status"] != "error"].dropna(subset=[metric])
@@ -247,4 +271,6 @@ def summarize(grid, settings: TuneSettings, problem: Problem, searched: list[str
     best = complete(problem, configs[top["trial_id"]])
     hist = pd.concat(history, ignore_index=True) if history else pd.DataFrame(columns=["trial_id", "epoch", metric])
     log.info("best trial %s: %s %.4f with %s", top["trial_id"], metric, top[metric], best)
-    return TuneOutcome(best=best, best_score=float(top[metric]), metric=metric, searched=searched, trials=trials, history=hist)
+    return TuneOutcome(
+        best=best, best_score=float(top[metric]), metric=metric, searched=searched, trials=trials, history=hist
+    )

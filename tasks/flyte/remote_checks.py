@@ -55,53 +55,73 @@ def _is_local(location: str, shared: Sequence[str]) -> bool:
 
 
 def _dataset_problem(dataset: str, shared: Sequence[str]) -> Optional[str]:
-    from tasks.data import parse_source  # numpy only; kept out of import time
+    from tasks.data.arrays import parse_source  # numpy only; kept out of import time
 
     source = parse_source(dataset)
     if source.kind == "embedded":
         return None
     if source.kind == "dvc":
         if not source.repo:
-            return (f"dataset {dataset!r} has no repo=, which means the git repo the command runs in: a pod's image "
-                    "is not one. Add repo=<the data repo's git URL> (https:// or ssh://).")
+            return (
+                f"dataset {dataset!r} has no repo=, which means the git repo the command runs in: a pod's image "
+                "is not one. Add repo=<the data repo's git URL> (https:// or ssh://)."
+            )
         if not is_git_url(source.repo) or _is_local(source.repo, shared):
-            return (f"dataset {dataset!r} reads from repo {source.repo!r} on this machine, which no pod can see: "
-                    "give the data repo's git URL (repo=https://... or repo=ssh://...).")
+            return (
+                f"dataset {dataset!r} reads from repo {source.repo!r} on this machine, which no pod can see: "
+                "give the data repo's git URL (repo=https://... or repo=ssh://...)."
+            )
         return None
     if _is_local(source.uri, shared):
-        return (f"dataset {dataset!r} is a file on this machine, which no pod can see: upload it to object storage "
-                "(e.g. `aws s3 cp`) and pass its URI (s3://bucket/data.npz), or a dvc://PATH?repo=<git URL>.")
+        return (
+            f"dataset {dataset!r} is a file on this machine, which no pod can see: upload it to object storage "
+            "(e.g. `aws s3 cp`) and pass its URI (s3://bucket/data.npz), or a dvc://PATH?repo=<git URL>."
+        )
     return None
 
 
-def remote_input_problems(repo_url: str, dataset: str = "", live_uri: str = "",
-                          shared: Sequence[str] = ()) -> list[str]:
+def remote_input_problems(
+    repo_url: str, dataset: str = "", live_uri: str = "", shared: Sequence[str] = ()
+) -> list[str]:
     """Each input that cannot work in a pod, as a sentence with its fix; [] when all can."""
     problems = []
     if not repo_url:
-        problems.append("repo_url is empty, which means the git repo the command runs in: on a cluster the image is "
-                        "not a git repo: pass --repo_url with the experiments repo's git URL (https:// or ssh://).")
+        problems.append(
+            "repo_url is empty, which means the git repo the command runs in: on a cluster the image is "
+            "not a git repo: pass --repo_url with the experiments repo's git URL (https:// or ssh://)."
+        )
     elif not is_git_url(repo_url) or _is_local(repo_url, shared):
-        problems.append(f"repo_url {repo_url!r} is a repository on this machine, which no pod can see: pass "
-                        "--repo_url with the experiments repo's git URL (https:// or ssh://), after pushing it there.")
+        problems.append(
+            f"repo_url {repo_url!r} is a repository on this machine, which no pod can see: pass "
+            "--repo_url with the experiments repo's git URL (https:// or ssh://), after pushing it there."
+        )
     dataset_problem = _dataset_problem(dataset, shared)
     if dataset_problem:
         problems.append(dataset_problem)
     if live_uri and _is_local(live_uri, shared):
-        problems.append(f"live_uri {live_uri!r} is on this machine, where no pod can write and from where you could "
-                        "not watch a cluster's run: give an object-store URI (s3://bucket/live), or leave it empty "
-                        "for the execution's own raw-output location.")
+        problems.append(
+            f"live_uri {live_uri!r} is on this machine, where no pod can write and from where you could "
+            "not watch a cluster's run: give an object-store URI (s3://bucket/live), or leave it empty "
+            "for the execution's own raw-output location."
+        )
     return problems
 
 
-def check_remote_inputs(repo_url: str, dataset: str = "", live_uri: str = "",
-                        env: Mapping[str, str] = os.environ) -> None:
+def check_remote_inputs(
+    repo_url: str, dataset: str = "", live_uri: str = "", env: Mapping[str, str] = os.environ
+) -> None:
     """Refuse (TargetError, not retried) a remote run whose inputs name this machine, listing every problem."""
     shared = shared_paths(env)
     problems = remote_input_problems(repo_url, dataset, live_uri, shared)
     if not problems:
         return
-    hint = (f" (A path mounted in every pod can be declared in {SHARED_PATHS_ENV}.)" if any(
-        "this machine" in p for p in problems) else "")
-    raise TargetError("this run executes on a cluster, where these inputs cannot work:\n"
-                      + "\n".join(f"  - {p}" for p in problems) + hint)
+    hint = (
+        f" (A path mounted in every pod can be declared in {SHARED_PATHS_ENV}.)"
+        if any("this machine" in p for p in problems)
+        else ""
+    )
+    raise TargetError(
+        "this run executes on a cluster, where these inputs cannot work:\n"
+        + "\n".join(f"  - {p}" for p in problems)
+        + hint
+    )

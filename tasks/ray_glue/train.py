@@ -21,12 +21,12 @@ from ray.train import Checkpoint, CheckpointConfig, FailureConfig, LoggingConfig
 from ray.train.torch import TorchTrainer
 
 from dvc_bridge.live import EpochLogger, LiveConfig
-from tasks.data import Splits
+from tasks.data.arrays import Splits
 from tasks.problem import Problem, complete, load_problem, metric_key
-from tasks.ray_resources import wait_for
-from tasks.report import epoch_line
-from tasks.settings import TrainSettings
-from tasks.training import EVAL_BATCH, EvalSums, build, evaluate, make_loader, train_epoch, worker_batch_size
+from tasks.ray_glue.resources import wait_for
+from tasks.reporting.lines import epoch_line
+from tasks.training.loop import EVAL_BATCH, EvalSums, build, evaluate, make_loader, train_epoch, worker_batch_size
+from tasks.training.settings import TrainSettings
 
 MODEL_FILE = "model.pth"
 OPTIMIZER_FILE = "optimizer.pt"
@@ -112,8 +112,13 @@ def train_loop_per_worker(config: dict) -> None:
 
     # The tuned batch is the global one: each worker takes its share, so lr and momentum mean what they meant.
     train_loader = make_loader(
-        data.x_train, data.y_train, worker_batch_size(hp["batch_size"], world), shuffle=True, seed=settings.seed,
-        rank=rank, world_size=world,
+        data.x_train,
+        data.y_train,
+        worker_batch_size(hp["batch_size"], world),
+        shuffle=True,
+        seed=settings.seed,
+        rank=rank,
+        world_size=world,
     )
     val_loader = make_loader(data.x_val[rank::world], data.y_val[rank::world], EVAL_BATCH, shuffle=False)
     for epoch in range(start_epoch, settings.epochs + 1):
@@ -142,7 +147,9 @@ def train_loop_per_worker(config: dict) -> None:
         ray.train.report(history[-1] if history else {})
     else:
         inner = model.module if hasattr(model, "module") else model  # no DDP collectives: rank 0 alone
-        test = evaluate(inner, make_loader(data.x_test, data.y_test, EVAL_BATCH, shuffle=False), problem).scores(problem, "test")
+        test = evaluate(inner, make_loader(data.x_test, data.y_test, EVAL_BATCH, shuffle=False), problem).scores(
+            problem, "test"
+        )
         live.log_summary(test)
         live.close()
         _report_checkpoint(model, optimizer, {"history": history, "test": test}, workdir, {**history[-1], **test})
@@ -182,14 +189,18 @@ def run_train(
     GPU with use_gpu, each) and fails after `startup_timeout_s` naming what `where` never offered.
     """
     per_worker = {"CPU": 1.0, **({"GPU": 1.0} if settings.use_gpu else {})}
-    wait_for([per_worker] * settings.num_workers, startup_timeout_s, f"training on {settings.num_workers} worker(s)", where)
+    wait_for(
+        [per_worker] * settings.num_workers, startup_timeout_s, f"training on {settings.num_workers} worker(s)", where
+    )
     job = TrainJob(
         problem=problem_ref, hp=dict(hp), settings=asdict(settings), data=data_ref, live=ray.put(live or LiveConfig())
     )
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config=asdict(job),
-        scaling_config=ScalingConfig(num_workers=settings.num_workers, use_gpu=settings.use_gpu, resources_per_worker=per_worker),
+        scaling_config=ScalingConfig(
+            num_workers=settings.num_workers, use_gpu=settings.use_gpu, resources_per_worker=per_worker
+        ),
         run_config=RunConfig(
             name=f"train-{uuid.uuid4().hex[:8]}",
             storage_path=storage_path,
@@ -208,5 +219,8 @@ def run_train(
         shutil.copytree(Path(d) / LIVE_DIR, out_dir / LIVE_DIR, dirs_exist_ok=True)
         state = json.loads((Path(d) / STATE_FILE).read_text())
     return TrainOutcome(
-        model_path=out_dir / MODEL_FILE, live_dir=out_dir / LIVE_DIR, history=state["history"], test=state.get("test", {})
+        model_path=out_dir / MODEL_FILE,
+        live_dir=out_dir / LIVE_DIR,
+        history=state["history"],
+        test=state.get("test", {}),
     )

@@ -57,10 +57,20 @@ class TuneSettings:
             self.grace_period,
             f"must be between 1 and tune.max_epochs ({self.max_epochs})",
         )
-        _require(self.max_concurrent_trials >= 0, "tune.max_concurrent_trials", self.max_concurrent_trials, "use 0 for 'as many as fit' or a positive number")
+        _require(
+            self.max_concurrent_trials >= 0,
+            "tune.max_concurrent_trials",
+            self.max_concurrent_trials,
+            "use 0 for 'as many as fit' or a positive number",
+        )
         _require(isinstance(self.space, dict), "tune.space", self.space, "give an object of hyper-parameter: domain")
         _require(self.epoch_timeout_s >= 1, "tune.epoch_timeout_s", self.epoch_timeout_s, "use at least 1 second")
-        _require(self.cpus_per_trial > 0, "tune.cpus_per_trial", self.cpus_per_trial, "a trial needs a positive number of CPUs")
+        _require(
+            self.cpus_per_trial > 0,
+            "tune.cpus_per_trial",
+            self.cpus_per_trial,
+            "a trial needs a positive number of CPUs",
+        )
         _require(
             self.gpus_per_trial == 0 or 0 < self.gpus_per_trial <= 1 or float(self.gpus_per_trial).is_integer(),
             "tune.gpus_per_trial",
@@ -78,7 +88,9 @@ class TrainSettings:
     use_gpu: bool = False
     seed: int = 0
     max_failures: int = 2  # worker-group restarts from the last checkpoint before giving up
-    epoch_timeout_s: int = 900  # the longest one epoch may take (sets the task's Flyte timeout, with the cluster's start-up)
+    epoch_timeout_s: int = (
+        900  # the longest one epoch may take (sets the task's Flyte timeout, with the cluster's start-up)
+    )
 
     def __post_init__(self) -> None:
         self.validate()
@@ -91,8 +103,19 @@ class TrainSettings:
 
 
 _QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(m|k|K|Ki|M|Mi|G|Gi|T|Ti)?$")
-_UNITS = {None: 1, "m": 1e-3, "k": 1e3, "K": 1e3, "Ki": 2**10, "M": 1e6, "Mi": 2**20, "G": 1e9, "Gi": 2**30,
-          "T": 1e12, "Ti": 2**40}
+_UNITS = {
+    None: 1,
+    "m": 1e-3,
+    "k": 1e3,
+    "K": 1e3,
+    "Ki": 2**10,
+    "M": 1e6,
+    "Mi": 2**20,
+    "G": 1e9,
+    "Gi": 2**30,
+    "T": 1e12,
+    "Ti": 2**40,
+}
 
 
 def quantity(value: str, name: str) -> float:
@@ -127,13 +150,25 @@ class ClusterShape:
         self.validate()
 
     def validate(self) -> None:
-        _require(self.cpus_per_worker >= 1, f"{self.label}.cpus_per_worker", self.cpus_per_worker, "a worker needs at least 1 CPU")
-        _require(self.gpus_per_worker >= 0, f"{self.label}.gpus_per_worker", self.gpus_per_worker, "use 0 or more whole GPUs")
+        _require(
+            self.cpus_per_worker >= 1,
+            f"{self.label}.cpus_per_worker",
+            self.cpus_per_worker,
+            "a worker needs at least 1 CPU",
+        )
+        _require(
+            self.gpus_per_worker >= 0, f"{self.label}.gpus_per_worker", self.gpus_per_worker, "use 0 or more whole GPUs"
+        )
         quantity(self.memory_per_worker, f"{self.label}.memory_per_worker")
         quantity(self.head_cpus, f"{self.label}.head_cpus")
         quantity(self.head_memory, f"{self.label}.head_memory")
         _require(self.ttl_seconds >= 0, f"{self.label}.ttl_seconds", self.ttl_seconds, "use 0 or more seconds")
-        _require(self.startup_timeout_s >= 1, f"{self.label}.startup_timeout_s", self.startup_timeout_s, "use at least 1 second")
+        _require(
+            self.startup_timeout_s >= 1,
+            f"{self.label}.startup_timeout_s",
+            self.startup_timeout_s,
+            "use at least 1 second",
+        )
         _require(
             (self.min_workers is None) == (self.max_workers is None),
             f"{self.label}.min_workers/max_workers",

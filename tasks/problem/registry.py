@@ -1,0 +1,47 @@
+"""Finding a problem by the one string a run names it with.
+
+A built-in name (`digits`, `diabetes`) or an importable `module:attribute` (a module on the
+image's PYTHONPATH), resolved again in every process that needs it, so no problem object is
+ever pickled across the Ray boundary.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from tasks.problem.interface import Problem, ProblemError
+
+BUILTIN = {
+    "digits": "tasks.problems.digits:PROBLEM",
+    "diabetes": "tasks.problems.diabetes:PROBLEM",
+}
+DEFAULT_PROBLEM = "digits"
+
+
+def load_problem(ref: str = "") -> Problem:
+    """The problem a run names: "" (the default), a built-in name, or `module:attribute`."""
+    ref = (ref or DEFAULT_PROBLEM).strip()
+    target = BUILTIN.get(ref, ref)
+    if ":" not in target:
+        raise ProblemError(
+            f"problem {ref!r} is not a built-in problem ({', '.join(sorted(BUILTIN))}) "
+            "nor an importable 'module:attribute' (e.g. my_team.problems:CHURN)."
+        )
+    module_name, _, attr = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise ProblemError(
+            f"problem {ref!r}: cannot import module {module_name!r} ({e}). Put it on PYTHONPATH (in the image: "
+            f"COPY it in) or use a built-in problem ({', '.join(sorted(BUILTIN))})."
+        ) from e
+    except Exception as e:  # the module itself fails: a syntax error, an exception at import, a bad Problem
+        raise ProblemError(f"problem {ref!r}: importing {module_name!r} failed: {type(e).__name__}: {e}") from e
+    if not hasattr(module, attr):
+        raise ProblemError(f"problem {ref!r}: module {module_name!r} has no attribute {attr!r}.")
+    problem = getattr(module, attr)
+    if not isinstance(problem, Problem):
+        raise ProblemError(
+            f"problem {ref!r}: {module_name}.{attr} is {type(problem).__name__}, not a tasks.problem.Problem."
+        )
+    return problem

@@ -84,8 +84,10 @@ def run_rebuilt_peer(size: E.RunSize) -> dict:
     log_path.write_text("".join(f"{t - t0:8.2f}s {line}\n" for t, line in lines))
 
     stage_starts = [(t, m.group(1)) for t, line in lines if (m := re.search(r"Running stage '(\w+)'", line))]
-    stages = {name: round((stage_starts[i + 1][0] if i + 1 < len(stage_starts) else t_end) - t, 2)
-              for i, (t, name) in enumerate(stage_starts)}
+    stages = {
+        name: round((stage_starts[i + 1][0] if i + 1 < len(stage_starts) else t_end) - t, 2)
+        for i, (t, name) in enumerate(stage_starts)
+    }
     pss = stats.to_dict(t0)
     scripts = {k: v for k, v in pss["alive_by_kind_s"].items() if k.startswith("python:")}
 
@@ -96,7 +98,9 @@ def run_rebuilt_peer(size: E.RunSize) -> dict:
     # Per stage script: start-up until ray.init, ray.init, the fit, and from the fit's end to the script's exit.
     script_phases = {}
     for stage, fit_name in (("tune", "tune_fit"), ("train", "train_fit")):
-        proc_mark = next((m for m in marks if m["ev"] == "process" and f"{stage}.py" in " ".join(m.get("argv", []))), None)
+        proc_mark = next(
+            (m for m in marks if m["ev"] == "process" and f"{stage}.py" in " ".join(m.get("argv", []))), None
+        )
         if not proc_mark:
             continue
         pid = proc_mark["pid"]
@@ -109,7 +113,11 @@ def run_rebuilt_peer(size: E.RunSize) -> dict:
             "fit_s": round(fit["end"] - fit["start"], 2) if fit else None,
             "fit_end_to_exit_s": round(exit_t - fit["end"], 2) if fit else None,
         }
-    windows = {phase: (f["start"], f["end"]) for phase, name in (("tune", "tune_fit"), ("train", "train_fit")) if (f := _first(sp, name=name))}
+    windows = {
+        phase: (f["start"], f["end"])
+        for phase, name in (("tune", "tune_fit"), ("train", "train_fit"))
+        if (f := _first(sp, name=name))
+    }
 
     result = {
         "size": {"name": size.name, "tune": size.tune, "train": size.train},
@@ -139,8 +147,12 @@ def main() -> None:
     size = dict(zip(("default", "tutorial"), E.sizes()))[label]
     result = run_rebuilt_peer(size)
     path = E.write_json("rebuilt_peer", result)
-    print(json.dumps({k: result[k] for k in ("wall_s", "returncode", "stages_s", "accuracy", "val_accuracy")}
-                     | {"peak_pss_gib": result["pss"]["peak_pss_gib"], "results": str(path)}))
+    print(
+        json.dumps(
+            {k: result[k] for k in ("wall_s", "returncode", "stages_s", "accuracy", "val_accuracy")}
+            | {"peak_pss_gib": result["pss"]["peak_pss_gib"], "results": str(path)}
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -1594,7 +1594,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         env = {**os.environ, "EXPERIMENTS_REPO_URL": opts.repo_url, "HOME": str(workdir / "home")}
         archive = build_package(workdir / "package.tgz", "localhost:30000/flyte-ray-dvc:emulated", env=env)
         package = Package.load(archive, workdir / "package")
-        from tasks.settings import TrainCluster, TrainSettings, TuneCluster, TuneSettings
+        from tasks.training.settings import TrainCluster, TrainSettings, TuneCluster, TuneSettings
 
         given = json.loads(opts.inputs)
         types = {

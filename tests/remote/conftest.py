@@ -1,12 +1,15 @@
 """Fixtures for the remote-path checks: real `pyflyte package` archives of the project."""
 
+# isort: skip_file
+
 from __future__ import annotations
 
 from pathlib import Path
 
-import emulate_remote  # noqa: E402  (scripts/ is not a package)
 import pytest
 from remote_env import IMAGE, NIGHTLY_ENV, package_env  # also puts scripts/ on sys.path
+
+import emulate_remote  # noqa: E402  (scripts/ is not a package)
 
 
 @pytest.fixture(scope="module")

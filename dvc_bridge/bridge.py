@@ -425,11 +425,9 @@ def record_experiment(
 def studio_metrics(repo) -> dict:
     """The workspace's metrics files as DVC's `done` event carries them ({path: {"data": {...}}})."""
     try:
-        from dvc.repo.metrics.show import _gather_metrics
+        from compat.dvc import gather_metrics
 
-        return {
-            path: {"data": r["data"]} for path, r in _gather_metrics(repo, on_error="return").items() if "data" in r
-        }
+        return {path: {"data": r["data"]} for path, r in gather_metrics(repo).items() if "data" in r}
     except Exception:  # a view for Studio only
         return {}
 

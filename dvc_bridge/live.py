@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Optional
 
+from compat.dvclive import live_without_studio
+
 log = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.json"
@@ -85,20 +87,6 @@ class Mirror:
                 self._warned = True
 
 
-def studio_off_live():
-    """DVCLive's `Live` with its own Studio posting off (LivePoster posts instead)."""
-    from dvclive import Live
-
-    class _Live(Live):
-        def _init_studio(self) -> None:
-            self._studio_events_to_skip.update({"start", "data", "done"})
-
-        def post_data_to_studio(self) -> None:
-            pass
-
-    return _Live
-
-
 class EpochLogger:
     """A DVCLive `Live` that writes one step per epoch and never touches git or DVC itself."""
 
@@ -111,7 +99,7 @@ class EpochLogger:
         self.mirror = Mirror(config.mirror_uri, config.storage_options) if config.mirror_uri else None
         resumed = resume and (self.directory / METRICS_FILE).exists()
         self.studio = LivePoster(self.directory, config.repo_path, resume=resumed, send_start=config.studio_start)
-        self._live = studio_off_live()(
+        self._live = live_without_studio()(
             dir=str(self.directory),
             resume=resumed,
             save_dvc_exp=False,

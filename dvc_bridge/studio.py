@@ -121,10 +121,10 @@ class LivePoster:
                 self._queue.task_done()
 
     def _send(self, step: int, latest: dict, plots: dict[str, list[dict]]) -> None:
-        from dvclive.studio import _cast_to_numbers
+        from compat.dvclive import cast_to_numbers
 
         new = {
-            path: {"data": _cast_to_numbers([dict(r) for r in rows[self._sent.get(path, 0) :]])}
+            path: {"data": cast_to_numbers([dict(r) for r in rows[self._sent.get(path, 0) :]])}
             for path, rows in plots.items()
         }
         ok = self._post(

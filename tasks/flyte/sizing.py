@@ -21,6 +21,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, Optional
 
+from compat.flytekit import forget_compiled_dynamic, set_task_config
 from tasks.training.settings import TrainCluster, TrainSettings, TuneCluster, TuneSettings
 
 
@@ -32,7 +33,7 @@ def compile_dynamic(step, inputs: dict[str, Any], image: str = "ghcr.io/example/
 
     # flytekit compiles a dynamic step's workflow once per process and reuses it (a pod compiles once); each call
     # here stands for a pod of its own, with its own inputs.
-    step._wf = None
+    forget_compiled_dynamic(step)
     name, tag = image.rsplit(":", 1) if ":" in image.rsplit("/", 1)[-1] else (image, "latest")
     settings = SerializationSettings(image_config=ImageConfig(default_image=Image(name="default", fqn=name, tag=tag)))
     ctx = FlyteContextManager.current_context()
@@ -78,7 +79,7 @@ def ray_tasks(tune: TuneSettings, train: TrainSettings, tune_cluster: TuneCluste
             ),
         }
     for t, config in packaged.items():
-        t._task_config = config
+        set_task_config(t, config)
     out = {}
     for name, spec in specs.items():
         (node,) = spec.nodes

@@ -20,6 +20,7 @@ from flytekit.deck import DeckField
 from flytekit.types.directory import FlyteDirectory
 from flytekit.types.file import FlyteFile
 
+from compat.flytekit import keep_only_this_tasks_timeline
 from dvc_bridge.bridge import ExperimentRef, preflight, record_experiment, redact_url, resolve_target, validate_exp_name
 from dvc_bridge.direction import higher_is_better
 from dvc_bridge.errors import TargetError
@@ -141,14 +142,7 @@ def _show_first(deck: Deck) -> None:
     before the task body runs. A local run also keeps every earlier task's pages and Timeline rows
     in one list; each task there ends with a "dispatch execute" row, after which this task's begin.
     """
-    from flytekit.deck.deck import TimeLineDeck
-
-    decks = flytekit.current_context().decks
-    timeline = next((d for d in decks if isinstance(d, TimeLineDeck)), None)
-    decks[:] = [deck, *([timeline] if timeline is not None else [])]
-    if timeline is not None:
-        ends = [i for i, row in enumerate(timeline.time_info) if row.get("Name") == "dispatch execute"]
-        del timeline.time_info[: ends[-1] + 1 if ends else 0]
+    keep_only_this_tasks_timeline(flytekit.current_context().decks, deck)
 
 
 @task(

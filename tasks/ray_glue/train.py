@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import shutil
 import sys
 import tempfile
@@ -20,6 +19,7 @@ import torch.distributed as dist
 from ray.train import Checkpoint, CheckpointConfig, FailureConfig, LoggingConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 
+from compat.ray import quiet_train_report_logs
 from dvc_bridge.live import EpochLogger, LiveConfig
 from tasks.data.arrays import Splits
 from tasks.problem import Problem, complete, load_problem, metric_key
@@ -67,19 +67,6 @@ def _all_reduce(sums: EvalSums, problem: Problem, device: torch.device) -> EvalS
     return EvalSums.from_vector(t.cpu().tolist(), names)
 
 
-def _quiet_report_logs() -> None:
-    """Drop Ray Train's INFO line per `report()` (pages of dicts); rank 0 prints one line per epoch.
-
-    Ray 2.60 logs it through a logger named after the module's file path, which escapes
-    `RunConfig(logging_config=...)`; only that logger is raised to WARNING.
-    """
-    try:
-        from ray.train.v2._internal.execution import context as train_context
-    except ImportError:  # another Ray version: nothing to quiet
-        return
-    logging.getLogger(train_context.__file__).setLevel(logging.WARNING)
-
-
 def train_loop_per_worker(config: dict) -> None:
     """Runs on every Ray Train worker: DDP training on the global batch, sharded validation each epoch,
     a checkpoint each epoch; after the last epoch rank 0 scores the final model on test, once."""
@@ -89,7 +76,7 @@ def train_loop_per_worker(config: dict) -> None:
     data: Splits = ray.get(job.data)
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    _quiet_report_logs()
+    quiet_train_report_logs()
     torch.set_num_threads(1)
 
     model, optimizer = build(problem, hp, settings.seed)

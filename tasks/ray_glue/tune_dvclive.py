@@ -65,9 +65,9 @@ class DVCLiveTrials(tune.Callback):
         if trial.trial_id not in self._lives:
             from dvclive import Live
 
-            from dvc_bridge.live import studio_off_live
+            from compat.dvclive import live_without_studio
 
-            cls = Live if self.studio else studio_off_live()
+            cls = Live if self.studio else live_without_studio()
             live = cls(dir=str(self.directory / trial.trial_id), save_dvc_exp=False, dvcyaml=None, report=None)
             config = trial.config or {}
             keys = self.params if self.params is not None else [k for k, v in config.items() if _scalar(v)]

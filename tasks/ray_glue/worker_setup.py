@@ -1,4 +1,4 @@
-"""Ray `worker_process_setup_hook` for local runs. Imports only `logging`: every Ray worker runs it.
+"""Ray `worker_process_setup_hook` for local runs. Imports only `logging` and a logger name: every Ray worker runs it.
 
 Ray Train's placement-group cleaner watches the controller through the dashboard's state API,
 which a local cluster runs without (start-up time); its warning every second says only that.
@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 
-QUIET_LOGGERS = ("ray.train.v2._internal.execution.controller.placement_group_cleaner",)
+from compat.ray import PLACEMENT_GROUP_CLEANER_LOGGER
+
+QUIET_LOGGERS = (PLACEMENT_GROUP_CLEANER_LOGGER,)
 
 
 def quiet_local_worker_logs() -> None:

@@ -2,7 +2,7 @@
 writes a user exception as NON_RECOVERABLE unless it is a FlyteRecoverableException), or an attempt that died
 without one; user errors within the task's `retries`, system errors within propeller's own budget.
 
-The error documents are real: written by flytekit's entrypoint (`_dispatch_execute`, what `pyflyte-execute`
+The error documents are real: written by flytekit's entrypoint (`dispatch_execute`, what `pyflyte-execute`
 runs in a pod) for tasks that raise the bridge's own errors.
 """
 
@@ -15,9 +15,10 @@ import remote_env  # noqa: F401  (puts scripts/ on sys.path)
 from emulate_remote import MAX_SYSTEM_RETRIES, BlobStore, Execution, Package, RetryBudget, TaskFailed, read_failure
 from flyteidl.core import identifier_pb2, literals_pb2, tasks_pb2
 from flytekit import task
-from flytekit.bin.entrypoint import _dispatch_execute, setup_execution
+from flytekit.bin.entrypoint import setup_execution
 from support import free_port
 
+from compat.flytekit import dispatch_execute
 from dvc_bridge.bridge import validate_exp_name
 from dvc_bridge.gitops import Git, retry
 from tasks.flyte.recoverable import recoverable_on_transient
@@ -57,7 +58,7 @@ def error_document(tmp_path: Path, task_obj, inputs: bool = True) -> bytes:
     out = tmp_path / "outputs"
     out.mkdir()
     with setup_execution(str(tmp_path / "raw"), str(out)) as ctx:
-        _dispatch_execute(ctx, lambda: task_obj, str(inputs_pb if inputs else tmp_path / "missing.pb"), str(out))
+        dispatch_execute(ctx, lambda: task_obj, str(inputs_pb if inputs else tmp_path / "missing.pb"), str(out))
     assert not (out / "outputs.pb").exists()
     return (out / "error.pb").read_bytes()
 

@@ -17,15 +17,15 @@ import remote_env  # noqa: F401  (puts scripts/ on sys.path)
 from emulate_remote import BlobStore, Execution, Package, TaskFailed, python_literals
 
 TASK = "ray_upload_task.ray_sum"
-CAP_MIB = 512  # ray._private.runtime_env.packaging.GCS_STORAGE_MAX_SIZE (the gRPC message cap)
+CAP_MIB = 512  # Ray's GCS message cap for a working_dir (compat.ray.working_dir_cap_bytes)
 
 
 def test_a_file_over_rays_cap_in_the_working_dir_is_refused_naming_the_fix(
     tmp_path_factory, s3_endpoint, bucket, capsys
 ):
-    from ray._private.runtime_env.packaging import GCS_STORAGE_MAX_SIZE
+    from compat.ray import working_dir_cap_bytes
 
-    assert GCS_STORAGE_MAX_SIZE == CAP_MIB * 2**20
+    assert working_dir_cap_bytes() == CAP_MIB * 2**20
     tmp_path = tmp_path_factory.mktemp("wd")  # short: Ray's and multiprocessing's socket paths live under the pods
     big = tmp_path / "big.bin"  # sparse: 600 MiB that take no disk in the pods (Ray still reads and zips them)
     with open(big, "wb") as f:

@@ -3,7 +3,7 @@
     python -m bench.bridge_wire          # BENCH_QUICK=1: 1, 4 and 16 MB
 
 For each size: a bare git remote whose DVC remote is a bucket on moto's S3 server on loopback
-(built like the tests' `remote_target` fixture: tasks.scaffold + tests/support.bare_remote),
+(built like the tests' `remote_target` fixture: tasks.scaffold + a bare clone),
 random bytes as model.pth, then `dvc_bridge.bridge.record_experiment` timed as a whole and by
 step (clone, dvc commit, exp save, dvc push, git push); then the same bytes uploaded raw to the
 same endpoint with boto3 (`upload_file`, multipart, and one `put_object`; the faster is the

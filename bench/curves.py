@@ -128,7 +128,7 @@ def run_point(cfg: dict) -> dict:
 
 def measure_point(cfg: dict) -> dict:
     """Run one point in its own process tree (own HOME, RAY_TMPDIR) and sample its PSS."""
-    from bench.e2e import _kill_leftovers, run_watched
+    from bench.e2e import kill_leftovers, run_watched
 
     root = E.scratch("curve")
     load_before = os.getloadavg()[0]
@@ -137,7 +137,7 @@ def measure_point(cfg: dict) -> dict:
     watched = run_watched(
         [sys.executable, "-m", "bench.curves", "point", json.dumps(cfg)], cwd=root, env=env, root=root
     )
-    leftovers = _kill_leftovers(str(root))
+    leftovers = kill_leftovers(watched)
     lines = [line for _, line in watched.lines]
     doc = next((json.loads(line[len("POINT ") :]) for line in reversed(lines) if line.startswith("POINT ")), {})
     pss = watched.stats.to_dict(watched.t0)

@@ -11,6 +11,7 @@ timestamped log and the run's trials table (the input of the pure-compute replay
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -52,6 +53,7 @@ class Watched:
     t0: float
     t_end: float
     stats: object  # the TreeSampler's statistics of the whole process tree
+    started: dict[int, int]  # every process of the tree it saw: pid -> start time
 
 
 def run_watched(cmd: list[str], *, cwd: Path, env: dict, root: Path) -> Watched:
@@ -71,7 +73,7 @@ def run_watched(cmd: list[str], *, cwd: Path, env: dict, root: Path) -> Watched:
         reader.join(30)
         t_end = time.time()
         time.sleep(0.3)  # one more sample: does anything outlive the driver?
-    return Watched(proc, lines, t0, t_end, sampler.stats())
+    return Watched(proc, lines, t0, t_end, sampler.stats(), dict(sampler.started))
 
 
 def run_workflow(size: E.RunSize, label: str) -> dict:
@@ -94,7 +96,7 @@ def run_workflow(size: E.RunSize, label: str) -> dict:
     ]
     watched = run_watched(cmd, cwd=root, env=env, root=root)
     proc, log_lines, t0, t_end, stats = watched.proc, watched.lines, watched.t0, watched.t_end, watched.stats
-    leftovers = _kill_leftovers(str(root))
+    leftovers = kill_leftovers(watched)
 
     E.OUT_DIR.mkdir(parents=True, exist_ok=True)
     log_path = E.OUT_DIR / f"e2e-{label}.log"
@@ -120,21 +122,26 @@ def run_workflow(size: E.RunSize, label: str) -> dict:
     return result
 
 
-def _kill_leftovers(match: str) -> list[str]:
-    """Processes of this run still alive after the driver exited (a leak worth reporting); killed."""
+def kill_leftovers(watched: Watched) -> list[str]:
+    """Processes of this run still alive after its driver exited (a leak worth reporting); killed.
+
+    Only the processes the run's sampler saw in its tree, by pid and start time (a reused pid is not the same
+    process): never anything else on the machine.
+    """
     import psutil
 
-    from bench.proctree import read_cmdline
+    from bench.proctree import read_cmdline, read_stat
 
     left = []
-    for pid in psutil.pids():
-        cmd = " ".join(read_cmdline(pid))
-        if match in cmd:
-            left.append(cmd[:120])
-            try:
-                psutil.Process(pid).kill()
-            except psutil.NoSuchProcess:
-                pass
+    for pid, started in watched.started.items():
+        stat = read_stat(pid)
+        if pid == os.getpid() or stat is None or stat[2] != started:
+            continue
+        left.append(" ".join(read_cmdline(pid))[:120])
+        try:
+            psutil.Process(pid).kill()
+        except psutil.NoSuchProcess:
+            pass
     return left
 
 

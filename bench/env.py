@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -20,9 +21,6 @@ OUT_DIR = Path(os.environ.get("BENCH_OUT", PROJECT_ROOT / "bench" / "out"))
 BIN = Path(sys.executable).parent
 WORKER_HOOKS = PROJECT_ROOT / "bench" / "worker_hooks"
 QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0")
-
-sys.path.append(str(PROJECT_ROOT / "tests"))
-from support import bare_remote  # noqa: E402  (the tests' own helpers, reused)
 
 
 @dataclass(frozen=True)
@@ -112,7 +110,9 @@ def remote_target(root: Path, endpoint: str, bucket: str) -> str:
 
     seed = root / f"seed-{bucket}"
     scaffold(seed, remote=f"s3://{bucket}/dvc", endpoint=endpoint)
-    return bare_remote(seed, root / f"{bucket}.git")
+    bare = root / f"{bucket}.git"
+    subprocess.run(["git", "clone", "--quiet", "--bare", str(seed), str(bare)], check=True)
+    return f"file://{bare}"
 
 
 def machine_load() -> dict:

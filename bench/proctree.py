@@ -160,6 +160,7 @@ class TreeSampler:
         self._timeline: list[tuple[float, int, dict[str, int]]] = []
         self._matched: dict[tuple[int, int], bool] = {}
         self._kind_of: dict[int, str] = {}
+        self.started: dict[int, int] = {}  # every process of the tree seen: pid -> start time (clock ticks)
 
     def __enter__(self) -> TreeSampler:
         self._cpu0 = time.thread_time()
@@ -196,6 +197,7 @@ class TreeSampler:
             if pid not in tree:
                 tree.add(pid)
                 todo.extend(children.get(pid, []))
+        self.started.update({pid: stats[pid][2] for pid in tree})
         return {pid: stats[pid][:2] for pid in tree}
 
     def _run(self) -> None:

@@ -69,13 +69,13 @@ def run_rebuilt_peer(size: E.RunSize) -> dict:
     env = E.isolated_env(root, BENCH_MARKS=str(marks_file))
     repo = make_repo(root, env)
     cmd = [str(E.BIN / "dvc"), "exp", "run", *set_args(size)]
-    from bench.e2e import _first, _kill_leftovers, analyze_workers, run_watched, spans
+    from bench.e2e import _first, analyze_workers, kill_leftovers, run_watched, spans
 
     watched = run_watched(cmd, cwd=repo, env=env, root=root)
     proc, lines, t0, t_end, stats = watched.proc, watched.lines, watched.t0, watched.t_end, watched.stats
     from bench.marks import read_marks
 
-    leftovers = _kill_leftovers(str(root))
+    leftovers = kill_leftovers(watched)
     marks = read_marks(marks_file)
     (E.OUT_DIR / "rebuilt_peer-marks.jsonl").write_text("".join(json.dumps(m) + "\n" for m in marks))
     sp = spans(marks)

@@ -72,10 +72,6 @@ class LivePoster:
             log.warning("DVC Studio did not accept `start` for %s: no live updates for this run", self.name)
             self.config = {}
 
-    @property
-    def enabled(self) -> bool:
-        return bool(self.config)
-
     def path(self, file: Path) -> str:
         rel = Path(file).relative_to(self.directory).as_posix()
         return f"{self.repo_path}/{rel}" if self.repo_path else str(file)

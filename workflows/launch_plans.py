@@ -114,25 +114,29 @@ def nightly_wf(
     kickoff_time: datetime,
     dataset: str = "",
     repo_url: str = "",
+    base_rev: str = "",
     problem: str = DEFAULT_PROBLEM,
     gate: Optional[float] = None,
     tune: TuneSettings = TuneSettings(),
     train: TrainSettings = TrainSettings(),
     seed: int = 0,
+    live_uri: str = "",
     tune_cluster: TuneCluster = TuneCluster(),
     train_cluster: TrainCluster = TrainCluster(),
 ) -> TuneTrainOutputs:
-    """tune_train_wf with the experiment named after the scheduled kickoff time."""
+    """tune_train_wf with the experiment named after the scheduled kickoff time (every other input the same)."""
     name = nightly_exp_name(kickoff_time=kickoff_time)
     return tune_train_wf(
         dataset=dataset,
         repo_url=repo_url,
+        base_rev=base_rev,
         exp_name=name,
         problem=problem,
         gate=gate,
         tune=tune,
         train=train,
         seed=seed,
+        live_uri=live_uri,
         tune_cluster=tune_cluster,
         train_cluster=train_cluster,
     )

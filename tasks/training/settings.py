@@ -7,7 +7,6 @@ on an instance that was built without `__init__` (deserialized).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -102,27 +101,16 @@ class TrainSettings:
         _require(self.epoch_timeout_s >= 1, "train.epoch_timeout_s", self.epoch_timeout_s, "use at least 1 second")
 
 
-_QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(m|k|K|Ki|M|Mi|G|Gi|T|Ti)?$")
-_UNITS = {
-    None: 1,
-    "m": 1e-3,
-    "k": 1e3,
-    "K": 1e3,
-    "Ki": 2**10,
-    "M": 1e6,
-    "Mi": 2**20,
-    "G": 1e9,
-    "Gi": 2**30,
-    "T": 1e12,
-    "Ti": 2**40,
-}
-
-
 def quantity(value: str, name: str) -> float:
-    """A Kubernetes quantity ("4Gi", "500m", "2") as a number; a SettingsError names the field otherwise."""
-    match = _QUANTITY.match(str(value).strip())
-    _require(match is not None, name, value, 'use a Kubernetes quantity such as "4Gi", "512Mi" or "2"')
-    number = float(match.group(1)) * _UNITS[match.group(2)]
+    """A Kubernetes quantity ("4Gi", "500m", "2") as a number, parsed as Kubernetes does (the `kubernetes`
+    package's parser, imported when first needed); a SettingsError names the field otherwise."""
+    from kubernetes.utils.quantity import parse_quantity
+
+    try:
+        number = float(parse_quantity(str(value).strip()))
+    except (ValueError, TypeError, ArithmeticError):
+        number = None
+    _require(number is not None, name, value, 'use a Kubernetes quantity such as "4Gi", "512Mi" or "2"')
     _require(number > 0, name, value, "must be more than 0")
     return number
 
@@ -201,11 +189,6 @@ class ClusterShape:
     @property
     def most_workers(self) -> int:
         return self.max_workers if self.autoscaling else self.workers
-
-    @property
-    def capacity_cpus(self) -> int:
-        """CPUs the worker group can offer at most (the head offers none)."""
-        return self.most_workers * self.cpus_per_worker
 
 
 @dataclass

@@ -75,3 +75,17 @@ def test_the_nightly_problem_is_checked_when_the_plan_is_built():
     assert plan.fixed_inputs.literals["problem"].scalar.primitive.string_value == "diabetes"
     with pytest.raises(ProblemError, match="'digitz' is not a built-in problem"):
         scheduled_launch_plan("0 3 * * *", name="never-built-problem", problem="digitz")
+
+
+def test_nightly_wf_takes_every_input_of_tune_train_wf_with_the_same_defaults():
+    """The nightly plan is tune_train_wf named by its kickoff time: an input added to one and not the other fails."""
+    from workflows.launch_plans import nightly_wf
+    from workflows.tune_train import tune_train_wf
+
+    nightly, main = nightly_wf.python_interface, tune_train_wf.python_interface
+    assert set(nightly.inputs) == (set(main.inputs) - {"exp_name"}) | {"kickoff_time"}
+    for name in set(main.inputs) - {"exp_name"}:
+        assert nightly.inputs[name] == main.inputs[name], name
+        assert nightly.default_inputs_as_kwargs.get(name) == main.default_inputs_as_kwargs.get(name), name
+    assert nightly.outputs == main.outputs
+

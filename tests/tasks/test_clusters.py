@@ -51,17 +51,6 @@ def test_cluster_shape_valid(kwargs):
     assert shape.autoscaling == ("min_workers" in kwargs)
 
 
-def test_capacity_cpus():
-    assert ClusterShape(**BASE).capacity_cpus == 4
-    assert (
-        ClusterShape(workers=2, cpus_per_worker=3, memory_per_worker="1Gi", min_workers=1, max_workers=5).capacity_cpus
-        == 15
-    )
-
-
-# --------------------------------------------------------------------------- ray_job_config
-
-
 def test_ray_job_config_fixed_size():
     shape = ClusterShape(
         workers=3, cpus_per_worker=2, memory_per_worker="6Gi", head_cpus="2", head_memory="3Gi", ttl_seconds=900

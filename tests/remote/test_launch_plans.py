@@ -88,4 +88,3 @@ def test_nightly_wf_takes_every_input_of_tune_train_wf_with_the_same_defaults():
         assert nightly.inputs[name] == main.inputs[name], name
         assert nightly.default_inputs_as_kwargs.get(name) == main.default_inputs_as_kwargs.get(name), name
     assert nightly.outputs == main.outputs
-

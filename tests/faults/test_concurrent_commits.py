@@ -22,9 +22,11 @@ BARRIER = """#!/bin/sh
 while read local_ref local_sha remote_ref remote_sha; do
   case "$remote_ref" in
     refs/exps/*)
-      touch "$FRD_TEST_BARRIER/$$"
+      touch "$FRD_TEST_BARRIER/arrived/$$"
       i=0
-      while [ "$(ls "$FRD_TEST_BARRIER" | wc -l)" -lt 2 ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done;;
+      while [ "$(ls "$FRD_TEST_BARRIER/arrived" | wc -l)" -lt 2 ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done
+      if [ "$(ls "$FRD_TEST_BARRIER/arrived" | wc -l)" -ge 2 ]; then touch "$FRD_TEST_BARRIER/met/$$";
+      else touch "$FRD_TEST_BARRIER/gave-up/$$"; fi;;
   esac
 done
 exit 0
@@ -35,7 +37,8 @@ exit 0
 def test_two_workflows_commit_to_one_repo_at_once_each_with_only_its_own_files(tmp_path, remote_target):
     hooks, barrier = tmp_path / "hooks", tmp_path / "barrier"
     hooks.mkdir()
-    barrier.mkdir()
+    for d in ("arrived", "met", "gave-up"):
+        (barrier / d).mkdir(parents=True)
     (hooks / "pre-push").write_text(BARRIER)
     (hooks / "pre-push").chmod(0o755)
     env = dict(
@@ -71,7 +74,8 @@ def test_two_workflows_commit_to_one_repo_at_once_each_with_only_its_own_files(t
     results = {seed: proc.communicate(timeout=300) for seed, proc in runs.items()}
     for seed, proc in runs.items():
         assert proc.returncode == 0, results[seed][1][-3000:]
-    assert len(list(barrier.iterdir())) == 2, "both bridges should have met at their ref push"
+    assert not list((barrier / "gave-up").iterdir()), "a bridge waited 60 s at its ref push and the other never came"
+    assert len(list((barrier / "met").iterdir())) == 2, "both bridges should have met at their ref push"
 
     refs = exp_refs(remote_target)
     assert sorted(r.rsplit("/", 1)[1] for r in refs) == ["par1", "par2"]
@@ -87,10 +91,10 @@ def test_two_workflows_commit_to_one_repo_at_once_each_with_only_its_own_files(t
         assert params["data"]["seed"] == seed and params["data"]["source"] == f"stand-in-{seed}"
         metrics = json.loads((clone / "results/dvclive/metrics.json").read_text())
         assert metrics["test"]["accuracy"] == pytest.approx(stand_in_accuracy(seed))
-        # Only the files an experiment writes changed against the baseline (DVC's `exp save` adds its
-        # .dvc/tmp/repro.dat), and none of them mentions the other run.
+        # Only the files an experiment writes changed against the baseline (not DVC's .dvc/tmp/repro.dat, which
+        # `exp save` adds and the bridge drops: it holds the Studio token), and none of them mentions the other run.
         changed = git("diff", "--name-only", "HEAD~1", "HEAD", cwd=clone).splitlines()
-        expected = {"params.yaml", "dvc.lock", "dvc.yaml", ".dvc/tmp/repro.dat"}
+        expected = {"params.yaml", "dvc.lock", "dvc.yaml"}
         assert changed and all(p in expected or p.startswith("results/") for p in changed), changed
         other = 3 - seed
         for path in changed:

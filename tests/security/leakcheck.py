@@ -108,9 +108,30 @@ def git_http_server(root: Path, token: str) -> tuple[LoopbackServer, Requests]:
     return LoopbackServer(Handler), requests
 
 
-def canaries_in(data: bytes, where: str) -> list[str]:
-    """ "WHERE: VAR" for each canary found in `data`."""
-    return [f"{where}: {var}" for var, value in CANARIES.items() if value.encode() in data]
+def encodings(secret: str) -> dict[str, bytes]:
+    """The forms a secret can take on its way into a file or a log: as is, URL-encoded, and base64 (standard and
+    URL-safe) at any of the three alignments it can have inside a longer encoded blob ("Basic <b64(user:token)>")."""
+    import base64
+    from urllib.parse import quote, quote_plus
+
+    raw = secret.encode()
+    forms = {"plain": raw, "url-encoded": quote(secret, safe="").encode(), "form-encoded": quote_plus(secret).encode()}
+    for k in range(3):
+        blob = b"\0" * k + raw
+        full = (len(blob) // 3) * 4  # characters of complete 3-byte groups; the last group may hold padding
+        for name, encode in (("base64", base64.b64encode), ("base64url", base64.urlsafe_b64encode)):
+            forms[f"{name}@{k}"] = encode(blob)[4 if k else 0 : full]  # the first group mixes in the prefix
+    return forms
+
+
+def canaries_in(data: bytes, where: str, canaries: dict[str, str] = CANARIES) -> list[str]:
+    """ "WHERE: VAR (form)" for each canary found in `data`, in any of its encodings."""
+    found = []
+    for var, value in canaries.items():
+        hit = next((form for form, enc in encodings(value).items() if enc in data), None)
+        if hit:
+            found.append(f"{where}: {var}" + ("" if hit == "plain" else f" ({hit})"))
+    return found
 
 
 def scan_bytes(data: bytes, where: str) -> list[str]:

@@ -117,3 +117,24 @@ def test_no_secret_in_logs_outputs_decks_specs_history_or_messages(tmp_path, tok
         print(f"scanned {files} files, {len(decks)} Decks, the package, {len(keys)} DVC objects and the git history")
     finally:
         subprocess.run(["rm", "-rf", ray_tmp])
+
+
+@pytest.mark.parametrize("prefix", ["", "u:", "us:", "user:"])
+def test_the_secret_scan_finds_a_secret_base64_or_url_encoded_inside_other_text(prefix):
+    """The scan every leak test relies on sees a token however it is encoded: exactly, in an Authorization header's
+    base64 at any alignment, URL-safe base64, or URL-encoded; and nothing in text that does not hold it."""
+    import base64
+    from urllib.parse import quote
+
+    from leakcheck import canaries_in
+
+    secret = {"TOKEN": "canary-tok/en+with=specials-0123456789abcdef"}
+    b64 = base64.b64encode(f"{prefix}{secret['TOKEN']}".encode())
+    for data in (
+        b"log: Authorization: Basic " + b64 + b"\n",
+        b"x" + base64.urlsafe_b64encode(f"{prefix}{secret['TOKEN']}".encode()),
+        f"https://host/?token={quote(secret['TOKEN'], safe='')}&x=1".encode(),
+        f"token {secret['TOKEN']} in plain text".encode(),
+    ):
+        assert canaries_in(data, "here", secret), data
+    assert not canaries_in(b"Authorization: Basic " + base64.b64encode(b"user:another-token"), "here", secret)

@@ -40,7 +40,7 @@ constraints: setup
 clean:
 	rm -rf $(VENV) .pytest_cache
 
-# Benchmarks of issue #7 (bench/): figures, never pass/fail; ends with one JSON line.
+# Benchmarks (bench/): figures, never pass/fail; ends with one JSON line.
 # BENCH_QUICK=1 make bench: tiny sizes, a smoke run of the whole harness.
 bench: setup
 	$(BIN)/python -m bench

@@ -1,4 +1,4 @@
-"""Benchmarks of issues #7 and #15: where the time of a run goes, as ratios against pure compute and the rebuilt peer pipeline.
+"""Benchmarks: where the time of a run goes, as ratios against pure compute and the rebuilt peer pipeline.
 
     make bench                 # everything, ~15-20 min on 2 cores; ends with one JSON line
     BENCH_QUICK=1 make bench   # tiny sizes: a smoke run of the whole harness (~4-5 min)

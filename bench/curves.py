@@ -1,4 +1,4 @@
-"""Cost curves (issue 15, point 3): wall time and peak PSS as the work grows.
+"""Cost curves: wall time and peak PSS as the work grows.
 
     python -m bench.curves          # full points (~15-25 min on 2 cores): bench/curves/*.png + curves.json
     python -m bench.curves data     # measure one axis again, keep the others' points from curves.json

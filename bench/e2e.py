@@ -354,7 +354,7 @@ def analyze_train(sp, marks, rel) -> dict:
 
 
 def train_parts(sp: list[dict], marks: list[dict]) -> dict:
-    """The train task's time that is not computing, part by part (issue 15, point 2), from the marks.
+    """The train task's time that is not computing, part by part, from the marks.
 
     Per worker (means over the workers): the worker group's start (TorchTrainer.fit -> worker process
     born), imports in the worker (born -> its last heavy import before DDP init), waiting for the group

@@ -44,7 +44,7 @@ RATIOS = (
     "bridge_fixed_s",
     "pss_ratio_vs_rebuilt_peer",
 )
-# issue 15's targets for RATIOS: (<= or >=, bound)
+# the targets for RATIOS: (<= or >=, bound)
 TARGETS = {
     "overhead_ratio_smoke": ("<=", 1.5),
     "overhead_ratio_tutorial": ("<=", 1.15),
@@ -135,7 +135,7 @@ def throughput(e2e: dict, pure: dict, ddp: dict | None = None) -> dict:
         "plain_same_threads_steady_samples_per_s": same_threads,
         "plain_epoch_train_s": plain["epoch_train_s"],
         "ratio": round(ray_sps / best_plain, 3) if ray_sps and best_plain else None,
-        # issue 15: DDP on N workers x 1 thread over one plain process with N threads, same global batch
+        # DDP on N workers x 1 thread over one plain process with N threads, same global batch
         "ddp_throughput_ratio": round(ray_sps / same_threads, 3) if ray_sps and same_threads else None,
         "note": "steady state = epochs 2..N (median); `ratio`: over the faster of 1 thread and N threads (N = workers); "
         "`ddp_throughput_ratio`: over N threads; same global batch (the workers split it, the plain process takes it whole)",
@@ -264,7 +264,7 @@ def time_budget(e2e: dict, pure: dict, wall_pure: float) -> list[dict]:
                     (t.get("write_decks_s") for k, t in tasks.items() if e2e["task_roles"].get(k) == "train"), None
                 ),
                 "timeline after TorchTrainer.fit start (s)": train_timeline,
-                "overhead parts (issue 15; results.json train_overhead_parts)": e2e.get("train_parts"),
+                "overhead parts (results.json train_overhead_parts)": e2e.get("train_parts"),
             },
         },
         {

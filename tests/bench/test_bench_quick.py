@@ -3,7 +3,7 @@
 Runs `python -m bench` with BENCH_QUICK=1 (every benchmark at a tiny size: the workflow through
 pyflyte, the pure-compute replay, plain DDP, the bridge against moto's S3, the rebuilt peer
 `dvc exp run` pipeline, one tiny cost-curve point) into a temp output dir, and checks the one JSON
-line it ends with: issue 15's ratio keys, each a finite number computed from the figures beside it.
+line it ends with: the headline ratio keys, each a finite number computed from the figures beside it.
 Targets are never asserted: figures depend on the machine and its load.
 """
 

@@ -1,4 +1,4 @@
-"""One Flyte run on a DVC-tracked dataset, held against DVC itself (one workflow run serves issue 13's points):
+"""One Flyte run on a DVC-tracked dataset, held against DVC itself (one workflow run serves every point below):
 
 * Studio: one loopback Studio stand-in (DVC_STUDIO_URL, DVC_STUDIO_TOKEN). The reference is a real
   `dvc exp run` of a plain DVCLive script (what DVCLive's docs show) in a clone of the target repo, then

@@ -16,8 +16,7 @@ from dataclasses import dataclass
 import pytest
 import yaml
 
-import remote_env  # noqa: F401  (puts scripts/ on sys.path)
-from emulate_remote import IMAGE_APP_DIR, image_app_paths
+from emulator.pods import IMAGE_APP_DIR, image_app_paths
 from support import PROJECT_ROOT
 from tasks.settings import TrainCluster, TuneCluster
 

@@ -15,8 +15,10 @@ from flyteidl.core import identifier_pb2, literals_pb2, tasks_pb2
 from flytekit import task
 from flytekit.bin.entrypoint import _dispatch_execute, setup_execution
 
-import remote_env  # noqa: F401  (puts scripts/ on sys.path)
-from emulate_remote import MAX_SYSTEM_RETRIES, BlobStore, Execution, Package, RetryBudget, TaskFailed, read_failure
+from emulator.blobstore import BlobStore
+from emulator.packaging import Package
+from emulator.propeller import MAX_SYSTEM_RETRIES, RetryBudget, TaskFailed, read_failure
+from emulator.run import Execution
 from support import free_port
 from dvc_bridge.bridge import validate_exp_name
 from dvc_bridge.gitops import Git, retry

@@ -178,7 +178,8 @@ def test_print_rayjob_shows_what_flyte_and_kuberay_build_from_the_package(golden
     Flyte 1.16 plugin builds it, and the `ray start` KubeRay derives per pod. Golden keys, from the settings."""
     import yaml
 
-    from emulate_remote import main, quantity_value
+    from emulator.cli import main
+    from emulator.kuberay import quantity_value
 
     assert main(["--print-rayjob", "--package", str(golden.dir.parent / "package.tgz"),
                  "--workdir", str(golden.dir.parent / f"print-{name}")]) == 0

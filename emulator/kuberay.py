@@ -16,11 +16,12 @@ controllers/ray/common/pod.go (setMissingRayStartParams, generateRayStartCommand
 from __future__ import annotations
 
 import json
-import re
+import math
 import shlex
 
 from flyteidl.core import tasks_pb2
 from google.protobuf.json_format import MessageToDict
+from kubernetes.utils import parse_quantity
 
 from emulator.packaging import DOMAIN, PROJECT
 
@@ -36,28 +37,15 @@ FLYTE_DEFAULT_TTL = 3600  # config.go ttlSecondsAfterFinished, used when the tas
 KUBERAY_GCS_PORT, KUBERAY_DASHBOARD_PORT, KUBERAY_METRICS_PORT, KUBERAY_AGENT_PORT = 6379, 8265, 8080, 52365
 RESOURCE_NAMES = {"CPU": "cpu", "MEMORY": "memory", "GPU": "nvidia.com/gpu", "EPHEMERAL_STORAGE": "ephemeral-storage"}
 SECRET_LABEL, SECRET_ANNOTATION_PREFIX = "inject-flyte-secrets", "flyte.secrets/s"
-_QUANTITY = re.compile(r"^([0-9.]+)([a-zA-Z]*)$")
-_SUFFIX = {
-    "": 1,
-    "m": 1e-3,
-    "k": 1e3,
-    "M": 1e6,
-    "G": 1e9,
-    "T": 1e12,
-    "Ki": 2**10,
-    "Mi": 2**20,
-    "Gi": 2**30,
-    "Ti": 2**40,
-}
 
 
 def quantity_value(q: str) -> int:
     """A Kubernetes quantity as KubeRay reads it (`Quantity.Value()`: rounded up to an integer)."""
-    m = _QUANTITY.match(str(q).strip())
-    if not m or m.group(2) not in _SUFFIX:
-        raise ValueError(f"not a Kubernetes quantity: {q!r}")
-    value = float(m.group(1)) * _SUFFIX[m.group(2)]
-    return int(value) if value == int(value) else int(value) + 1
+    try:
+        value = parse_quantity(str(q).strip())
+    except ValueError as e:
+        raise ValueError(f"not a Kubernetes quantity: {q!r}") from e
+    return math.ceil(value)
 
 
 def flyte_start_params(params: dict | None, head: bool) -> dict[str, str]:

@@ -35,8 +35,14 @@ def package(tmp_path_factory) -> Package:
 def _execution(package: Package, tmp_path: Path, s3_endpoint: str, **kwargs) -> Execution:
     blob_bucket = f"flyte-{uuid.uuid4().hex[:8]}"
     boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=blob_bucket)
-    return Execution(package, BlobStore(s3_endpoint, blob_bucket), tmp_path / "emulated", secrets=secrets_from_env(),
-                     app_files={"commit_only_wf.py": Path(commit_only_wf.__file__)}, **kwargs)
+    return Execution(
+        package,
+        BlobStore(s3_endpoint, blob_bucket),
+        tmp_path / "emulated",
+        secrets=secrets_from_env(),
+        app_files={"commit_only_wf.py": Path(commit_only_wf.__file__)},
+        **kwargs,
+    )
 
 
 def _run(execution: Execution, package: Package, **inputs):
@@ -51,7 +57,8 @@ def _node(execution: Execution, task: str) -> NodeRun:
 
 
 def test_s3_outage_longer_than_the_bridge_backoff_is_survived_by_a_flyte_retry_that_lands_once(
-        tmp_path, package, s3_endpoint, flaky_s3, bucket):
+    tmp_path, package, s3_endpoint, flaky_s3, bucket
+):
     """The DVC remote's endpoint is down for commit_experiment's whole first attempt: the bridge's own 4 push
     attempts fail, the task leaves a RECOVERABLE error.pb, propeller's rule retries it as attempt 1 (endpoint back),
     which records the experiment: exactly one, its data pullable, the first attempt having pushed no ref."""
@@ -95,8 +102,11 @@ def test_wrong_input_is_not_retried_by_flyte(tmp_path, package, s3_endpoint, rem
     assert package.tasks[check_name].metadata.retries.retries >= 1, "check_target should have retries to spend"
     execution = _execution(package, tmp_path, s3_endpoint)
     started = time.monotonic()
-    with pytest.raises(TaskFailed, match=r"(?s)TargetError: .*experiment name 'bad name' is not a valid git ref name"
-                                         r".*not retried: non-recoverable"):
+    with pytest.raises(
+        TaskFailed,
+        match=r"(?s)TargetError: .*experiment name 'bad name' is not a valid git ref name"
+        r".*not retried: non-recoverable",
+    ):
         _run(execution, package, repo_url=remote_target, exp_name="bad name", seed=0)
     (check,) = execution.runs
     assert check.task == check_name and len(check.history) == 1

@@ -16,8 +16,10 @@ IMAGE = "localhost:30000/flyte-ray-dvc:golden"
 
 # Values no package, log, output or commit may ever contain, set where the secrets would be.
 # Made at run time: a literal here would itself be packaged (fast registration ships the tests too).
-CANARIES = {var: f"canary-{var.lower().replace('_', '-')}-{uuid.uuid4().hex}"
-            for var in ("GIT_TOKEN", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "DVC_STUDIO_TOKEN")}
+CANARIES = {
+    var: f"canary-{var.lower().replace('_', '-')}-{uuid.uuid4().hex}"
+    for var in ("GIT_TOKEN", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "DVC_STUDIO_TOKEN")
+}
 
 # The nightly plan's configuration, as a user would export it before `pyflyte register`.
 NIGHTLY_ENV = {

@@ -123,7 +123,9 @@ def test_final_image_runs_as_a_non_root_user(dockerfile):
 def test_final_image_holds_the_project_packages_where_the_tasks_expect_them(dockerfile):
     _, _, final = dockerfile
     packages = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
-    assert sorted(image_app_paths()) == sorted({p.split(".")[0] for p in packages})  # a package dir holds its subpackages
+    assert sorted(image_app_paths()) == sorted(
+        {p.split(".")[0] for p in packages}
+    )  # a package dir holds its subpackages
     assert final.all("WORKDIR")[-1] == IMAGE_APP_DIR
     env = " ".join(final.all("ENV"))
     assert f"PYTHONPATH={IMAGE_APP_DIR}" in env and "PATH=/opt/venv/bin:$PATH" in env
@@ -144,9 +146,21 @@ def test_dockerignore_keeps_the_context_small():
 FLYTE_BINARY_PLUGINS = ["container", "sidecar", "k8s-array", "agent-service"]
 FLYTE_BINARY_TYPES = {"container": "container", "sidecar": "sidecar", "container_array": "k8s-array"}
 # The Ray plugin's config keys (json tags of Config in flyteplugins/go/tasks/plugins/k8s/ray/config.go).
-RAY_PLUGIN_KEYS = {"shutdownAfterJobFinishes", "ttlSecondsAfterFinished", "serviceType", "includeDashboard",
-                   "dashboardHost", "nodeIPAddress", "remoteClusterConfig", "logs", "logsSidecar",
-                   "dashboardURLTemplate", "defaults", "enableUsageStats", "serviceAccount"}
+RAY_PLUGIN_KEYS = {
+    "shutdownAfterJobFinishes",
+    "ttlSecondsAfterFinished",
+    "serviceType",
+    "includeDashboard",
+    "dashboardHost",
+    "nodeIPAddress",
+    "remoteClusterConfig",
+    "logs",
+    "logsSidecar",
+    "dashboardURLTemplate",
+    "defaults",
+    "enableUsageStats",
+    "serviceAccount",
+}
 
 
 @pytest.fixture(scope="module")

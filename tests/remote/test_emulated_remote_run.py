@@ -87,7 +87,11 @@ def emulated(tmp_path_factory, s3_endpoint) -> Emulated:
     seconds = time.monotonic() - started
     print(f"\nemulated remote run: {seconds:.1f} s wall")
     for r in execution.runs:
-        ray = f" (cluster up {r.ray.seconds_start:.1f} s, job {r.ray.seconds_job:.1f} s, down {r.ray.seconds_stop:.1f} s)" if r.ray else ""
+        ray = (
+            f" (cluster up {r.ray.seconds_start:.1f} s, job {r.ray.seconds_job:.1f} s, down {r.ray.seconds_stop:.1f} s)"
+            if r.ray
+            else ""
+        )
         print(f"  {r.node_id} {r.task}: {r.seconds:.1f} s{ray}")
     return Emulated(execution, outputs, store, repo_url, dvc_bucket, work, seconds)
 
@@ -100,22 +104,42 @@ def test_emulated_run_of_the_diabetes_problem_commits_its_own_experiment(emulate
     from support import git
     from workflows.launch_plans import DEFAULT_NAME
 
-    execution = Execution(emulated.execution.package, emulated.store, emulated.workdir / "diabetes",
-                          secrets=emulated.execution.secrets)
-    values = {"problem": "diabetes", "repo_url": emulated.repo_url, "exp_name": "emulated-diabetes",
-              "tune": TuneSettings(num_samples=2, max_epochs=2), "train": TrainSettings(epochs=4, num_workers=3),
-              "tune_cluster": DIABETES_TUNE_CLUSTER, "train_cluster": DIABETES_TRAIN_CLUSTER}
-    types = {"problem": str, "repo_url": str, "exp_name": str, "tune": TuneSettings, "train": TrainSettings,
-             "tune_cluster": TuneCluster, "train_cluster": TrainCluster}
+    execution = Execution(
+        emulated.execution.package, emulated.store, emulated.workdir / "diabetes", secrets=emulated.execution.secrets
+    )
+    values = {
+        "problem": "diabetes",
+        "repo_url": emulated.repo_url,
+        "exp_name": "emulated-diabetes",
+        "tune": TuneSettings(num_samples=2, max_epochs=2),
+        "train": TrainSettings(epochs=4, num_workers=3),
+        "tune_cluster": DIABETES_TUNE_CLUSTER,
+        "train_cluster": DIABETES_TRAIN_CLUSTER,
+    }
+    types = {
+        "problem": str,
+        "repo_url": str,
+        "exp_name": str,
+        "tune": TuneSettings,
+        "train": TrainSettings,
+        "tune_cluster": TuneCluster,
+        "train_cluster": TrainCluster,
+    }
     literals = execution.run_launch_plan(DEFAULT_NAME, python_literals(values, types))
     out = TuneTrainOutputs(**to_python(literals, typing.get_type_hints(TuneTrainOutputs)))
     assert out.experiment.metric == "test/rmse" and set(out.trained.test) == {"test/loss", "test/rmse", "test/mae"}
     clone = tmp_path / "clone"
     git("clone", "--quiet", emulated.repo_url, str(clone))
-    subprocess.run([str(Path(sys.executable).parent / "dvc"), "exp", "pull", "origin", "emulated-diabetes"], cwd=clone,
-                   check=True, capture_output=True)
-    row = {k.rsplit(":", 1)[-1]: v for k, v in
-           next(r for r in exp_show(repo=str(clone)) if r.get("Experiment") == "emulated-diabetes").items()}
+    subprocess.run(
+        [str(Path(sys.executable).parent / "dvc"), "exp", "pull", "origin", "emulated-diabetes"],
+        cwd=clone,
+        check=True,
+        capture_output=True,
+    )
+    row = {
+        k.rsplit(":", 1)[-1]: v
+        for k, v in next(r for r in exp_show(repo=str(clone)) if r.get("Experiment") == "emulated-diabetes").items()
+    }
     assert row["problem"] == "diabetes" and row["test.rmse"] == pytest.approx(out.trained.test["test/rmse"])
     train = [r for r in execution.runs if r.task == TRAIN_TASK][0]
     assert train.ray is not None and train.ray.job_status == "SUCCEEDED"
@@ -168,10 +192,14 @@ def assert_cluster_is(run: NodeRun, shape) -> None:
     heads = [n for n in ray.nodes if n["is_head"]]
     workers = [n for n in ray.nodes if not n["is_head"]]
     assert [(n["CPU"], n["memory"]) for n in heads] == [(0.0, quantity_value(shape.head_memory))]
-    assert [(n["CPU"], n["memory"]) for n in workers] == [(float(shape.cpus_per_worker), quantity_value(shape.memory_per_worker))] * shape.workers
+    assert [(n["CPU"], n["memory"]) for n in workers] == [
+        (float(shape.cpus_per_worker), quantity_value(shape.memory_per_worker))
+    ] * shape.workers
 
 
-@pytest.mark.parametrize(("task", "shape"), [(TUNE_TASK, TuneCluster()), (TRAIN_TASK, TrainCluster())], ids=["tune", "train"])
+@pytest.mark.parametrize(
+    ("task", "shape"), [(TUNE_TASK, TuneCluster()), (TRAIN_TASK, TrainCluster())], ids=["tune", "train"]
+)
 def test_emulated_ray_cluster_follows_the_spec_and_the_head_does_not_compute(emulated, task, shape):
     ray = emulated.run(task).ray
     assert_cluster_is(emulated.run(task), shape)
@@ -188,8 +216,9 @@ def test_emulated_ray_cluster_follows_the_spec_and_the_head_does_not_compute(emu
 
 
 def _git_objects(bare: Path) -> bytes:
-    return subprocess.run("git cat-file --batch-all-objects --batch", shell=True, cwd=bare, capture_output=True,
-                          check=True).stdout
+    return subprocess.run(
+        "git cat-file --batch-all-objects --batch", shell=True, cwd=bare, capture_output=True, check=True
+    ).stdout
 
 
 def test_emulated_run_leaks_no_secret(emulated):
@@ -204,11 +233,15 @@ def test_emulated_run_leaks_no_secret(emulated):
             places[uri] = emulated.store.get(uri)
     places["git objects of the remote"] = _git_objects(Path(emulated.repo_url.removeprefix("file://")))
     assert len(places) > 50 and any(b"nightly-20261122-0200" in v for v in places.values())
-    leaks = sorted({f"{name} in {where}" for where, data in places.items() for name, v in values.items() if v.encode() in data})
+    leaks = sorted(
+        {f"{name} in {where}" for where, data in places.items() for name, v in values.items() if v.encode() in data}
+    )
     assert not leaks, "\n".join(leaks)
 
 
-@pytest.mark.parametrize(("task", "shape"), [(TUNE_TASK, TuneCluster()), (TRAIN_TASK, TrainCluster())], ids=["tune", "train"])
+@pytest.mark.parametrize(
+    ("task", "shape"), [(TUNE_TASK, TuneCluster()), (TRAIN_TASK, TrainCluster())], ids=["tune", "train"]
+)
 def test_emulated_cluster_is_what_flyte_and_kuberay_build(emulated, task, shape):
     """The nodes ran what the RayJob Flyte builds and KubeRay completes: the plugin's start params, memory from the
     container limits, the task pod's env in every pod (plus each role's), the driver on the head, a small working_dir."""
@@ -232,15 +265,23 @@ def test_emulated_cluster_is_what_flyte_and_kuberay_build(emulated, task, shape)
     assert 0 < mib < 5 and ray.upload_warnings == []
 
 
-
 def _tune_alone(emulated: Emulated, where: str, settings: TuneSettings, cluster: TuneCluster, **execution_args):
     """The dynamic tune step of the nightly run again, alone, on its prepared data, with other settings and sizes."""
     prepared = emulated.run("tasks.flyte_tasks.prepare_data")
     data = literals_pb2.LiteralMap.FromString(emulated.store.get(f"{prepared.output_prefix}/outputs.pb")).literals["o0"]
-    execution = Execution(emulated.execution.package, emulated.store, emulated.workdir / where,
-                          secrets=emulated.execution.secrets, **execution_args)
-    inputs = {"data": data, **python_literals({"settings": settings, "cluster": cluster},
-                                              {"settings": TuneSettings, "cluster": TuneCluster})}
+    execution = Execution(
+        emulated.execution.package,
+        emulated.store,
+        emulated.workdir / where,
+        secrets=emulated.execution.secrets,
+        **execution_args,
+    )
+    inputs = {
+        "data": data,
+        **python_literals(
+            {"settings": settings, "cluster": cluster}, {"settings": TuneSettings, "cluster": TuneCluster}
+        ),
+    }
     return execution, lambda: execution.run_task("tasks.flyte_tasks.tune_on_cluster", inputs, node_id="n4")
 
 
@@ -274,8 +315,9 @@ def test_emulated_fixed_size_cluster_whose_gpu_pods_cannot_be_scheduled_ends_at_
 
     cluster = TuneCluster(workers=1, cpus_per_worker=2, gpus_per_worker=1, startup_timeout_s=5)
     settings = TuneSettings(num_samples=1, max_epochs=1, gpus_per_trial=1, epoch_timeout_s=5, space={"batch_size": 64})
-    execution, run = _tune_alone(emulated, "pending", settings, cluster,
-                                 node_allocatable={"cpu": "8", "memory": "32Gi", "nvidia.com/gpu": "0"})
+    execution, run = _tune_alone(
+        emulated, "pending", settings, cluster, node_allocatable={"cpu": "8", "memory": "32Gi", "nvidia.com/gpu": "0"}
+    )
     with pytest.raises(TaskFailed) as info:
         run()
     message = " ".join(str(info.value).split())

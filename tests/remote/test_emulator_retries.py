@@ -86,7 +86,10 @@ def test_a_plain_user_exception_is_not_retried_even_with_retries(tmp_path):
 
 def test_wrong_input_is_not_retried(tmp_path):
     failure = read_failure(error_document(tmp_path, wrong_input))
-    assert not failure.recoverable and "TargetError: experiment name 'bad name' is not a valid git ref name" in failure.summary
+    assert (
+        not failure.recoverable
+        and "TargetError: experiment name 'bad name' is not a valid git ref name" in failure.summary
+    )
     assert _decisions(RetryBudget(retries=2), failure, 1) == [False]
 
 
@@ -116,16 +119,23 @@ def test_emulated_node_retries_a_dying_pod_with_the_attempt_number_then_stops(tm
     each with its own FLYTE_ATTEMPT_NUMBER, and a line saying why it was (not) retried."""
     script = "import os; print('attempt', os.environ['FLYTE_ATTEMPT_NUMBER']); raise SystemExit(3)"
     template = tasks_pb2.TaskTemplate(
-        id=identifier_pb2.Identifier(resource_type=identifier_pb2.TASK, name="dies"), type="python-task",
+        id=identifier_pb2.Identifier(resource_type=identifier_pb2.TASK, name="dies"),
+        type="python-task",
         metadata=tasks_pb2.TaskMetadata(retries=literals_pb2.RetryStrategy(retries=1)),
-        container=tasks_pb2.Container(image="emulated", args=["python", "-c", script]))
+        container=tasks_pb2.Container(image="emulated", args=["python", "-c", script]),
+    )
     package = Package(tmp_path / "package", {"dies": template}, {}, {}, None)
     execution = Execution(package, BlobStore(s3_endpoint, bucket), tmp_path / "work")
-    with pytest.raises(TaskFailed, match=r"failed after 2 attempt\(s\): PodFailed: .*\nnot retried: .*retries exhausted"):
+    with pytest.raises(
+        TaskFailed, match=r"failed after 2 attempt\(s\): PodFailed: .*\nnot retried: .*retries exhausted"
+    ):
         execution.run_task("dies", {})
     (run,) = execution.runs
     assert [(a.number, a.retried) for a in run.history] == [(0, True), (1, False)]
     assert [a.log.read_text().strip() for a in run.history] == ["attempt 0", "attempt 1"]
     out = capsys.readouterr().out
     assert "attempt 0 (FLYTE_ATTEMPT_NUMBER=0) failed: PodFailed" in out and "retried as attempt 1" in out
-    assert "attempt 1 (FLYTE_ATTEMPT_NUMBER=1) failed: PodFailed" in out and "not retried: user-error attempt 2 of 2" in out
+    assert (
+        "attempt 1 (FLYTE_ATTEMPT_NUMBER=1) failed: PodFailed" in out
+        and "not retried: user-error attempt 2 of 2" in out
+    )

@@ -93,8 +93,17 @@ def test_run_sizes_reach_the_ray_tasks_the_dynamic_steps_emit_mocked_flyte_backe
     from tasks.sizing import ray_tasks
 
     tune, train = TuneSettings(num_samples=12, gpus_per_trial=0.5), TrainSettings(use_gpu=True, num_workers=4, epochs=3)
-    tune_cluster = TuneCluster(workers=1, min_workers=1, max_workers=3, cpus_per_worker=4, gpus_per_worker=1,
-                               memory_per_worker="16Gi", head_cpus="2", head_memory="3Gi", ttl_seconds=120)
+    tune_cluster = TuneCluster(
+        workers=1,
+        min_workers=1,
+        max_workers=3,
+        cpus_per_worker=4,
+        gpus_per_worker=1,
+        memory_per_worker="16Gi",
+        head_cpus="2",
+        head_memory="3Gi",
+        ttl_seconds=120,
+    )
     train_cluster = TrainCluster(workers=2, cpus_per_worker=2, gpus_per_worker=2, memory_per_worker="32Gi")
     specs = ray_tasks(tune, train, tune_cluster, train_cluster)
     assert_ray_spec(specs["tune_hyperparameters"], tune_cluster)
@@ -102,7 +111,10 @@ def test_run_sizes_reach_the_ray_tasks_the_dynamic_steps_emit_mocked_flyte_backe
     assert specs["tune_hyperparameters"]["timeout_s"] == tune_timeout_s(tune, tune_cluster)
     assert specs["train_model"]["timeout_s"] == train_timeout_s(train, train_cluster)
     # 3 workers x 2 trials a GPU = 6 at once: 12 trials in 2 waves (the timeout counts them).
-    assert tune_timeout_s(tune, tune_cluster) == tune_cluster.startup_timeout_s + 2 * tune.max_epochs * tune.epoch_timeout_s
+    assert (
+        tune_timeout_s(tune, tune_cluster)
+        == tune_cluster.startup_timeout_s + 2 * tune.max_epochs * tune.epoch_timeout_s
+    )
     # The packaged tasks keep their defaults in this process (with_overrides sets the task object's config).
     from tasks.clusters import ray_job_config
     from tasks.flyte_tasks import train_model, tune_hyperparameters
@@ -115,8 +127,9 @@ def test_only_ray_tasks_are_ray(golden):
     assert {n for n, t in golden.tasks.items() if t.type == "ray"} == set(RAY_TASKS)
 
 
-@pytest.mark.parametrize("name", sorted(SECRET_REQUESTS) + ["tasks.flyte_tasks.tune_hyperparameters",
-                                                            "tasks.flyte_tasks.prepare_data"])
+@pytest.mark.parametrize(
+    "name", sorted(SECRET_REQUESTS) + ["tasks.flyte_tasks.tune_hyperparameters", "tasks.flyte_tasks.prepare_data"]
+)
 def test_secret_requests_in_the_task_templates(golden, name):
     requested = [(s.group, s.key, s.env_var) for s in golden.tasks[name].security_context.secrets]
     expected = [(s.group, s.key, s.env_var) for s in SECRET_REQUESTS.get(name, [])]
@@ -131,8 +144,11 @@ def test_nightly_launch_plan_carries_its_schedule_and_config(golden):
     assert schedule.cron_schedule.schedule == NIGHTLY_ENV["NIGHTLY_CRON"]
     assert schedule.kickoff_time_input_arg == KICKOFF_INPUT
     fixed = {k: v.scalar.primitive.string_value for k, v in lp.spec.fixed_inputs.literals.items()}
-    assert fixed == {"dataset": NIGHTLY_ENV["NIGHTLY_DATASET"], "repo_url": NIGHTLY_ENV["EXPERIMENTS_REPO_URL"],
-                     "problem": NIGHTLY_ENV.get("NIGHTLY_PROBLEM", DEFAULT_PROBLEM)}
+    assert fixed == {
+        "dataset": NIGHTLY_ENV["NIGHTLY_DATASET"],
+        "repo_url": NIGHTLY_ENV["EXPERIMENTS_REPO_URL"],
+        "problem": NIGHTLY_ENV.get("NIGHTLY_PROBLEM", DEFAULT_PROBLEM),
+    }
     # The kickoff time is the one input the schedule fills: required, no default.
     assert KICKOFF_INPUT in lp.spec.default_inputs.parameters
     assert lp.spec.default_inputs.parameters[KICKOFF_INPUT].required
@@ -142,7 +158,9 @@ def test_nightly_workflow_names_the_experiment_from_the_kickoff_time(golden):
     template = golden.workflows["workflows.launch_plans.nightly_wf"].template
     kickoff = template.interface.inputs.variables[KICKOFF_INPUT].type
     assert kickoff.simple == types_pb2.SimpleType.DATETIME
-    (name_node,) = [n for n in template.nodes if n.task_node.reference_id.name == "workflows.launch_plans.nightly_exp_name"]
+    (name_node,) = [
+        n for n in template.nodes if n.task_node.reference_id.name == "workflows.launch_plans.nightly_exp_name"
+    ]
     (binding,) = name_node.inputs
     assert binding.binding.promise.var == KICKOFF_INPUT and binding.binding.promise.node_id == ""
     (sub,) = [n for n in template.nodes if n.HasField("workflow_node")]
@@ -181,9 +199,20 @@ def test_print_rayjob_shows_what_flyte_and_kuberay_build_from_the_package(golden
     from emulator.cli import main
     from emulator.kuberay import quantity_value
 
-    assert main(["--print-rayjob", "--package", str(golden.dir.parent / "package.tgz"),
-                 "--workdir", str(golden.dir.parent / f"print-{name}")]) == 0
+    assert (
+        main(
+            [
+                "--print-rayjob",
+                "--package",
+                str(golden.dir.parent / "package.tgz"),
+                "--workdir",
+                str(golden.dir.parent / f"print-{name}"),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
+
     def task_of(job: dict) -> str:
         env = job["spec"]["submitterPodTemplate"]["spec"]["containers"][0]["env"]
         return next(e["value"] for e in env if e["name"] == "FLYTE_INTERNAL_TASK_NAME")
@@ -194,20 +223,30 @@ def test_print_rayjob_shows_what_flyte_and_kuberay_build_from_the_package(golden
     job = docs[name]
     assert (job["apiVersion"], job["kind"]) == ("ray.io/v1", "RayJob")
     spec = job["spec"]
-    assert spec["entrypoint"].startswith("pyflyte-execute --inputs s3://") and f"task-name {name.rsplit('.', 1)[1]}" in spec["entrypoint"]
+    assert (
+        spec["entrypoint"].startswith("pyflyte-execute --inputs s3://")
+        and f"task-name {name.rsplit('.', 1)[1]}" in spec["entrypoint"]
+    )
     assert "--prev-checkpoint ''" in spec["entrypoint"]  # empty args kept, as the plugin joins them
     assert spec["shutdownAfterJobFinishes"] is True and spec["ttlSecondsAfterFinished"] == shape.ttl_seconds
     assert "runtimeEnvYAML" not in spec
     head = spec["rayClusterSpec"]["headGroupSpec"]
-    assert head["rayStartParams"] == {**cluster.head_node_config.ray_start_params, "include-dashboard": "true",
-                                      "dashboard-host": "0.0.0.0", "node-ip-address": "$MY_POD_IP",
-                                      "disable-usage-stats": "true"}
+    assert head["rayStartParams"] == {
+        **cluster.head_node_config.ray_start_params,
+        "include-dashboard": "true",
+        "dashboard-host": "0.0.0.0",
+        "node-ip-address": "$MY_POD_IP",
+        "disable-usage-stats": "true",
+    }
     (head_container,) = head["template"]["spec"]["containers"]
     assert head_container["name"] == "ray-head" and head_container["image"] == IMAGE
     assert head_container["resources"]["limits"] == {"cpu": shape.head_cpus, "memory": shape.head_memory}
     (group,) = spec["rayClusterSpec"]["workerGroupSpecs"]
-    assert group["rayStartParams"] == {"num-cpus": str(shape.cpus_per_worker), "node-ip-address": "$MY_POD_IP",
-                                       "disable-usage-stats": "true"}
+    assert group["rayStartParams"] == {
+        "num-cpus": str(shape.cpus_per_worker),
+        "node-ip-address": "$MY_POD_IP",
+        "disable-usage-stats": "true",
+    }
     (worker,) = group["template"]["spec"]["containers"]
     assert worker["name"] == "ray-worker" and {"TYPE", "MY_POD_IP"} <= {e["name"] for e in worker["env"]}
     # Every pod a copy of the task pod: its env, and the secret requests (names only) for Flyte's webhook.
@@ -217,7 +256,9 @@ def test_print_rayjob_shows_what_flyte_and_kuberay_build_from_the_package(golden
     for pod in pods:
         env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
         assert task_env.items() <= env.items()
-        assert (pod["metadata"].get("labels", {}).get("inject-flyte-secrets") == "true") == bool(SECRET_REQUESTS.get(name))
+        assert (pod["metadata"].get("labels", {}).get("inject-flyte-secrets") == "true") == bool(
+            SECRET_REQUESTS.get(name)
+        )
     # What KubeRay starts: num-cpus as given, memory from the container limits, a bare --block.
     starts = [line for line in out.split("---")[[*docs].index(name) + 1].splitlines() if line.startswith("#   ray-")]
     head_start, worker_start = starts
@@ -242,13 +283,22 @@ def test_data_no_head_could_hold_is_refused_before_the_rayjob_exists_mocked_flyt
 
     def data(nbytes: int, d: Path) -> Dataset:
         (d / "data.npz").write_bytes(b"")
-        return Dataset(file=FlyteFile(str(d / "data.npz")), sha256="0" * 64, n_train=1, n_val=1, n_test=1, source="",
-                       problem="digits", nbytes=nbytes)
+        return Dataset(
+            file=FlyteFile(str(d / "data.npz")),
+            sha256="0" * 64,
+            n_train=1,
+            n_val=1,
+            n_test=1,
+            source="",
+            problem="digits",
+            nbytes=nbytes,
+        )
 
     with tempfile.TemporaryDirectory() as d:
         three_gib = data(3 * 2**30, Path(d))
-        spec = compile_dynamic(tune_on_cluster, {"data": three_gib, "settings": TuneSettings(),
-                                                 "cluster": TuneCluster(head_memory="8Gi")})
+        spec = compile_dynamic(
+            tune_on_cluster, {"data": three_gib, "settings": TuneSettings(), "cluster": TuneCluster(head_memory="8Gi")}
+        )
         assert [t.id.name for t in spec.tasks] == ["tasks.flyte_tasks.tune_hyperparameters"]
         with pytest.raises(Exception, match=r'3\.00 GiB .* tune_cluster.head_memory to at least "7Gi"'):
             compile_dynamic(tune_on_cluster, {"data": three_gib, "settings": TuneSettings(), "cluster": TuneCluster()})

@@ -25,7 +25,9 @@ TASK = "ray_upload_task.ray_sum"
 CAP_MIB = 512  # ray._private.runtime_env.packaging.GCS_STORAGE_MAX_SIZE (the gRPC message cap)
 
 
-def test_a_file_over_rays_cap_in_the_working_dir_is_refused_naming_the_fix(tmp_path_factory, s3_endpoint, bucket, capsys):
+def test_a_file_over_rays_cap_in_the_working_dir_is_refused_naming_the_fix(
+    tmp_path_factory, s3_endpoint, bucket, capsys
+):
     from ray._private.runtime_env.packaging import GCS_STORAGE_MAX_SIZE
 
     assert GCS_STORAGE_MAX_SIZE == CAP_MIB * 2**20
@@ -38,8 +40,12 @@ def test_a_file_over_rays_cap_in_the_working_dir_is_refused_naming_the_fix(tmp_p
     # One attempt with propeller's default budgets: flytekit would write this failure (raised in the Ray task's
     # pre_execute) as a recoverable SYSTEM error, retried 3 more times, each a new RayJob failing the same way;
     # RayTask.pre_execute makes it the non-recoverable user error it is.
-    execution = Execution(package, BlobStore(s3_endpoint, bucket), tmp_path / "work",
-                          app_files={"ray_upload_task.py": Path(ray_upload_task.__file__), "results/big.bin": big})
+    execution = Execution(
+        package,
+        BlobStore(s3_endpoint, bucket),
+        tmp_path / "work",
+        app_files={"ray_upload_task.py": Path(ray_upload_task.__file__), "results/big.bin": big},
+    )
     started = time.monotonic()
     with pytest.raises(TaskFailed) as info:
         execution.run_task(TASK, python_literals({"n": 3}, {"n": int}))

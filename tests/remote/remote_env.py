@@ -7,15 +7,10 @@ pytest imported last.)
 from __future__ import annotations
 
 import os
-import sys
 import tarfile
 import uuid
 from pathlib import Path
 from typing import Iterator
-
-from support import PROJECT_ROOT
-
-sys.path.insert(0, str(PROJECT_ROOT / "scripts"))
 
 IMAGE = "localhost:30000/flyte-ray-dvc:golden"
 

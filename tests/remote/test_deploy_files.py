@@ -14,11 +14,10 @@ import tomllib
 from dataclasses import dataclass
 
 import pytest
-import remote_env  # noqa: F401  (puts scripts/ on sys.path)
 import yaml
-from emulate_remote import IMAGE_APP_DIR, image_app_paths
 from support import PROJECT_ROOT
 
+from emulator.pods import IMAGE_APP_DIR, image_app_paths
 from tasks.training.settings import TrainCluster, TuneCluster
 
 BUILD_TOOLS = ("gcc", "g++", "clang", "build-essential", "make", "cmake", "python3-dev", "libc6-dev")

@@ -1,6 +1,6 @@
 """An emulated remote run: the nightly launch plan from `pyflyte package`, every task through its own
 container command with inputs and outputs in S3 on loopback, the Ray tasks on real multi-node Ray
-clusters built from their RayJob specs (scripts/emulate_remote.py says what is emulated and how).
+clusters built from their RayJob specs (the `emulator` package says what is emulated and how).
 
 The run happens once per module; each test checks one promise of the remote path against it.
 """
@@ -18,11 +18,14 @@ from pathlib import Path
 
 import boto3
 import pytest
-from emulate_remote import BlobStore, Execution, NodeRun, Package, build_package, python_literals, to_python
 from flyteidl.core import literals_pb2
 from remote_env import CANARIES, IMAGE, package_env
 from support import assert_experiment_in_remote, bare_remote
 
+from emulator.blobstore import BlobStore
+from emulator.literals import python_literals, to_python
+from emulator.packaging import Package, build_package
+from emulator.run import Execution, NodeRun
 from tasks.flyte import secrets
 from tasks.training.settings import TrainCluster, TrainSettings, TuneCluster, TuneSettings
 from workflows.launch_plans import NIGHTLY_NAME, experiment_name
@@ -182,7 +185,7 @@ COMPUTE_ACTORS = {TRAIN_TASK: "RayTrainWorker", TUNE_TASK: "ImplicitFunc"}
 def assert_cluster_is(run: NodeRun, shape) -> None:
     """The Ray nodes the emulated RayJob ran: a head with no CPUs, `workers` nodes of the asked CPUs and memory, and a
     Flyte timeout on the node derived from the run's settings."""
-    from emulate_remote import quantity_value
+    from emulator.kuberay import quantity_value
 
     ray = run.ray
     assert ray is not None and ray.job_status == "SUCCEEDED", ray and ray.logs[-3000:]
@@ -242,7 +245,7 @@ def test_emulated_run_leaks_no_secret(emulated):
 def test_emulated_cluster_is_what_flyte_and_kuberay_build(emulated, task, shape):
     """The nodes ran what the RayJob Flyte builds and KubeRay completes: the plugin's start params, memory from the
     container limits, the task pod's env in every pod (plus each role's), the driver on the head, a small working_dir."""
-    from emulate_remote import quantity_value
+    from emulator.kuberay import quantity_value
 
     run = emulated.run(task)
     ray = run.ray
@@ -286,7 +289,7 @@ def test_emulated_search_whose_gpus_never_come_fails_in_bounded_time_naming_them
     """An autoscaling tune cluster that starts empty and asks for GPU workers on a cluster with none (here: no
     autoscaler adds a node, as none could be scheduled): the RayJob starts (KubeRay only waits for the head), the
     search waits `startup_timeout_s` for one trial's resources, then fails naming them; not retried."""
-    from emulate_remote import TaskFailed
+    from emulator.propeller import TaskFailed
 
     cluster = TuneCluster(workers=0, min_workers=0, max_workers=2, gpus_per_worker=1, startup_timeout_s=10)
     settings = TuneSettings(num_samples=1, max_epochs=1, gpus_per_trial=1, space={"batch_size": 64})
@@ -307,8 +310,7 @@ def test_emulated_fixed_size_cluster_whose_gpu_pods_cannot_be_scheduled_ends_at_
     """A fixed-size tune cluster asking for GPU workers where the (emulated) Kubernetes node has none: the worker pod stays
     Pending, KubeRay never submits the job to a cluster that is not ready, and only the task's Flyte timeout, derived
     from the run's settings (startup_timeout_s + waves x epochs x epoch_timeout_s), ends it: bounded, not forever."""
-    from emulate_remote import TaskFailed
-
+    from emulator.propeller import TaskFailed
     from tasks.training.capacity import tune_timeout_s
 
     cluster = TuneCluster(workers=1, cpus_per_worker=2, gpus_per_worker=1, startup_timeout_s=5)

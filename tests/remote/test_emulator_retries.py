@@ -11,8 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import remote_env  # noqa: F401  (puts scripts/ on sys.path)
-from emulate_remote import MAX_SYSTEM_RETRIES, BlobStore, Execution, Package, RetryBudget, TaskFailed, read_failure
 from flyteidl.core import identifier_pb2, literals_pb2, tasks_pb2
 from flytekit import task
 from flytekit.bin.entrypoint import setup_execution
@@ -21,6 +19,10 @@ from support import free_port
 from compat.flytekit import dispatch_execute
 from dvc_bridge.bridge import validate_exp_name
 from dvc_bridge.gitops import Git, retry
+from emulator.blobstore import BlobStore
+from emulator.packaging import Package
+from emulator.propeller import MAX_SYSTEM_RETRIES, RetryBudget, TaskFailed, read_failure
+from emulator.run import Execution
 from tasks.flyte.recoverable import recoverable_on_transient
 
 UNREACHABLE_GIT = f"http://127.0.0.1:{free_port()}/experiments.git"  # nothing listens there

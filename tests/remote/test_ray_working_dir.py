@@ -13,8 +13,12 @@ from pathlib import Path
 
 import pytest
 import ray_upload_task  # noqa: E402  (tests/remote is on sys.path)
-import remote_env  # noqa: F401  (puts scripts/ on sys.path)
-from emulate_remote import BlobStore, Execution, Package, TaskFailed, python_literals
+
+from emulator.blobstore import BlobStore
+from emulator.literals import python_literals
+from emulator.packaging import Package
+from emulator.propeller import TaskFailed
+from emulator.run import Execution
 
 TASK = "ray_upload_task.ray_sum"
 CAP_MIB = 512  # Ray's GCS message cap for a working_dir (compat.ray.working_dir_cap_bytes)

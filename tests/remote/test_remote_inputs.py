@@ -12,9 +12,12 @@ import time
 from pathlib import Path
 
 import pytest
-import remote_env  # noqa: F401  (puts scripts/ on sys.path)
-from emulate_remote import BlobStore, Execution, Package, TaskFailed, python_literals
 
+from emulator.blobstore import BlobStore
+from emulator.literals import python_literals
+from emulator.packaging import Package
+from emulator.propeller import TaskFailed
+from emulator.run import Execution
 from tasks.flyte.remote_checks import SHARED_PATHS_ENV, check_remote_inputs, remote_input_problems
 
 # A path outside the emulator's shared temp dir, as a developer's checkout is (not PROJECT_ROOT: a CI clone may sit

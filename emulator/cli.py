@@ -20,6 +20,7 @@ from pathlib import Path
 
 import emulator
 from emulator.blobstore import BlobStore
+from emulator.chaos import ClusterLoss
 from emulator.host import BIN, free_port
 from emulator.kuberay import node_commands, plain_dumper
 from emulator.literals import python_literals, to_python
@@ -79,6 +80,13 @@ def print_rayjobs(package: Package, out=None, bucket: str = "flyte-emulated") ->
     return manifests
 
 
+def _cluster_loss(text: str) -> ClusterLoss:
+    try:
+        return ClusterLoss.parse(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=emulator.__doc__.split("\n\n")[0])
     parser.add_argument("--repo-url", default="", help="the DVC repo (git URL) to commit to; needs a DVC remote")
@@ -96,6 +104,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--inputs",
         default='{"tune": {"num_samples": 2, "max_epochs": 1}, "train": {"epochs": 2, "num_workers": 2}}',
         help='JSON launch inputs, e.g. add "problem": "diabetes" or "train_cluster": {"workers": 3}',
+    )
+    parser.add_argument(
+        "--lose-cluster",
+        action="append",
+        default=[],
+        type=_cluster_loss,
+        metavar="TASK:N",
+        help="kill every Ray process of TASK's first attempt after N epochs (train_model:N) or N finished trials "
+        "(tune_hyperparameters:N), as a lost spot node would; the retry resumes (repeatable)",
     )
     parser.add_argument("--s3-endpoint", default="", help="S3 endpoint of the blob store (default: start moto_server)")
     parser.add_argument("--bucket", default="flyte-emulated")
@@ -157,13 +174,21 @@ def _emulate(opts: argparse.Namespace, endpoint: str, workdir: Path) -> int:
     values = {k: types[k](**v) if k in types else v for k, v in given.items()}
     literals = python_literals(values, {**types, **{k: type(v) for k, v in values.items() if k not in types}})
     kickoff = dt.datetime.fromisoformat(opts.kickoff_time) if opts.kickoff_time else dt.datetime.now(dt.UTC)
-    execution = Execution(package, store, workdir, secrets=secrets_from_env(), echo=True)
+    execution = Execution(
+        package, store, workdir, secrets=secrets_from_env(), echo=True, lose_clusters=tuple(opts.lose_cluster)
+    )
     print(f"execution {execution.name}: launch plan {opts.launch_plan}, pods and logs in {workdir}", flush=True)
     literals_out = execution.run_launch_plan(opts.launch_plan, literals, kickoff_time=kickoff)
     from workflows.tune_train import TuneTrainOutputs
 
     out = TuneTrainOutputs(**to_python(literals_out, typing.get_type_hints(TuneTrainOutputs)))
     exp, trained = out.experiment, out.trained
+    for run in execution.runs:
+        if run.lost_cluster_at is not None:
+            print(
+                f"{run.node_id} {run.task}: cluster lost after {run.lost_cluster_at} in attempt 0; "
+                f"{run.attempts} attempt(s), {run.seconds:.1f} s in all"
+            )
     print(
         f"experiment {exp.name} ({exp.commit[:8]}) in {exp.repo}: data pushed {exp.data_pushed}, "
         f"ref pushed {exp.ref_pushed}; {exp.decision}; model {trained.model.remote_source}"

@@ -47,6 +47,15 @@ def build_package(
     return out
 
 
+def renders_as_json(message, what: str) -> None:
+    """flyteadmin's API and the console serve every spec as JSON: one protobuf cannot render (a NaN default, say)
+    is one a Flyte backend could not serve. Raise naming the entity."""
+    try:
+        MessageToDict(message)
+    except Exception as e:
+        raise ValueError(f"{what} cannot be rendered as JSON, as flyteadmin would serve it: {e}") from e
+
+
 @dataclass
 class Package:
     """The unpacked protobufs of a `pyflyte package` archive, by entity name."""
@@ -67,12 +76,15 @@ class Package:
             data = pb.read_bytes()
             if pb.name.endswith("_1.pb"):
                 spec = task_pb2.TaskSpec.FromString(data)
+                renders_as_json(spec, f"task {spec.template.id.name}")
                 tasks[spec.template.id.name] = spec.template
             elif pb.name.endswith("_2.pb"):
                 spec = workflow_pb2.WorkflowSpec.FromString(data)
+                renders_as_json(spec, f"workflow {spec.template.id.name}")
                 workflows[spec.template.id.name] = spec
             elif pb.name.endswith("_3.pb"):
                 lp = launch_plan_pb2.LaunchPlan.FromString(data)
+                renders_as_json(lp, f"launch plan {lp.id.name}")
                 lps[lp.id.name] = lp
         fast = next(iter(dest.glob("fast*.tar.gz")), None)
         return cls(dest, tasks, workflows, lps, fast)
@@ -93,10 +105,12 @@ class Package:
         tasks, workflows = {}, {}
         for model in mapping.values():
             if isinstance(model, TaskSpec):
+                renders_as_json(model.to_flyte_idl(), f"task {model.template.id.name}")
                 template = model.template.to_flyte_idl()
                 tasks[template.id.name] = template
             elif isinstance(model, WorkflowSpec):
                 spec = model.to_flyte_idl()
+                renders_as_json(spec, f"workflow {spec.template.id.name}")
                 workflows[spec.template.id.name] = spec
         return cls(dest, tasks, workflows, {}, None)
 

@@ -18,6 +18,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
@@ -338,11 +339,14 @@ def run_rayjob(
     app_files: dict[str, Path] | None = None,
     allocatable: dict[str, str] | None = None,
     echo: bool = False,
+    while_running: Callable[[LocalRayCluster], Callable[[], bool]] | None = None,
 ) -> bool:
     """One attempt of a `ray` task as KubeRay runs its RayJob (`run.ray.manifest`): the manifest written beside the
     pods, the cluster started (see LocalRayCluster for `base_env`, `app_files`, `allocatable`), the job submitted, where
     it ran recorded, the cluster torn down. Fills `run.ray` and `run.log`; whether the job succeeded. A cluster that
-    never becomes ready fails the attempt at the execution deadline (subprocess.TimeoutExpired)."""
+    never becomes ready fails the attempt at the execution deadline (subprocess.TimeoutExpired). `while_running` is
+    called once the cluster is up and returns what to call when the job has ended, which says whether the cluster
+    was lost meanwhile (the emulator's `--lose-cluster`: then there is no cluster left to ask where things ran)."""
     import yaml
 
     ray = run.ray
@@ -357,12 +361,17 @@ def run_rayjob(
         if not cluster.ready:
             _wait_for_the_deadline(run, cluster, t0, timeout_s)
         t1 = time.monotonic()
-        code, ray.logs = cluster.submit(submission_id, timeout=timeout_s or 600)
+        done = while_running(cluster) if while_running else None
+        try:
+            code, ray.logs = cluster.submit(submission_id, timeout=timeout_s or 600)
+        finally:
+            lost = done() if done else False
         ray.seconds_job = time.monotonic() - t1
         run.log = pods_dir / f"{pod_name}-job.log"
         run.log.write_text(ray.logs)
         _report_uploads(run, echo)
-        cluster.record(ray, submission_id)
+        if not lost:
+            cluster.record(ray, submission_id)
     finally:
         t2 = time.monotonic()
         cluster.stop()

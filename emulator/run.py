@@ -24,9 +24,10 @@ from flyteidl.core import dynamic_job_pb2, literals_pb2, tasks_pb2
 from flyteidl.core import workflow_pb2 as core_workflow_pb2
 
 from emulator.blobstore import BlobStore
+from emulator.chaos import ClusterLoss, Watch
 from emulator.kuberay import rayjob_manifest
 from emulator.literals import datetime_literal
-from emulator.packaging import DOMAIN, PROJECT, VERSION, Package
+from emulator.packaging import DOMAIN, PROJECT, VERSION, Package, renders_as_json
 from emulator.pods import Pod, fill_template, image_env
 from emulator.propeller import (
     MAX_SYSTEM_RETRIES,
@@ -65,6 +66,7 @@ class NodeRun:
     log: Path | None = None
     ray: RayRun | None = None
     history: list[Attempt] = field(default_factory=list)
+    lost_cluster_at: int | None = None  # the progress at which --lose-cluster killed its first attempt's cluster
 
 
 @dataclass
@@ -92,6 +94,8 @@ class Execution:
     # What each Kubernetes node offers ({"cpu": "8", "memory": "32Gi", "nvidia.com/gpu": "0"}); pods requesting more
     # stay Pending. None: every pod fits (the default).
     node_allocatable: dict[str, str] | None = None
+    # Whole clusters to lose, as a spot reclaim would (`--lose-cluster train_model:2`, emulator.chaos).
+    lose_clusters: tuple[ClusterLoss, ...] = ()
 
     # ----------------------------------------------------------------- entry points
 
@@ -239,7 +243,7 @@ class Execution:
         """One attempt of a node: its paths, the container args filled, its pod (or RayJob) run. (exited 0, timed out)"""
         run.attempts = attempt + 1
         run.output_prefix = self.store.uri(meta, str(attempt))
-        run.raw_prefix = self.store.uri("data", self.name, f"{run.node_id}-{attempt}")
+        run.raw_prefix = self._raw_prefix(run, attempt)
         args = fill_template(
             list(task.container.args),
             {
@@ -247,7 +251,8 @@ class Execution:
                 "outputPrefix": run.output_prefix,
                 "rawOutputDataPrefix": run.raw_prefix,
                 "checkpointOutputPrefix": f"{run.raw_prefix}/_flytecheckpoints",
-                "prevCheckpointPrefix": "",
+                # propeller passes the previous attempt's checkpoint prefix (a first attempt: none)
+                "prevCheckpointPrefix": f"{self._raw_prefix(run, attempt - 1)}/_flytecheckpoints" if attempt else "",
                 "remote_package_path": self.fast_archive_uri(),
             },
         )
@@ -262,6 +267,29 @@ class Execution:
         except subprocess.TimeoutExpired:  # the job is aborted (the RayJob deleted), the attempt fails
             return False, True
         return ok, False
+
+    def _raw_prefix(self, run: NodeRun, attempt: int) -> str:
+        """An attempt's raw-output prefix: new for every attempt, as propeller makes it."""
+        return self.store.uri("data", self.name, f"{run.node_id}-{attempt}")
+
+    def _losing(self, run: NodeRun):
+        """`while_running` for run_rayjob: the cluster loss asked for this task's first attempt, if any."""
+        loss = next((x for x in self.lose_clusters if x.matches(run.task)), None)
+        if loss is None or run.attempts > 1:
+            return None
+
+        def watch(cluster):
+            w = Watch(loss, self.store, self.store.uri("data", self.name, f"{run.node_id}-"), cluster.processes)
+            w.start()
+
+            def done() -> bool:
+                w.stop()
+                run.lost_cluster_at = w.lost_at
+                return w.lost_at is not None
+
+            return done
+
+        return watch
 
     def _run_pod(self, run: NodeRun, task, args: list[str], pod_name: str, timeout_s: float | None = None) -> bool:
         pod = Pod.create(
@@ -283,6 +311,7 @@ class Execution:
             app_files=self.app_files,
             allocatable=self.node_allocatable,
             echo=self.echo,
+            while_running=self._losing(run),
         )
 
     def _succeeded(self, run: NodeRun, attempt: int, started: float, outputs_uri: str) -> literals_pb2.LiteralMap:
@@ -336,6 +365,7 @@ class Execution:
         run.history.append(Attempt(attempt, run.log))
         run.seconds = time.monotonic() - started
         spec = dynamic_job_pb2.DynamicJobSpec.FromString(self.store.get(futures_uri))
+        renders_as_json(spec, f"the dynamic job of node {run.node_id}")
         result = self._run_dynamic(run.node_id, spec)
         self.store.put(outputs_uri, result.SerializeToString())  # propeller writes the dynamic node's outputs
         return result

@@ -328,3 +328,82 @@ def test_emulated_fixed_size_cluster_whose_gpu_pods_cannot_be_scheduled_ends_at_
     (tune,) = [r for r in execution.runs if r.task == TUNE_TASK]
     assert list(tune.ray.pending_pods.values()) == ["0/1 nodes are available: 1 Insufficient nvidia.com/gpu."]
     assert tune.ray.job_status == "" and tune.ray.nodes == [], "no job was ever submitted"
+
+
+# --------------------------------------------------------------------------- clusters lost whole, as spot nodes are
+
+LOST_TUNE = TuneSettings(num_samples=4, max_epochs=1, max_concurrent_trials=1, space=TINY_TUNE.space)
+LOST_TRAIN = TrainSettings(epochs=4, num_workers=2)
+
+
+@pytest.fixture(scope="module")
+def lost(emulated) -> Emulated:
+    """The default plan on digits, its search's cluster lost after 2 of 4 trials and its training's after epoch 2 of
+    4 (`--lose-cluster tune_hyperparameters:2 --lose-cluster train_model:2`): every Ray process of the first attempt
+    killed; propeller retries each with the previous attempt's checkpoint prefix."""
+    from emulator.chaos import ClusterLoss
+    from workflows.launch_plans import DEFAULT_NAME
+
+    started = time.monotonic()
+    execution = Execution(
+        emulated.execution.package,
+        emulated.store,
+        emulated.workdir / "lost",
+        secrets=emulated.execution.secrets,
+        lose_clusters=(ClusterLoss("tune_hyperparameters", 2), ClusterLoss("train_model", 2)),
+    )
+    values = {"repo_url": emulated.repo_url, "exp_name": "emulated-lost", "tune": LOST_TUNE, "train": LOST_TRAIN}
+    types = {"repo_url": str, "exp_name": str, "tune": TuneSettings, "train": TrainSettings}
+    literals = execution.run_launch_plan(DEFAULT_NAME, python_literals(values, types))
+    outputs = TuneTrainOutputs(**to_python(literals, typing.get_type_hints(TuneTrainOutputs)))
+    seconds = time.monotonic() - started
+    print(f"\nemulated run with both clusters lost once: {seconds:.1f} s wall")
+    for r in execution.runs:
+        print(f"  {r.node_id} {r.task}: {r.attempts} attempt(s), lost at {r.lost_cluster_at}, {r.seconds:.1f} s")
+    return Emulated(
+        execution, outputs, emulated.store, emulated.repo_url, emulated.dvc_bucket, emulated.workdir, seconds
+    )
+
+
+def _job_log(run: NodeRun, attempt: int) -> str:
+    log = run.history[attempt].log
+    return log.read_text() if log is not None and log.exists() else ""
+
+
+def test_emulated_training_lost_cluster_after_epoch_2_of_4_retry_trains_epochs_3_and_4_only(lost):
+    train = lost.run(TRAIN_TASK)
+    assert train.lost_cluster_at is not None and 2 <= train.lost_cluster_at < LOST_TRAIN.epochs
+    assert train.attempts == 2 and train.history[0].failure is not None and train.history[0].retried
+    first, retry = _job_log(train, 0), _job_log(train, 1)
+    assert "epoch 1/4" in first and "epoch 2/4" in first, first[-3000:]
+    redone = [e for e in range(1, LOST_TRAIN.epochs + 1) if f"epoch {e}/4:" in retry]
+    assert redone == list(range(train.lost_cluster_at + 1, LOST_TRAIN.epochs + 1)), retry[-3000:]
+    # The result holds every epoch once, as an uninterrupted run's does.
+    assert [m["epoch"] for m in lost.outputs.trained.history] == [1, 2, 3, 4]
+
+
+def test_emulated_search_lost_cluster_after_2_of_4_trials_retry_runs_only_the_unfinished(lost):
+    import re
+
+    tune = lost.run(TUNE_TASK)
+    assert tune.lost_cluster_at is not None and 2 <= tune.lost_cluster_at < LOST_TUNE.num_samples
+    assert tune.attempts == 2 and tune.history[0].retried
+    trial = re.compile(r"trial \d+/\d+ (\S+) \[.*\]: epoch 1/1")
+    first = set(trial.findall(_job_log(tune, 0)))
+    retried = set(trial.findall(_job_log(tune, 1)))
+    assert len(first) >= tune.lost_cluster_at
+    assert len(retried) == LOST_TUNE.num_samples - tune.lost_cluster_at, (first, retried)
+
+
+def test_emulated_lost_cluster_run_commits_an_experiment_shaped_like_an_uninterrupted_one(lost, emulated, tmp_path):
+    """The same files, params, metrics and plots as the nightly run (uninterrupted, same problem), one plot row per
+    epoch, every epoch once."""
+    exp = lost.outputs.experiment
+    assert exp.data_pushed and exp.ref_pushed
+    model = lost.store.get(lost.outputs.trained.model.remote_source)
+    lost_row = assert_experiment_in_remote(lost.repo_url, exp.name, model, tmp_path / "lost")
+    nightly = emulated.outputs.experiment
+    nightly_model = emulated.store.get(emulated.outputs.trained.model.remote_source)
+    nightly_row = assert_experiment_in_remote(emulated.repo_url, nightly.name, nightly_model, tmp_path / "nightly")
+    present = lambda row: {k.rsplit(":", 1)[-1] for k, v in row.items() if v is not None}  # noqa: E731
+    assert present(lost_row) == present(nightly_row), present(lost_row) ^ present(nightly_row)

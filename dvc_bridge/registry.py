@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,6 +90,14 @@ def check_name(kind: str, value: str) -> None:
         raise RegistryError(
             f"{kind} {value!r} is not a valid GTO name: use letters, digits, '-', '_' and '/', at least two "
             "characters, starting and ending with a letter or digit (e.g. 'staging', 'prod')."
+        )
+
+
+def check_margin(margin: float) -> None:
+    if not math.isfinite(margin) or margin < 0:
+        raise RegistryError(
+            f"margin={margin!r} is not valid: give by how much (0 or more, in the metric's units) a run must beat the "
+            "champion to be promoted, e.g. 0.01."
         )
 
 
@@ -290,3 +299,101 @@ def describe_state(versions: list[dict]) -> str:
         v["version"] + (f" ({', '.join(sorted({s['stage'] for s in v['stages']}))})" if v["stages"] else "")
         for v in versions
     )
+
+
+# --------------------------------------------------------------------------- using a registered model
+
+MODEL_FORMS = "'<artifact>#<stage>' (e.g. 'digits-model#prod') or '<artifact>@<version>' (e.g. 'digits-model@v0.3.0')"
+
+
+@dataclass
+class Resolved:
+    """A registered model, resolved to the commit and the file that hold it."""
+
+    artifact: str
+    version: str  # the version on `rev` ("" when none: a stage assigned to an unregistered commit)
+    stage: str  # the stage asked for ("" when a version was asked for)
+    rev: str  # the commit
+    path: str  # the artifact's file at `rev` (dvc.yaml `artifacts:`), DVC-tracked
+
+
+def parse_model(spec: str) -> tuple[str, str, str]:
+    """(artifact, version, stage) of `<artifact>#<stage>` or `<artifact>@<version>`; anything else is refused."""
+    from gto.constants import shortcut_re
+
+    m = shortcut_re.match(spec.strip())
+    if not m or m["version"] in ("latest", "greatest") or ":" in m["artifact"]:
+        raise RegistryError(f"model {spec!r} is not a registered model's name: give {MODEL_FORMS}.")
+    return m["artifact"], m["version"] or "", m["stage"] or ""
+
+
+def registry_state(url: str, git: Optional[Git] = None) -> dict[str, dict[str, Any]]:
+    """artifact -> {"versions": [...], "stages": {stage: version}} from the repo's tags (`git ls-remote`, no clone).
+
+    A stage's version is the one its highest-counted assignment tag names, as GTO resolves it when every
+    assignment has a counter (the form this project writes)."""
+    from gto.constants import tag_re
+
+    git = git or Git()
+    peeled = {}
+    for ref, sha in git.ls_remote(url, "refs/tags/*").items():
+        name = ref.removeprefix("refs/tags/")
+        if name.endswith("^{}") or name not in peeled:
+            peeled[name.removesuffix("^{}")] = sha
+    state: dict[str, dict[str, Any]] = {}
+    by_commit: dict[tuple[str, str], str] = {}
+    assignments: dict[tuple[str, str], tuple[int, str]] = {}
+    for name, sha in peeled.items():
+        m = tag_re.match(name)
+        if not m or m["cancel"]:
+            continue
+        entry = state.setdefault(m["artifact"], {"versions": [], "stages": {}})
+        if m["version"]:
+            entry["versions"].append(m["version"])
+            by_commit[(m["artifact"], sha)] = m["version"]
+        elif m["stage"]:
+            counter = int(m["counter"] or 0)
+            if counter >= assignments.get((m["artifact"], m["stage"]), (-1, ""))[0]:
+                assignments[(m["artifact"], m["stage"])] = (counter, sha)
+    from gto.versions import SemVer
+
+    for (artifact, stage), (_, sha) in assignments.items():
+        state[artifact]["stages"][stage] = by_commit.get((artifact, sha), sha[:8])
+    for entry in state.values():
+        entry["versions"] = sorted(set(entry["versions"]), key=SemVer)
+    return state
+
+
+def describe_registry(state: dict[str, dict[str, Any]]) -> str:
+    if not state:
+        return "no registered model at all (a run that passes its gate registers one)"
+    return "; ".join(
+        f"{artifact}: versions {', '.join(e['versions']) or 'none'}, stages "
+        + (", ".join(f"{s} -> {v}" for s, v in sorted(e["stages"].items())) or "none")
+        for artifact, e in sorted(state.items())
+    )
+
+
+def resolve_model(url: str, spec: str, git: Optional[Git] = None) -> Resolved:
+    """The commit and file of `<artifact>#<stage>` / `<artifact>@<version>` in the repo at `url`, through DVC
+    (`dvc.api.artifacts_show`: GTO's tags, the artifact's path in that commit's dvc.yaml). A name, version or
+    stage that does not exist is refused listing the ones that do."""
+    from dvc.api import artifacts_show
+
+    artifact, version, stage = parse_model(spec)
+    state = registry_state(url, git)
+    known = state.get(artifact)
+    missing = (
+        known is None or (version and version not in known["versions"]) or (stage and stage not in known["stages"])
+    )
+    if missing:
+        what = "artifact" if known is None else ("version" if version else "stage")
+        raise RegistryError(
+            f"model {spec!r}: no such {what} in {url}. The repo has {describe_registry(state)}. "
+            f"Give one of those as {MODEL_FORMS}."
+        )
+    found = artifacts_show(artifact, version=version or None, stage=stage or None, repo=url)
+    rev = found["rev"]
+    if stage:
+        version = known["stages"][stage] if not re.fullmatch(r"[0-9a-f]{8}", known["stages"][stage]) else ""
+    return Resolved(artifact=artifact, version=version, stage=stage, rev=rev, path=found["path"])

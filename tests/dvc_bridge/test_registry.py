@@ -94,12 +94,19 @@ def test_champion_against_challenger_on_the_same_data_version(tmp_path, local_ta
     assert "test/accuracy 0.9300 not better than the champion v0.1.0" in worse.decision and "0.9500" in worse.decision
     assert git("ls-remote", str(local_target), "refs/heads/exp-worse") == ""
 
+    from dvc_bridge.summary import summary_html
+
+    page = summary_html(worse)  # the Experiment Deck: both scores and the decision
+    assert "Champion against challenger" in page and "v0.1.0 (staging)" in page
+    assert "<td class='num'>0.9300</td>" in page and "<td class='num'>0.9500</td>" in page
+
     slim = run("slim", 0.96, margin=0.02)  # better, but not by the margin
     assert not slim.promoted and "not better by more than 0.02 than" in slim.decision
 
     better = run("better", 0.97)
     assert better.promoted and (better.version, better.stage) == ("v0.2.0", "staging")
     assert "0.9700 better than the champion v0.1.0" in better.decision and "(change +0.0200)" in better.decision
+    assert "Model registry:</b> <code>digits-model@v0.2.0</code>, stage <code>staging</code>" in summary_html(better)
 
     other = run("other-data", 0.92, sha256="cd" * 32)  # another test split: not compared, the threshold decides
     assert other.promoted and other.version == "v0.3.0" and other.champion_version == "v0.2.0"

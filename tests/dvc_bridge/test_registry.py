@@ -134,3 +134,32 @@ def test_a_stage_the_repos_gto_does_not_allow_is_refused_before_anything(tmp_pat
     with pytest.raises(RegistryError, match="not a valid GTO name"):
         preflight(resolve_target(str(local_target)), Git(), tmp_path / "p2", stages=["no good"])
     preflight(resolve_target(str(local_target)), Git(), tmp_path / "p3", stages=["prod", ""])
+
+
+def _record_in_process(url: str, name: str, tmp: str, seed: int) -> None:
+    m = make_record(Path(tmp) / "m", f"exec-{name}", seed=seed)
+    record_experiment(resolve_target(url), name, m, Path(tmp) / "w")
+
+
+def test_two_runs_registering_at_once_get_two_versions(tmp_path, remote_target):
+    """The run whose version (or stage) tag lost the push race fetches the tags and takes the next one."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    procs = [
+        ctx.Process(target=_record_in_process, args=(remote_target, f"par{i}", str(tmp_path / f"p{i}"), i))
+        for i in (1, 2)
+    ]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(300)
+    assert [p.exitcode for p in procs] == [0, 0]
+    tags = remote_tags(remote_target)
+    versions = {t: sha for t, sha in tags.items() if "@" in t}
+    assert set(versions) == {f"{ARTIFACT}@v0.1.0", f"{ARTIFACT}@v0.2.0"}
+    assert len(set(versions.values())) == 2  # one version per experiment commit
+    stages = sorted((t for t in tags if "#staging#" in t), key=lambda t: int(t.rsplit("#", 1)[1]))
+    assert len(stages) == 2 and {tags[t] for t in stages} == set(versions.values())
+    (shown,) = gto_show(remote_target, tmp_path, f"{ARTIFACT}#staging")
+    assert shown["commit_hexsha"] == tags[stages[-1]]  # the latest assignment holds the stage

@@ -3,8 +3,10 @@
 Each call works in its own fresh clone, so concurrent runs never share a workspace. Order that
 loses nothing: the model goes to the DVC remote (or, for a local target without one, into that
 repo's own DVC cache) before the experiment's git ref is pushed; a ref on the remote therefore
-always has its data. A retry of the same run finds its own experiment by the execution id in
-`results/run.json` and does not make a second one.
+always has its data. A promoted run (its gate passed) also gets the branch `exp-<name>` and, when the
+record asks for it, a GTO version of its model artifact and a stage (`dvc_bridge.registry`): pushed
+last, after the data and the experiment's ref. A retry of the same run finds its own experiment by the
+execution id in `results/run.json` and does not make a second one, nor a second version.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from dvc_bridge.direction import at_least_as_good, higher_is_better
 from dvc_bridge.errors import ExperimentExistsError, PushError, RemoteError, TargetError
 from dvc_bridge.fastpush import preupload_large_files
 from dvc_bridge.gitops import IDENTITY, Git, GitError, retry
+from dvc_bridge.registry import Registration, check_stages, judge, read_champion, register
 from dvc_bridge.studio import announce_pushed
 
 EXP_REFS = "refs/exps"
@@ -64,21 +67,33 @@ class ExperimentRef:
     decision: str = ""
     metric: str = ""  # the gate's metric, e.g. "test/accuracy"
     score: float = float("nan")
+    # The model registry (GTO), when the run was promoted and its record asked for a registration:
+    artifact: str = ""  # e.g. "digits-model"
+    version: str = ""  # e.g. "v0.3.0": the tag <artifact>@<version> is on `commit`
+    stage: str = ""  # the stage assigned to that version ("" none)
+    # Champion against challenger (the gate compared with the version in `champion_stage`):
+    champion_stage: str = ""
+    champion_version: str = ""  # "" when that stage held no version
+    champion_score: Optional[float] = None  # None: no champion, or it records no score
+    champion_decision: str = ""  # what was compared and decided, in words
 
 
 @dataclass
 class Gate:
-    """Promote the experiment to a branch when `score` is at least as good as `threshold` ("max": >=, "min": <=)."""
+    """Promote the experiment when `score` is at least as good as `threshold` ("max": >=, "min": <=); with no
+    threshold, the champion comparison (ExperimentRecord.registration) alone decides."""
 
     metric: str
     score: float
-    threshold: float
+    threshold: Optional[float]
     mode: str = "max"
 
     def passes(self) -> bool:
-        return at_least_as_good(self.mode, self.score, self.threshold)
+        return self.threshold is None or at_least_as_good(self.mode, self.score, self.threshold)
 
     def describe(self) -> str:
+        if self.threshold is None:
+            return f"{self.metric} {self.score:.4f} (no threshold)"
         op = {(True, True): ">=", (True, False): "<", (False, True): "<=", (False, False): ">"}[
             (higher_is_better(self.mode), self.passes())
         ]
@@ -96,6 +111,8 @@ class ExperimentRecord:
     dvc_yaml: dict = field(default_factory=dict)  # top-level dvc.yaml sections to set (metrics, plots, artifacts)
     message: str = ""  # one line for the experiment's commit message
     gate: Optional[Gate] = None  # no gate: never promoted
+    # A promoted run's model as a GTO version (and stage) of this artifact, after the champion comparison if asked.
+    registration: Optional[Registration] = None
     # Experiments saved beside this one, on the same baseline (a search's trials): name -> record of
     # documents and git files only (no DVC data, never promoted). Pushed before this one's ref.
     siblings: dict[str, ExperimentRecord] = field(default_factory=dict)
@@ -232,8 +249,11 @@ def check_remote(repo, name: str) -> None:
         ) from e
 
 
-def preflight(target: Target, git: Git, workdir: Path, rev: str = "", outs: Iterable[str] = ()) -> str:
-    """Cheap checks before any cluster starts: reachable, a DVC repo, a DVC remote when one is required.
+def preflight(
+    target: Target, git: Git, workdir: Path, rev: str = "", outs: Iterable[str] = (), stages: Iterable[str] = ()
+) -> str:
+    """Cheap checks before any cluster starts: reachable, a DVC repo, a DVC remote when one is required,
+    and the registry stages asked for valid and allowed by the repo's `.gto` (if it restricts them).
 
     Returns the commit `rev` (default: HEAD) resolves to: the experiment's baseline.
     """
@@ -242,6 +262,7 @@ def preflight(target: Target, git: Git, workdir: Path, rev: str = "", outs: Iter
     dest = workdir / "preflight"
     baseline = clone(target, dest, git, rev)
     check_layout(dest, target, outs)
+    check_stages(dest, *stages)
     with chdir(dest), Repo(".") as repo:
         remote = default_remote(repo)
         if not remote and not target.local:
@@ -419,7 +440,7 @@ def record_experiment(
         data_pushed=True,  # reached only after the data push (or the shared cache) holds the model
         ref_pushed=True,
     )
-    return promote(result, root, git, record.gate)
+    return promote(result, root, git, record.gate, record.registration)
 
 
 def studio_metrics(repo) -> dict:
@@ -526,14 +547,32 @@ def check_no_secrets(git: Git, root: Path, commit: str, baseline: str, environ: 
             )
 
 
-def promote(exp: ExperimentRef, root: Path, git: Git, gate: Optional[Gate]) -> ExperimentRef:
-    """Every run is recorded; one whose gate passes also gets a pushed branch."""
+def promote(
+    exp: ExperimentRef, root: Path, git: Git, gate: Optional[Gate], registration: Optional[Registration] = None
+) -> ExperimentRef:
+    """Every run is recorded; one whose gate passes (the threshold, and the champion comparison when asked)
+    also gets a pushed branch and, with a registration, a GTO version and stage (pushed last)."""
     if gate is None:
         exp.decision = "recorded (no gate)"
         return exp
     exp.metric, exp.score = gate.metric, gate.score
-    if not gate.passes():
-        exp.decision = f"recorded, not promoted: {gate.describe()}"
+    reasons = [gate.describe()]
+    passes = gate.passes()
+    if registration is not None and registration.champion_stage:
+        from dvc_bridge.registry import fetch_tags
+
+        fetch_tags(git, root)
+        champion = read_champion(git, root, registration, gate.metric)
+        beats, words = judge(
+            registration, champion, commit=exp.commit, metric=gate.metric, score=gate.score, mode=gate.mode
+        )
+        exp.champion_stage, exp.champion_decision = registration.champion_stage, words
+        if champion is not None:
+            exp.champion_version, exp.champion_score = champion.version, champion.score
+        reasons.append(words)
+        passes = passes and beats
+    if not passes:
+        exp.decision = f"recorded, not promoted: {'; '.join(reasons)}"
         return exp
     branch = f"exp-{exp.name}"
     retry(
@@ -541,5 +580,10 @@ def promote(exp: ExperimentRef, root: Path, git: Git, gate: Optional[Gate]) -> E
         what=f"git push of branch {branch}",
     )
     exp.promoted, exp.branch = True, branch
-    exp.decision = f"promoted to branch {branch}: {gate.describe()}"
+    where = f"branch {branch}"
+    if registration is not None:
+        registered = register(git, root, registration.artifact, exp.commit, registration.stage)
+        exp.artifact, exp.version, exp.stage = registration.artifact, registered.version, registered.stage
+        where += f", registered {exp.artifact}@{exp.version}" + (f" in stage {exp.stage}" if exp.stage else "")
+    exp.decision = f"promoted to {where}: {'; '.join(reasons)}"
     return exp

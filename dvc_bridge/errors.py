@@ -43,6 +43,11 @@ class ExperimentExistsError(BridgeError):
     """An experiment of that name, from another run, is already in the target repo. Never transient."""
 
 
+class RegistryError(BridgeError):
+    """A model registry request that cannot be met: a stage the repo's .gto does not allow, an artifact, version or
+    stage that does not exist (the message lists those that do). Never transient."""
+
+
 class PushError(TransientError):
     """Pushing data or refs failed after retries. Transient unless the push was refused (credentials, no bucket)."""
 

@@ -208,6 +208,32 @@ def scores_table(scores: Mapping[str, float], baseline: Optional[Mapping[str, fl
     return f"<table><thead>{head}</thead><tbody>{''.join(rows)}</tbody></table>"
 
 
+def registry_html(ref: ExperimentRef) -> str:
+    """The champion against the challenger (both scores and the decision) and the GTO version and stage, if any."""
+    parts = []
+    if ref.champion_stage:
+        champion = (
+            f"{ref.champion_version} ({ref.champion_stage})" if ref.champion_version else f"none ({ref.champion_stage})"
+        )
+        score = "" if ref.champion_score is None else f"{ref.champion_score:.4f}"
+        rows = [("challenger (this run)", f"{ref.score:.4f}"), (f"champion {champion}", score or "-")]
+        parts.append(
+            f"<p><b>Champion against challenger</b> on {html.escape(ref.metric)}: "
+            f"{html.escape(ref.champion_decision)}.</p><table><tbody>"
+            + "".join(f"<tr><th>{html.escape(k)}</th><td class='num'>{html.escape(v)}</td></tr>" for k, v in rows)
+            + "</tbody></table>"
+        )
+    if ref.version:
+        stage = f", stage <code>{html.escape(ref.stage)}</code>" if ref.stage else " (no stage)"
+        name = html.escape(f"{ref.artifact}@{ref.version}")
+        parts.append(
+            f"<p><b>Model registry:</b> <code>{name}</code>{stage}. "
+            f"<code>gto show {html.escape(ref.artifact)}</code> lists it; score data with it: "
+            f"<code>pyflyte run workflows/predict.py predict_wf --model '{name}'</code>.</p>"
+        )
+    return "".join(parts)
+
+
 def summary_html(
     ref: ExperimentRef,
     scores: Optional[Mapping[str, float]] = None,
@@ -259,6 +285,7 @@ def summary_html(
         + scores_table(scores, baseline_metrics, modes)
         + compared
         + (_changes_html(changes) if changes is not None else "")
+        + registry_html(ref)
         + f"<table><tbody>{table}</tbody></table>"
         f"<p>Fetch and apply it:</p><pre>{html.escape(chr(10).join(fetch_commands(ref)))}</pre>"
         f"<p>Compare it with its baseline:</p><pre>{html.escape(chr(10).join(compare_commands(ref)))}</pre>"

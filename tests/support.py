@@ -112,7 +112,15 @@ def exp_refs(url: str) -> list[str]:
     return [line.split("\t")[1] for line in out.splitlines()]
 
 
-def make_record(tmp: Path, execution_id: str, seed: int = 0, accuracy: float = 0.95, gate: float = 0.9):
+def make_record(
+    tmp: Path,
+    execution_id: str,
+    seed: int = 0,
+    accuracy: float = 0.95,
+    gate: float = 0.9,
+    sha256: str = "ab" * 32,
+    **kw,
+):
     """A digits run's outputs as the bridge receives them: a real model, a DVCLive dir, a trials table."""
     import pandas as pd
     import torch
@@ -136,7 +144,7 @@ def make_record(tmp: Path, execution_id: str, seed: int = 0, accuracy: float = 0
         problem,
         params=experiment.params_document(
             "digits",
-            {"source": "embedded", "seed": 0, "sha256": "ab" * 32, "dvc_rev": ""},
+            {"source": "embedded", "seed": 0, "sha256": sha256, "dvc_rev": ""},
             {"num_samples": 1},
             {"epochs": 3},
         ),
@@ -149,6 +157,7 @@ def make_record(tmp: Path, execution_id: str, seed: int = 0, accuracy: float = 0
         test={"test/accuracy": accuracy},
         run_info={"execution_id": execution_id},
         gate=gate,
+        **kw,  # stage, champion, margin
     )
 
 

@@ -1,7 +1,8 @@
-"""Launch plans: the default one for `tune_train_wf`, and a nightly retrain on a schedule.
+"""Launch plans: the default one for `tune_train_wf`, a nightly retrain and a nightly scoring on schedules.
 
-    pyflyte register workflows --image <image>              # registers both plans
-    pyflyte launchplan --activate nightly_retrain           # switch the schedule on
+    pyflyte register workflows --image <image>              # registers the plans
+    pyflyte launchplan --activate nightly_retrain           # switch a schedule on
+    pyflyte launchplan --activate nightly_predict
 
 The nightly plan is configured when it is registered, from these environment variables
 (docs/remote.md):
@@ -12,6 +13,9 @@ The nightly plan is configured when it is registered, from these environment var
 | `NIGHTLY_PROBLEM` | `digits` | the training problem: a built-in name or `module:attribute` (checked at registration) |
 | `NIGHTLY_DATASET` | `""` (the problem's embedded data) | data source; `dvc://PATH?repo=REPO` without `rev=` reads the newest revision each night |
 | `EXPERIMENTS_REPO_URL` | `""` | the DVC repo (git URL) both plans commit to; the nightly plan needs one |
+| `PREDICT_CRON` | `0 4 * * *` | when the nightly scoring runs |
+| `PREDICT_MODEL` | `<problem>-model#prod` | the registered model it scores with (`<artifact>#<stage>` or `<artifact>@<version>`) |
+| `PREDICT_DATASET` | `NIGHTLY_DATASET` | the data it scores; without `rev=` a `dvc://` source is read at its newest revision each night |
 
 Each nightly run names its experiment from the scheduled kickoff time (`nightly-20261122-0200`),
 so a retry of the same night finds its own experiment instead of making a second one.
@@ -28,13 +32,20 @@ from typing import Optional
 import croniter
 from flytekit import CronSchedule, LaunchPlan, task, workflow
 
+from dvc_bridge.errors import RegistryError
+from dvc_bridge.registry import parse_model
 from tasks.data.arrays import parse_source
 from tasks.problem import DEFAULT_PROBLEM, load_problem
+from tasks.record.experiment import artifact_name
 from tasks.training.settings import TrainCluster, TrainSettings, TuneCluster, TuneSettings
+from workflows.predict import predict_wf
 from workflows.tune_train import TuneTrainOutputs, tune_train_wf
 
 DEFAULT_CRON = "0 2 * * *"
+PREDICT_CRON = "0 4 * * *"  # after the nightly retrain
 NIGHTLY_NAME = "nightly_retrain"
+PREDICT_NAME = "nightly_predict"
+PROD_STAGE = "prod"
 DEFAULT_NAME = "tune_train"
 KICKOFF_INPUT = "kickoff_time"
 # What Flyte's native scheduler (robfig/cron ParseStandard) and flytekit both accept: 5 fields of
@@ -163,6 +174,31 @@ def scheduled_launch_plan(
     )
 
 
+def validate_model(model: str) -> str:
+    """`<artifact>#<stage>` or `<artifact>@<version>`, checked where the plan is registered."""
+    try:
+        parse_model(model)
+    except RegistryError as e:
+        raise LaunchPlanConfigError(str(e)) from e
+    return model
+
+
+def predict_launch_plan(
+    cron: str, model: str, dataset: str = "", repo_url: str = "", name: str = PREDICT_NAME
+) -> LaunchPlan:
+    """The nightly scoring: `predict_wf` with the `prod` model (or `model`) on the newest data, on `cron`."""
+    return LaunchPlan.get_or_create(
+        workflow=predict_wf,
+        name=name,
+        schedule=CronSchedule(schedule=validate_cron(cron)),
+        fixed_inputs={
+            "model": validate_model(model),
+            "dataset": validate_nightly_dataset(dataset),
+            "repo_url": repo_url,
+        },
+    )
+
+
 def default_launch_plan(repo_url: str = "") -> LaunchPlan:
     """tune_train_wf with the workflow's defaults, committing to `repo_url` unless a launch says otherwise."""
     return LaunchPlan.get_or_create(workflow=tune_train_wf, name=DEFAULT_NAME, default_inputs={"repo_url": repo_url})
@@ -171,3 +207,9 @@ def default_launch_plan(repo_url: str = "") -> LaunchPlan:
 CONFIG = NightlyConfig.from_env()
 tune_train_lp = default_launch_plan(CONFIG.repo_url)
 nightly_retrain_lp = scheduled_launch_plan(CONFIG.cron, CONFIG.dataset, CONFIG.repo_url, problem=CONFIG.problem)
+nightly_predict_lp = predict_launch_plan(
+    os.environ.get("PREDICT_CRON") or PREDICT_CRON,
+    os.environ.get("PREDICT_MODEL") or f"{artifact_name(load_problem(CONFIG.problem))}#{PROD_STAGE}",
+    os.environ.get("PREDICT_DATASET", CONFIG.dataset),
+    CONFIG.repo_url,
+)

@@ -50,6 +50,9 @@ def tune_train_wf(
     live_uri: str = "",
     tune_cluster: TuneCluster = TuneCluster(),
     train_cluster: TrainCluster = TrainCluster(),
+    stage: str = "staging",
+    champion: str = "",
+    margin: float = 0.0,
 ) -> TuneTrainOutputs:
     """Every run becomes a DVC experiment; one whose test score passes the gate is also promoted to a branch.
 
@@ -63,12 +66,23 @@ def tune_train_wf(
     under which rank 0 mirrors its DVCLive directory each epoch, "" for this execution's
     raw-output location. tune_cluster, train_cluster: the size of each task's Ray cluster on Flyte
     (workers, CPUs, memory and GPUs per worker, autoscaling min/max, head); a local run uses this
-    machine and checks the settings against it.
+    machine and checks the settings against it. stage: the GTO stage a promoted run's model version is
+    assigned ("" none; the repo's .gto may restrict stages). champion: a stage whose model the run must beat
+    on the same data version to be promoted ("" compares with none); margin: by more than this.
     """
     checked = validate_settings(
         problem=problem, tune=tune, train=train, gate=gate, tune_cluster=tune_cluster, train_cluster=train_cluster
     )
-    run = check_target(repo_url=repo_url, exp_name=exp_name, base_rev=base_rev, dataset=dataset, live_uri=live_uri)
+    run = check_target(
+        repo_url=repo_url,
+        exp_name=exp_name,
+        base_rev=base_rev,
+        dataset=dataset,
+        live_uri=live_uri,
+        stage=stage,
+        champion=champion,
+        margin=margin,
+    )
     pinned = pin_dataset(source=dataset, problem=problem)
     checked >> pinned.source  # settings and target are checked before the data is touched
     run >> pinned.source
@@ -78,6 +92,16 @@ def tune_train_wf(
         data=data, params=tuned.best, settings=train, run=run, live_uri=live_uri, cluster=train_cluster
     )
     experiment = commit_experiment(
-        repo=run, gate=gate, data=data, tuned=tuned, trained=trained, tune=tune, train=train, seed=seed
+        repo=run,
+        gate=gate,
+        data=data,
+        tuned=tuned,
+        trained=trained,
+        tune=tune,
+        train=train,
+        seed=seed,
+        stage=stage,
+        champion=champion,
+        margin=margin,
     )
     return TuneTrainOutputs(experiment=experiment, trained=trained)

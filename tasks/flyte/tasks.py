@@ -26,6 +26,7 @@ from dvc_bridge.direction import higher_is_better
 from dvc_bridge.errors import TargetError
 from dvc_bridge.gitops import Git
 from dvc_bridge.live import LiveConfig, live_env
+from dvc_bridge.registry import check_margin
 from dvc_bridge.storage import fsspec_options
 from dvc_bridge.summary import baseline_changes, changes_markdown, metrics_at, studio_url, summary_html
 from tasks.data.arrays import Splits, load_raw, make_splits, parse_source, pin_source
@@ -343,8 +344,18 @@ def default_exp_name(execution_id: str) -> str:
 
 
 @task(retries=2, secret_requests=secrets.BRIDGE_SECRETS)
-def check_target(repo_url: str, exp_name: str, base_rev: str, dataset: str = "", live_uri: str = "") -> RunTarget:
-    """Reachable, a DVC repo, a DVC remote when the target is a URL; fixes the experiment's name and baseline.
+def check_target(
+    repo_url: str,
+    exp_name: str,
+    base_rev: str,
+    dataset: str = "",
+    live_uri: str = "",
+    stage: str = "",
+    champion: str = "",
+    margin: float = 0.0,
+) -> RunTarget:
+    """Reachable, a DVC repo, a DVC remote when the target is a URL, the registry stages valid for its `.gto`;
+    fixes the experiment's name and baseline.
 
     On a cluster, also refuses the inputs that name this machine (an empty or local repo_url, a local or file://
     dataset or live_uri): `tasks.flyte.remote_checks`.
@@ -355,6 +366,7 @@ def check_target(repo_url: str, exp_name: str, base_rev: str, dataset: str = "",
     if not is_local_execution():
         check_remote_inputs(repo_url, dataset, live_uri)
     secrets.export(secrets.BRIDGE_SECRETS)
+    check_margin(margin)
     if redact_url(repo_url) != repo_url:
         raise TargetError(
             f"repo_url {redact_url(repo_url)!r} carries credentials in the URL, where logs and outputs would show "
@@ -365,7 +377,7 @@ def check_target(repo_url: str, exp_name: str, base_rev: str, dataset: str = "",
     validate_exp_name(name)
     target = resolve_target(repo_url)
     with tempfile.TemporaryDirectory(prefix="frd-preflight-") as d, recoverable_on_transient():
-        baseline = preflight(target, Git(), Path(d), base_rev, outs=[experiment.MODEL])
+        baseline = preflight(target, Git(), Path(d), base_rev, outs=[experiment.MODEL], stages=[stage, champion])
     # A retry of the same run finds its experiment by this id; two local runs must not share one.
     run_id = execution_id if execution_id != "local" else f"local-{uuid.uuid4().hex}"
     return RunTarget(repo=target.url, exp_name=name, baseline_rev=baseline, run_id=run_id)
@@ -381,9 +393,13 @@ def commit_experiment(
     tune: TuneSettings,
     train: TrainSettings,
     seed: int,
+    stage: str = "staging",
+    champion: str = "",
+    margin: float = 0.0,
 ) -> ExperimentRef:
-    """Write the run into its own clone of `repo` as a DVC experiment; push data, then the ref; then tell
-    DVC Studio (when its token is set) the experiment is done, with the pushed commit."""
+    """Write the run into its own clone of `repo` as a DVC experiment; push data, then the ref, then (promoted)
+    the branch and the model's GTO version and `stage` tags; then tell DVC Studio (when its token is set) the
+    experiment is done, with the pushed commit. `champion`: compare with the model in this stage first."""
     secrets.export(secrets.BRIDGE_SECRETS)
     ctx = flytekit.current_context()
     problem = load_problem(data.problem)
@@ -413,6 +429,9 @@ def commit_experiment(
         # record_trials: every Tune trial also as its own experiment beside the run's
         trials_live=Path(tuned.trials_live.download()) if tuned.trials_live is not None else None,
         exp_name=repo.exp_name,
+        stage=stage,
+        champion=champion,
+        margin=margin,
     )
     workdir = Path(tempfile.mkdtemp(prefix="frd-bridge-", dir=ctx.working_directory))
     with recoverable_on_transient():

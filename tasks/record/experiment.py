@@ -13,6 +13,7 @@ from typing import Any, Optional
 
 from dvc_bridge.bridge import ExperimentRecord, Gate
 from dvc_bridge.layout import PARAMS
+from dvc_bridge.registry import DEFAULT_STAGE, Registration
 from tasks.problem import Problem, complete, metric_key
 
 BEST_PARAMS = "results/tune/best_params.yaml"
@@ -166,9 +167,15 @@ def describe_run(
     gate: float,
     trials_live: Optional[Path] = None,
     exp_name: str = "",
+    stage: str = DEFAULT_STAGE,
+    champion: str = "",
+    margin: float = 0.0,
 ) -> ExperimentRecord:
     """A run's outputs as the record the bridge writes: params, git-tracked results, the DVC-tracked model, the gate;
-    with `trials_live` (record_trials) each trial also as its own experiment beside the run's."""
+    with `trials_live` (record_trials) each trial also as its own experiment beside the run's.
+
+    A promoted run's model becomes a GTO version of `<problem>-model` in `stage` ("" none); with `champion`
+    (a stage) the gate also compares the test score with that stage's version, on the same data version."""
     select = metric_key("test", problem.select)
     searched = searched_in(problem, trials_csv)
     siblings = (
@@ -184,5 +191,14 @@ def describe_run(
         run_info={**run_info, "problem": params.get("problem", problem.name), "val": val, "test": test},
         message=decision_scores(problem, test, val),
         gate=Gate(metric=select, score=float(test[select]), threshold=float(gate), mode=problem.mode),
+        registration=Registration(
+            artifact=artifact_name(problem),
+            stage=stage,
+            champion_stage=champion,
+            margin=float(margin),
+            data_version=str((params.get("data") or {}).get("sha256", "")),
+            data_param="data.sha256",
+            metrics_file=LIVE_METRICS,
+        ),
         siblings=siblings,
     )

@@ -17,11 +17,13 @@ from remote_env import CANARIES, IMAGE, NIGHTLY_ENV, archive_files
 
 from tasks.flyte import secrets
 from tasks.flyte.clusters import TRAIN_CLUSTER, TUNE_CLUSTER
+from tasks.flyte.predict import PREDICT_CLUSTER, PredictCluster
 from tasks.problem import DEFAULT_PROBLEM
 from tasks.training.settings import TrainCluster, TuneCluster
-from workflows.launch_plans import DEFAULT_NAME, KICKOFF_INPUT, NIGHTLY_NAME, experiment_name
+from workflows.launch_plans import DEFAULT_NAME, KICKOFF_INPUT, NIGHTLY_NAME, PREDICT_NAME, experiment_name
 
 RAY_TASKS = {
+    "tasks.flyte.predict.score_data": (PredictCluster(), PREDICT_CLUSTER),
     "tasks.flyte.tasks.tune_hyperparameters": (TuneCluster(), TUNE_CLUSTER),
     "tasks.flyte.tasks.train_model": (TrainCluster(), TRAIN_CLUSTER),
 }
@@ -30,13 +32,19 @@ SECRET_REQUESTS = {
     "tasks.flyte.tasks.check_target": secrets.BRIDGE_SECRETS,
     "tasks.flyte.tasks.commit_experiment": secrets.BRIDGE_SECRETS,
     "tasks.flyte.tasks.train_model": secrets.TRAIN_SECRETS,
+    "tasks.flyte.predict.resolve_model": secrets.BRIDGE_SECRETS,
+    "tasks.flyte.predict.score_data": secrets.CLOUD,
 }
 
 
 def test_package_holds_the_whole_workflow(golden):
     assert set(RAY_TASKS) <= set(golden.tasks)
-    assert {"workflows.tune_train.tune_train_wf", "workflows.launch_plans.nightly_wf"} <= set(golden.workflows)
-    assert {DEFAULT_NAME, NIGHTLY_NAME} <= set(golden.launch_plans)
+    assert {
+        "workflows.tune_train.tune_train_wf",
+        "workflows.launch_plans.nightly_wf",
+        "workflows.predict.predict_wf",
+    } <= set(golden.workflows)
+    assert {DEFAULT_NAME, NIGHTLY_NAME, PREDICT_NAME} <= set(golden.launch_plans)
 
 
 def test_every_task_runs_in_the_given_image(golden):
@@ -45,7 +53,7 @@ def test_every_task_runs_in_the_given_image(golden):
         assert task.container.args[0] == "pyflyte-execute", name  # --copy none: the code is in the image
 
 
-@pytest.mark.parametrize("name", sorted(RAY_TASKS), ids=["train", "tune"])
+@pytest.mark.parametrize("name", sorted(RAY_TASKS), ids=["score", "train", "tune"])
 def test_ray_task_spec_matches_the_cluster_shape(golden, name):
     shape, cluster = RAY_TASKS[name]
     task = golden.tasks[name]
@@ -154,6 +162,18 @@ def test_nightly_launch_plan_carries_its_schedule_and_config(golden):
     assert lp.spec.default_inputs.parameters[KICKOFF_INPUT].required
 
 
+def test_nightly_predict_plan_scores_the_newest_data_with_the_prod_model(golden):
+    lp = golden.launch_plans[PREDICT_NAME]
+    assert lp.spec.workflow_id.name == "workflows.predict.predict_wf"
+    assert lp.spec.entity_metadata.schedule.cron_schedule.schedule == "0 4 * * *"
+    fixed = {k: v.scalar.primitive.string_value for k, v in lp.spec.fixed_inputs.literals.items()}
+    assert fixed == {
+        "model": "digits-model#prod",
+        "dataset": NIGHTLY_ENV["NIGHTLY_DATASET"],  # no rev=: the newest revision each night
+        "repo_url": NIGHTLY_ENV["EXPERIMENTS_REPO_URL"],
+    }
+
+
 def test_nightly_workflow_names_the_experiment_from_the_kickoff_time(golden):
     template = golden.workflows["workflows.launch_plans.nightly_wf"].template
     kickoff = template.interface.inputs.variables[KICKOFF_INPUT].type
@@ -190,7 +210,7 @@ def test_no_secret_anywhere_in_the_package(golden, fast_archive, which):
             assert value.encode() not in data, f"{var} leaked into {name}"
 
 
-@pytest.mark.parametrize("name", sorted(RAY_TASKS), ids=["train", "tune"])
+@pytest.mark.parametrize("name", sorted(RAY_TASKS), ids=["score", "train", "tune"])
 def test_print_rayjob_shows_what_flyte_and_kuberay_build_from_the_package(golden, capsys, name):
     """`emulate_remote.py --print-rayjob --package ...` on the real package: the RayJob of each Ray task, as the
     Flyte 1.16 plugin builds it, and the `ray start` KubeRay derives per pod. Golden keys, from the settings."""

@@ -1,0 +1,231 @@
+"""Batch prediction's Flyte tasks: resolve a registered model, check the data against it, score on a Ray cluster.
+
+Everything that can be refused is refused before the RayJob exists: a model name, version or stage the
+repo does not have (`resolve_model` lists those it has), a model whose problem cannot be imported here,
+data that does not fit the problem's schema (`load_data`). The scoring itself (`score_data`) is Ray Data
+batch inference (`tasks.ray_glue.predict`) on a transient Ray cluster sized by `PredictCluster`.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import flytekit
+import numpy as np
+import yaml
+from flytekit import Deck, dynamic, task
+from flytekit.types.file import FlyteFile
+
+from dvc_bridge.bridge import resolve_target
+from dvc_bridge.errors import RegistryError
+from dvc_bridge.layout import PARAMS, RUN_INFO
+from dvc_bridge.registry import resolve_model as resolve_registered
+from tasks.flyte import secrets
+from tasks.flyte.clusters import capacity, ray_job_config
+from tasks.flyte.recoverable import recoverable_on_transient
+from tasks.problem import ProblemError, complete, load_problem, metric_key
+from tasks.record.experiment import BEST_PARAMS
+from tasks.training.capacity import check_data_fits
+from tasks.training.settings import ClusterShape
+
+
+@dataclass
+class PredictCluster(ClusterShape):
+    """The scoring's cluster: by default 1 worker of 2 CPUs, one model replica (a Ray Data actor) per CPU."""
+
+    @property
+    def label(self) -> str:
+        return "predict_cluster"
+
+    workers: int = 1
+    cpus_per_worker: int = 2
+    score_timeout_s: int = 3600  # the scoring's Flyte timeout, besides startup_timeout_s
+
+
+@dataclass
+class ModelRef:
+    """A registered model, resolved: where it is, what trained it, and the file itself."""
+
+    model: str  # as asked: "<artifact>#<stage>" or "<artifact>@<version>"
+    artifact: str
+    version: str
+    stage: str
+    repo: str  # the repo (no credentials)
+    rev: str  # the experiment's commit
+    path: str  # the model's path in it
+    problem: str  # the problem that trained it (params.yaml `problem`)
+    hyperparams: dict[str, Any]  # every hyper-parameter it was built with
+    data_sha256: str  # the data version it was trained and tested on
+    test: dict[str, float]  # its test scores, as the experiment records them
+    file: FlyteFile  # the model's weights (a state_dict)
+
+
+@dataclass
+class DataBatch:
+    file: FlyteFile  # npz: x (prepared features), y (prepared targets, when the data has them)
+    n: int
+    has_targets: bool
+    source: str
+    sha256: str
+    nbytes: int = 0
+
+
+@dataclass
+class Predictions:
+    predictions: FlyteFile  # Parquet: row, prediction (, confidence for classes) (, target)
+    n: int
+    metrics: dict[str, float] = field(default_factory=dict)  # "data/<metric>", "data/loss" when the data has targets
+    model: str = ""
+    version: str = ""
+    rev: str = ""
+    source: str = ""
+    experiment_test: dict[str, float] = field(default_factory=dict)  # the model's own test scores, beside
+
+
+def _workdir(name: str) -> Path:
+    path = Path(flytekit.current_context().working_directory) / name
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@task(retries=2, secret_requests=secrets.BRIDGE_SECRETS)
+def resolve_model(model: str, repo_url: str) -> ModelRef:
+    """Resolve `<artifact>#<stage>` or `<artifact>@<version>` through DVC/GTO (tags read with `git ls-remote`,
+    the commit's files through DVC, only the model's file from the DVC remote); refuse a model whose
+    problem cannot be imported here."""
+    from dvc.api import DVCFileSystem
+
+    secrets.export(secrets.BRIDGE_SECRETS)
+    target = resolve_target(repo_url)
+    with recoverable_on_transient():
+        found = resolve_registered(target.url, model)
+    fs = DVCFileSystem(repo=target.url, rev=found.rev)
+    params = yaml.safe_load(fs.read_text(PARAMS)) or {}
+    problem_ref = str(params.get("problem", ""))
+    try:
+        problem = load_problem(problem_ref)
+    except ProblemError as e:
+        raise RegistryError(
+            f"model {model!r} ({found.artifact} {found.version or found.rev[:8]}) was trained by problem "
+            f"{problem_ref!r}, which cannot be imported here: {e} Make its module importable (PYTHONPATH; on a "
+            "cluster, in the image) and run again."
+        ) from e
+    best = yaml.safe_load(fs.read_text(BEST_PARAMS)) if fs.exists(BEST_PARAMS) else {}
+    run_info = json.loads(fs.read_text(RUN_INFO)) if fs.exists(RUN_INFO) else {}
+    local = _workdir("model") / Path(found.path).name
+    fs.get_file(found.path, str(local))  # just this file, from the DVC remote (or the repo's cache)
+    return ModelRef(
+        model=model,
+        artifact=found.artifact,
+        version=found.version,
+        stage=found.stage,
+        repo=target.display,
+        rev=found.rev,
+        path=found.path,
+        problem=problem_ref,
+        hyperparams=complete(problem, best or {}),
+        data_sha256=str((params.get("data") or {}).get("sha256", "")),
+        test={k: float(v) for k, v in (run_info.get("test") or {}).items()},
+        file=FlyteFile(str(local)),
+    )
+
+
+@task
+def load_data(dataset: str, model: ModelRef) -> DataBatch:
+    """Every sample of `dataset` (tune_train_wf's sources), checked against the schema of the model's problem."""
+    from tasks.data.batch import load_batch
+
+    problem = load_problem(model.problem)
+    batch = load_batch(dataset, problem)
+    path = _workdir("batch") / "batch.npz"
+    arrays = {"x": batch.x, **({"y": batch.y} if batch.y is not None else {})}
+    np.savez(path, **arrays)
+    return DataBatch(
+        file=FlyteFile(str(path)),
+        n=len(batch.x),
+        has_targets=batch.y is not None,
+        source=batch.source,
+        sha256=batch.content_hash(),
+        nbytes=int(sum(a.nbytes for a in arrays.values())),
+    )
+
+
+def replicas(cpus: int) -> int:
+    """Model replicas (Ray Data actors of one CPU each) for a cluster of `cpus`: one CPU is left for the tasks that
+    read the blocks, or the actors hold every CPU and the read waits forever."""
+    return max(1, cpus - 1)
+
+
+def score_timeout(cluster: PredictCluster) -> timedelta:
+    return timedelta(seconds=cluster.startup_timeout_s + cluster.score_timeout_s)
+
+
+PREDICT_CLUSTER = ray_job_config(PredictCluster())
+
+
+@task(
+    task_config=PREDICT_CLUSTER,
+    timeout=score_timeout(PredictCluster()),  # a run's own: predict_on_cluster
+    secret_requests=secrets.CLOUD,
+    enable_deck=True,
+)
+def score_data(
+    model: ModelRef, data: DataBatch, batch_size: int = 256, cluster: PredictCluster = PredictCluster()
+) -> Predictions:
+    """Ray Data batch inference (`map_batches`, one model replica per CPU of the cluster but one): predictions as Parquet,
+    and the problem's metrics when the data has targets."""
+    import pandas as pd
+
+    from tasks.ray_glue.predict import run_predict
+
+    problem = load_problem(model.problem)
+    with np.load(data.file.download(), allow_pickle=False) as f:
+        x, y = f["x"], (f["y"] if "y" in f.files else None)
+    weights = Path(model.file.download()).read_bytes()
+    cap = capacity(cluster)
+    scored = run_predict(
+        x,
+        y,
+        model.problem,
+        model.hyperparams,
+        weights,
+        batch_size=batch_size,
+        concurrency=replicas(cap.nodes * cap.cpus),
+    )
+    out = Path(tempfile.mkdtemp(dir=_workdir("predictions"))) / "predictions.parquet"
+    pd.DataFrame(scored.columns).to_parquet(out, index=False)
+    select = metric_key("data", problem.select)
+    said = f"{len(x)} samples of {data.source} scored with {model.model} ({model.artifact} {model.version}, {model.rev[:8]})"
+    if scored.metrics:
+        test = model.test.get(metric_key("test", problem.select))
+        said += f": {select} {scored.metrics[select]:.4f}" + (
+            f" (the experiment's test {problem.select} {test:.4f})" if test is not None else ""
+        )
+    print(said, flush=True)
+    rows = "".join(f"<tr><th>{k}</th><td>{v:.4f}</td></tr>" for k, v in {**scored.metrics, **model.test}.items())
+    flytekit.current_context().decks.insert(0, Deck("Predictions", f"<p>{said}</p><table>{rows}</table>"))
+    return Predictions(
+        predictions=FlyteFile(str(out)),
+        n=len(x),
+        metrics=scored.metrics,
+        model=model.model,
+        version=model.version,
+        rev=model.rev,
+        source=data.source,
+        experiment_test=model.test,
+    )
+
+
+@dynamic
+def predict_on_cluster(model: ModelRef, data: DataBatch, batch_size: int, cluster: PredictCluster) -> Predictions:
+    """The scoring on a RayJob of the requested size, with its Flyte timeout; data the driver could never hold
+    is refused here, before the RayJob exists."""
+    check_data_fits(data.nbytes, capacity(cluster))
+    return score_data(model=model, data=data, batch_size=batch_size, cluster=cluster).with_overrides(
+        task_config=ray_job_config(cluster), timeout=score_timeout(cluster)
+    )

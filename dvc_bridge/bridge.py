@@ -63,7 +63,9 @@ class ExperimentRef:
     branch: str = ""
     decision: str = ""
     metric: str = ""  # the gate's metric, e.g. "test/accuracy"
-    score: float = float("nan")
+    # The gate's score; None until a gate was applied. Never NaN: flyteadmin renders the output type's
+    # schema (this default included) as JSON, which has no NaN.
+    score: Optional[float] = None
 
 
 @dataclass

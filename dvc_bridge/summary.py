@@ -228,7 +228,7 @@ def summary_html(
     """
     modes = dict(modes or {})
     if not scores:
-        scores = {ref.metric or "score": ref.score}
+        scores = {ref.metric or "score": ref.score} if ref.score is not None else {}
     base = html.escape(ref.baseline_rev[:8])
     if baseline_metrics is None:
         where = f" ({html.escape(metrics_path)})" if metrics_path else ""

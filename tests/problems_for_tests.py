@@ -18,3 +18,25 @@ def _build_or_raise(hp):
 
 # The digits problem, except that a model with 13 channels fails to build inside its trial.
 FLAKY_DIGITS = replace(digits.PROBLEM, name="flaky-digits", build_model=_build_or_raise)
+
+
+# Lost-cluster tests: the digits problem, except that once LOST_CLUSTER_HANG_AFTER models were built (counted
+# as files in LOST_CLUSTER_MARKERS, one per build, across processes), building one more hangs: the attempt's
+# Ray cluster stays busy until the test kills it, so what was finished before is exactly known.
+def _build_counted(hp):
+    import os
+    import threading
+    import uuid
+    from pathlib import Path
+
+    markers = os.environ.get("LOST_CLUSTER_MARKERS")
+    if markers:
+        Path(markers).mkdir(parents=True, exist_ok=True)
+        (Path(markers) / uuid.uuid4().hex).touch()
+        hang_after = int(os.environ.get("LOST_CLUSTER_HANG_AFTER", "-1"))
+        if 0 <= hang_after < len(list(Path(markers).iterdir())):
+            threading.Event().wait()  # until the cluster is killed
+    return digits.build_model(hp)
+
+
+COUNTED_DIGITS = replace(digits.PROBLEM, name="counted-digits", build_model=_build_counted)

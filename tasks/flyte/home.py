@@ -11,14 +11,15 @@ that KubeRay re-submits within one attempt keeps that attempt's raw-output prefi
 Ray Train and Ray Tune resume from what they find in the home (tasks/ray_glue/train.py, resume.py).
 
 Locally (`pyflyte run`) the checkpoint has no source: every run is a first attempt with a new home
-(under the run's own raw-output prefix), so a local rerun starts from nothing; Flyte's local cache
-returns a finished task's output without running it at all.
+(a fresh directory under the process's raw-output prefix, which all local tasks and runs share), so a
+local rerun starts from nothing; Flyte's local cache returns a finished task's output without running it.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import uuid
 from dataclasses import dataclass
 from typing import Optional
 
@@ -77,13 +78,23 @@ def storage_home(
     if checkpoint is None or default_prefix is None:
         ctx = flytekit.current_context()
         checkpoint = checkpoint or _checkpoint_of(ctx)
-        default_prefix = default_prefix or ctx.raw_output_prefix
+        default_prefix = default_prefix or _attempt_prefix(ctx.raw_output_prefix)
     home = previous_home(checkpoint) or StorageHome(uri=default_prefix, resumed=False)
     if checkpoint is not None:
         checkpoint.write(home.encode())
     if home.resumed:
         print(f"{task}: resuming from the storage of an earlier attempt, {home.uri}", flush=True)
     return home
+
+
+def _attempt_prefix(raw_output_prefix: str) -> str:
+    """This attempt's own prefix. On Flyte the raw-output prefix is unique per attempt (and kept when KubeRay
+    re-submits the job within it); a local process shares one among all its tasks and runs, so each gets its own."""
+    from tasks.flyte.clusters import is_local_execution
+
+    if is_local_execution():
+        return f"{raw_output_prefix.rstrip('/')}/local-{uuid.uuid4().hex}"
+    return raw_output_prefix
 
 
 def _checkpoint_of(ctx) -> Optional[Checkpoint]:

@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+import flytekit
 import psutil
 import pytest
 import ray
@@ -77,6 +78,19 @@ def test_lost_cluster_checkpoint_holding_something_else_is_refused(tmp_path):
     cp = SyncCheckpoint(str(tmp_path / "a1" / "_flytecheckpoints"), str(tmp_path / "a0" / "_flytecheckpoints"))
     with pytest.raises(HomeError, match="not a storage home"):
         storage_home(str(tmp_path / "a1" / "raw"), cp)
+
+
+@flytekit.task
+def _home_of_a_local_task() -> str:
+    home = storage_home(task="local")
+    assert not home.resumed
+    return home.uri
+
+
+def test_lost_cluster_local_runs_each_start_from_a_new_home():
+    # Local runs share one raw-output prefix among all tasks and runs of a process: each still gets its own home.
+    first, second = _home_of_a_local_task(), _home_of_a_local_task()
+    assert first != second and Path(first).parent == Path(second).parent
 
 
 # --------------------------------------------------------------------------- what Flyte retries

@@ -149,6 +149,9 @@ def test_training_lost_cluster_after_epoch_2_of_4_retry_trains_epochs_3_and_4_on
 
     first = attempt(2, "a0")
     second = attempt(4, "a1")
+    whole = run_train(
+        data, "digits", hp, TrainSettings(epochs=4, num_workers=2, max_failures=0), tmp_path / "u", str(tmp_path / "u")
+    )
     assert [m["epoch"] for m in second.history] == [1, 2, 3, 4]
     # Epochs 1-2 come from the checkpoint as they were measured (timings included): not trained again.
     assert second.history[:2] == first.history
@@ -160,22 +163,73 @@ def test_training_lost_cluster_after_epoch_2_of_4_retry_trains_epochs_3_and_4_on
     summary = json.loads((second.live_dir / "metrics.json").read_text())
     assert summary["step"] == 3 and summary["test"]["accuracy"] == pytest.approx(second.test["test/accuracy"])
     assert second.test["test/accuracy"] > 0.8
+    # The same model as an uninterrupted run: same scores each epoch (model, optimizer and data order resumed).
+    timing = {"epoch_time_s", "samples_per_s"}
+    for resumed, uninterrupted in zip(second.history, whole.history, strict=True):
+        assert {k: v for k, v in resumed.items() if k not in timing} == pytest.approx(
+            {k: v for k, v in uninterrupted.items() if k not in timing}, abs=1e-5
+        )
+    assert second.test == pytest.approx(whole.test, abs=1e-5)
+
+
+@pytest.mark.slow
+def test_training_lost_cluster_killed_whole_in_epoch_3_of_4_retry_trains_epochs_3_and_4_only(tmp_path):
+    """Every process of the training's Ray cluster (driver, GCS, raylet, workers) SIGKILLed in epoch 3, after
+    checkpoint 2 was registered; the retry on a new cluster trains epochs 3 and 4 only."""
+    home = tmp_path / "home"
+    first = _child(["train", str(home), "4", str(tmp_path / "a0.json")], {"LOST_CLUSTER_HANG_AT_EPOCH": "3"})
+    deadline = time.time() + 600
+    while not _registered_checkpoints(home) >= 2:
+        assert child_alive(first), first.communicate()[0][-3000:]
+        assert time.time() < deadline, "checkpoint 2 was never registered"
+        time.sleep(0.5)
+    _lose_cluster(first)
+    retry = _child(["train", str(home), "4", str(tmp_path / "a1.json")], {})
+    log = retry.communicate(timeout=900)[0]
+    assert retry.returncode == 0, log[-3000:]
+    trained = [line.split("epoch ")[1].split(":")[0] for line in log.splitlines() if "epoch " in line and "/4:" in line]
+    assert trained == ["3/4", "4/4"], log[-3000:]
+    result = json.loads((tmp_path / "a1.json").read_text())
+    assert [m["epoch"] for m in result["history"]] == [1, 2, 3, 4]
+    for root in (Path(result["live_dir"]) / "plots" / "metrics", tmp_path / "a1.json.mirror" / "plots" / "metrics"):
+        tsvs = sorted(root.rglob("*.tsv"))
+        assert {str(p.relative_to(root).with_suffix("")) for p in tsvs} >= {"val/accuracy", "train/loss"}
+        for tsv in tsvs:
+            assert _steps(tsv) == [0, 1, 2, 3], f"{tsv}:\n{tsv.read_text()}"
+
+
+def child_alive(child: subprocess.Popen) -> bool:
+    return child.poll() is None
+
+
+def _registered_checkpoints(home: Path) -> int:
+    """Checkpoints Ray Train's controller has registered in the run's snapshot (written once one is persisted)."""
+    found = list(home.glob("train/checkpoint_manager_snapshot.json"))
+    try:
+        return len(json.loads(found[0].read_text())["checkpoint_results"]) if found else 0
+    except (ValueError, KeyError):  # being written
+        return 0
 
 
 # --------------------------------------------------------------------------- the search resumes
 
 
 def _run_child(storage: Path, n: int, out: Path, markers: Path, hang_after: int) -> subprocess.Popen:
+    env = {"LOST_CLUSTER_MARKERS": str(markers), "LOST_CLUSTER_HANG_AFTER": str(hang_after)}
+    return _child([str(storage), str(n), str(out)], env)
+
+
+def _child(args: list[str], extra_env: dict[str, str]) -> subprocess.Popen:
+    """An attempt: its own process with its own local Ray cluster (a new session: the test can lose it whole)."""
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(
             [str(PROJECT_ROOT), str(PROJECT_ROOT / "tests"), os.environ.get("PYTHONPATH", "")]
         ),
-        "LOST_CLUSTER_MARKERS": str(markers),
-        "LOST_CLUSTER_HANG_AFTER": str(hang_after),
+        **extra_env,
     }
     return subprocess.Popen(
-        [sys.executable, str(CHILD), str(storage), str(n), str(out)],
+        [sys.executable, str(CHILD), *args],
         env=env,
         start_new_session=True,
         stdout=subprocess.PIPE,
@@ -242,6 +296,11 @@ def test_search_lost_cluster_after_2_of_4_trials_retry_runs_only_the_unfinished(
     result = json.loads((tmp_path / "a1.json").read_text())
     trials = result["trials"]
     assert len(trials) == n and {t["status"] for t in trials} <= {"completed", "stopped_early"}
+    # record_trials: every trial's directory, those finished before the loss written again from their stored results.
+    recorded = {d.name: d for d in (tmp_path / "a1.json.trials").iterdir()}
+    assert finished <= set(recorded) and len(recorded) == n
+    for d in recorded.values():
+        assert _steps(d / "plots" / "metrics" / "val" / "accuracy.tsv") == [0], d
     after = stored_trials(str(storage / "tune"))
     assert len(after) == n and finished <= set(after) and set(after.values()) == {"TERMINATED"}
     metric = "val/accuracy"

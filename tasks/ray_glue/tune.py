@@ -157,6 +157,7 @@ def run_tune(
     `concurrency`: trials at once (0: the CPUs the cluster has now); give the autoscaled maximum so
     the trials waiting for nodes are the demand the autoscaler acts on. The search starts once one
     trial fits, and fails after `startup_timeout_s` naming what `where` never offered.
+    A search already stored in `storage_path` (a lost cluster's) is resumed, not started anew (resume.py).
     """
     problem = load_problem(problem_ref)
     space = search_space(problem, settings.space)

@@ -42,25 +42,25 @@ CHILD = Path(__file__).parent / "lost_cluster_child.py"
 # --------------------------------------------------------------------------- the home, across Flyte attempts
 
 
-def _attempt(root: Path, n: int, prev: SyncCheckpoint | None) -> SyncCheckpoint:
+def _prefix(root: Path, n: int) -> str:
+    return str(root / f"attempt-{n}" / "_flytecheckpoints")
+
+
+def _attempt(root: Path, n: int, prev: int | None) -> SyncCheckpoint:
     """Attempt n's checkpoint as flytekit's entrypoint makes it: its own prefix, the previous attempt's as source."""
     return SyncCheckpoint(
-        checkpoint_dest=str(root / f"attempt-{n}" / "_flytecheckpoints"),
-        checkpoint_src=prev._checkpoint_dest if prev is not None else None,
+        checkpoint_dest=_prefix(root, n), checkpoint_src=_prefix(root, prev) if prev is not None else None
     )
 
 
 def test_lost_cluster_every_attempt_finds_the_first_attempts_home_through_flyte_checkpoints(tmp_path):
-    first = _attempt(tmp_path, 0, None)
-    home = storage_home(str(tmp_path / "attempt-0" / "raw"), first)
+    home = storage_home(str(tmp_path / "attempt-0" / "raw"), _attempt(tmp_path, 0, None))
     assert home == StorageHome(uri=str(tmp_path / "attempt-0" / "raw"), resumed=False)
-    prev = first
     for n in (1, 2):  # attempt 2 finds it through attempt 1's checkpoint, not attempt 0's
-        cp = _attempt(tmp_path, n, prev)
+        cp = _attempt(tmp_path, n, n - 1)
         assert storage_home(str(tmp_path / f"attempt-{n}" / "raw"), cp) == StorageHome(uri=home.uri, resumed=True)
-        prev = cp
     # Recovery mode: attempt 0 of a new execution gets the failed execution's last checkpoint.
-    recovered = SyncCheckpoint(str(tmp_path / "recovered" / "_flytecheckpoints"), prev._checkpoint_dest)
+    recovered = SyncCheckpoint(str(tmp_path / "recovered" / "_flytecheckpoints"), _prefix(tmp_path, 2))
     assert storage_home(str(tmp_path / "recovered" / "raw"), recovered).uri == home.uri
 
 

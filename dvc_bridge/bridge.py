@@ -66,7 +66,9 @@ class ExperimentRef:
     branch: str = ""
     decision: str = ""
     metric: str = ""  # the gate's metric, e.g. "test/accuracy"
-    score: float = float("nan")
+    # The gate's score; None until a gate was applied. Never NaN: flyteadmin renders the output type's
+    # schema (this default included) as JSON, which has no NaN.
+    score: Optional[float] = None
     # The model registry (GTO), when the run was promoted and its record asked for a registration:
     artifact: str = ""  # e.g. "digits-model"
     version: str = ""  # e.g. "v0.3.0": the tag <artifact>@<version> is on `commit`

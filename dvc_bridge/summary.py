@@ -216,7 +216,8 @@ def registry_html(ref: ExperimentRef) -> str:
             f"{ref.champion_version} ({ref.champion_stage})" if ref.champion_version else f"none ({ref.champion_stage})"
         )
         score = "" if ref.champion_score is None else f"{ref.champion_score:.4f}"
-        rows = [("challenger (this run)", f"{ref.score:.4f}"), (f"champion {champion}", score or "-")]
+        mine = "-" if ref.score is None else f"{ref.score:.4f}"
+        rows = [("challenger (this run)", mine), (f"champion {champion}", score or "-")]
         parts.append(
             f"<p><b>Champion against challenger</b> on {html.escape(ref.metric)}: "
             f"{html.escape(ref.champion_decision)}.</p><table><tbody>"
@@ -254,7 +255,7 @@ def summary_html(
     """
     modes = dict(modes or {})
     if not scores:
-        scores = {ref.metric or "score": ref.score}
+        scores = {ref.metric or "score": ref.score} if ref.score is not None else {}
     base = html.escape(ref.baseline_rev[:8])
     if baseline_metrics is None:
         where = f" ({html.escape(metrics_path)})" if metrics_path else ""

@@ -20,7 +20,7 @@ the execution id, so a retried commit lands exactly once.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Iterator, Optional
 
 from flytekit.exceptions.user import FlyteRecoverableException
 
@@ -43,3 +43,59 @@ def recoverable_on_transient() -> Iterator[None]:
         if not is_transient(e):
             raise
         raise as_recoverable(e) from e
+
+
+# Ray's errors for a cluster that went away under the driver: nodes, actors, workers or objects lost.
+# Imported lazily: this module is also imported where Ray is not.
+_LOST_CLUSTER_ERRORS = (
+    "NodeDiedError",
+    "ActorDiedError",
+    "ActorUnavailableError",
+    "WorkerCrashedError",
+    "LocalRayletDiedError",
+    "ObjectLostError",  # OwnerDiedError, ObjectReconstructionFailedError, ObjectFetchTimedOutError too
+    "RaySystemError",
+    "RpcError",
+)
+
+
+def lost_cluster(error: BaseException) -> Optional[BaseException]:
+    """The Ray error in `error` (its causes, Ray Train's per-worker and controller failures) that says the
+    cluster was lost, or None. An actor whose own __init__ raised is the user's error, not a loss."""
+    import ray.exceptions
+    from ray.train import ControllerError, WorkerGroupError
+
+    kinds = tuple(getattr(ray.exceptions, name) for name in _LOST_CLUSTER_ERRORS)
+    seen, todo = set(), [error]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, kinds) and not (isinstance(e, ray.exceptions.RayActorError) and e.actor_init_failed):
+            return e
+        if isinstance(e, WorkerGroupError):
+            todo.extend(e.worker_failures.values())
+        if isinstance(e, ControllerError):
+            todo.append(e.controller_failure)
+        todo.extend([e.__cause__, e.__context__])
+    return None
+
+
+@contextmanager
+def recoverable_on_lost_cluster() -> Iterator[None]:
+    """Re-raise a Ray driver's error that says its cluster (nodes, actors, objects) was lost as a
+    FlyteRecoverableException (from it), so Flyte retries the task (its `retries=`), and the retry resumes from
+    the task's storage home (tasks/flyte/home.py). Everything else, wrong input included, leaves unchanged."""
+    try:
+        yield
+    except FlyteRecoverableException:
+        raise
+    except Exception as e:
+        cause = lost_cluster(e)
+        if cause is None:
+            raise
+        first = (str(cause).strip().splitlines() or [""])[0][:300]
+        raise FlyteRecoverableException(
+            f"the Ray cluster was lost ({type(cause).__name__}: {first}); a retry resumes from the last checkpoint"
+        ) from e

@@ -85,7 +85,14 @@ def ray_tasks(tune: TuneSettings, train: TrainSettings, tune_cluster: TuneCluste
         (node,) = spec.nodes
         (template,) = [t for t in spec.tasks if t.id.name.endswith(name)]
         custom = MessageToDict(template.to_flyte_idl().custom)
-        out[name] = {"type": template.type, "timeout_s": int(node.metadata.timeout.total_seconds()), **_ints(custom)}
+        out[name] = {
+            "type": template.type,
+            "timeout_s": int(node.metadata.timeout.total_seconds()),
+            # Attempts after the first (a lost cluster is retried, tasks/flyte/home.py) and spot capacity.
+            "retries": template.metadata.retries.retries,
+            "interruptible": bool(node.metadata.interruptible),
+            **_ints(custom),
+        }
     return out
 
 

@@ -33,7 +33,8 @@ from tasks.data.arrays import Splits, load_raw, make_splits, parse_source, pin_s
 from tasks.flyte import secrets
 from tasks.flyte.clusters import TRAIN_CLUSTER, TUNE_CLUSTER, capacity, ray_job_config
 from tasks.flyte.contracts import Dataset, RunTarget, TrainResult, TuneResult
-from tasks.flyte.recoverable import recoverable_on_transient
+from tasks.flyte.home import storage_home
+from tasks.flyte.recoverable import recoverable_on_lost_cluster, recoverable_on_transient
 from tasks.problem import Problem, complete, load_problem, metric_key, search_space, space_document
 from tasks.record import experiment
 from tasks.reporting import decks as report
@@ -47,6 +48,10 @@ from tasks.training.capacity import (
 from tasks.training.loop import effective_global_batch
 from tasks.training.settings import SettingsError, TrainCluster, TrainSettings, TuneCluster, TuneSettings
 
+# Attempts after the first for the Ray tasks when their cluster is lost (a FlyteRecoverableException from the
+# driver); each resumes from the storage home (tasks/flyte/home.py). KubeRay failures count against Flyte's
+# separate system-retry budget.
+RAY_TASK_RETRIES = 2
 # Bump when a change to the code should invalidate cached task outputs.
 CACHE_VERSION = "2"
 # Decks show our own pages plus inputs, outputs and the timeline; flytekit's default also has a
@@ -148,6 +153,7 @@ def _show_first(deck: Deck) -> None:
 
 @task(
     task_config=TUNE_CLUSTER,
+    retries=RAY_TASK_RETRIES,
     timeout=timedelta(seconds=tune_timeout_s(TuneSettings(), TuneCluster())),  # a run's own: tune_on_cluster
     cache=True,
     cache_version=CACHE_VERSION,
@@ -165,21 +171,23 @@ def tune_hyperparameters(data: Dataset, settings: TuneSettings, cluster: TuneClu
 
     settings.validate()
     problem = load_problem(data.problem)
-    storage_path, fs = ray_storage(flytekit.current_context().raw_output_prefix, "ray")
+    # The same storage in every attempt: a retry after a lost cluster resumes the search (tasks/flyte/home.py).
+    storage_path, fs = ray_storage(storage_home(task="tune_hyperparameters").uri, "ray")
     cap = capacity(cluster)
     out = _workdir("tune")
     trials_live = out / "trials-dvclive" if settings.record_trials else None
-    outcome = run_tune(
-        _in_object_store(data),
-        data.problem,
-        settings,
-        storage_path,
-        fs,
-        concurrency=tune_concurrency(settings, cap),
-        startup_timeout_s=cluster.startup_timeout_s,
-        where=cap.where,
-        trials_live_dir=trials_live,
-    )
+    with recoverable_on_lost_cluster():
+        outcome = run_tune(
+            _in_object_store(data),
+            data.problem,
+            settings,
+            storage_path,
+            fs,
+            concurrency=tune_concurrency(settings, cap),
+            startup_timeout_s=cluster.startup_timeout_s,
+            where=cap.where,
+            trials_live_dir=trials_live,
+        )
     outcome.trials.to_csv(out / "trials.csv", index=False)
     space = space_document(search_space(problem, settings.space))
     labels = report.trial_labels(outcome.trials, outcome.searched)
@@ -229,6 +237,7 @@ def live_config(run: RunTarget, live_uri: str, raw_output_prefix: str) -> LiveCo
 
 @task(
     task_config=TRAIN_CLUSTER,
+    retries=RAY_TASK_RETRIES,
     timeout=timedelta(seconds=train_timeout_s(TrainSettings(), TrainCluster())),  # a run's own: train_on_cluster
     cache=True,
     cache_version=CACHE_VERSION,
@@ -269,19 +278,23 @@ def train_model(
             f"training with a global batch of {global_batch}",
             flush=True,
         )
-    storage_path, fs = ray_storage(ctx.raw_output_prefix, "ray")
-    outcome = run_train(
-        _in_object_store(data),
-        data.problem,
-        hp,
-        settings,
-        _workdir("train"),
-        storage_path,
-        fs,
-        live=live,
-        startup_timeout_s=cluster.startup_timeout_s,
-        where=capacity(cluster).where,
-    )
+    # The same storage and run name in every attempt: a retry after a lost cluster resumes training from the
+    # last checkpoint (tasks/flyte/home.py).
+    storage_path, fs = ray_storage(storage_home(task="train_model").uri, "ray")
+    with recoverable_on_lost_cluster():
+        outcome = run_train(
+            _in_object_store(data),
+            data.problem,
+            hp,
+            settings,
+            _workdir("train"),
+            storage_path,
+            fs,
+            live=live,
+            startup_timeout_s=cluster.startup_timeout_s,
+            where=capacity(cluster).where,
+            run_name="train",
+        )
     val = {k: v for k, v in outcome.final.items() if k.startswith("val/")}
     select = metric_key("val", problem.select)
     curves = _workdir("train-report") / "curves.png"
@@ -321,7 +334,9 @@ def tune_on_cluster(data: Dataset, settings: TuneSettings, cluster: TuneCluster)
     """
     check_data_fits(data.nbytes, capacity(cluster))
     return tune_hyperparameters(data=data, settings=settings, cluster=cluster).with_overrides(
-        task_config=ray_job_config(cluster), timeout=timedelta(seconds=tune_timeout_s(settings, cluster))
+        task_config=ray_job_config(cluster),
+        timeout=timedelta(seconds=tune_timeout_s(settings, cluster)),
+        interruptible=cluster.interruptible,
     )
 
 
@@ -333,7 +348,11 @@ def train_on_cluster(
     check_data_fits(data.nbytes, capacity(cluster))
     return train_model(
         data=data, params=params, settings=settings, run=run, live_uri=live_uri, cluster=cluster
-    ).with_overrides(task_config=ray_job_config(cluster), timeout=timedelta(seconds=train_timeout_s(settings, cluster)))
+    ).with_overrides(
+        task_config=ray_job_config(cluster),
+        timeout=timedelta(seconds=train_timeout_s(settings, cluster)),
+        interruptible=cluster.interruptible,
+    )
 
 
 def default_exp_name(execution_id: str) -> str:

@@ -166,6 +166,7 @@ def run_train(
     live: Optional[LiveConfig] = None,
     startup_timeout_s: float = 600,
     where: str = "train_cluster",
+    run_name: Optional[str] = None,
 ) -> TrainOutcome:
     """Train on the connected Ray cluster and copy the final checkpoint's files to `out_dir`.
 
@@ -174,6 +175,8 @@ def run_train(
     `live` says where rank 0 mirrors its DVCLive directory each epoch and which DVC / Studio
     settings it logs with. Training starts once the cluster can place every worker (one CPU, and one
     GPU with use_gpu, each) and fails after `startup_timeout_s` naming what `where` never offered.
+    `run_name`: a run of that name already in `storage_path` (a lost cluster's) resumes from its last
+    checkpoint, on this cluster, with its model, optimizer, history and DVCLive directory; None: a new run.
     """
     per_worker = {"CPU": 1.0, **({"GPU": 1.0} if settings.use_gpu else {})}
     wait_for(
@@ -189,7 +192,7 @@ def run_train(
             num_workers=settings.num_workers, use_gpu=settings.use_gpu, resources_per_worker=per_worker
         ),
         run_config=RunConfig(
-            name=f"train-{uuid.uuid4().hex[:8]}",
+            name=run_name or f"train-{uuid.uuid4().hex[:8]}",
             storage_path=storage_path,
             storage_filesystem=storage_filesystem,
             failure_config=FailureConfig(max_failures=settings.max_failures),

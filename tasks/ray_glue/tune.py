@@ -31,13 +31,16 @@ from tasks.problem import (
     search_space,
 )
 from tasks.ray_glue.resources import wait_for
+from tasks.ray_glue.resume import RestoreGuard, fit_or_resume
 from tasks.ray_glue.storage import AWS_CREDENTIAL_ENV_VARS
-from tasks.ray_glue.tune_dvclive import DVCLiveTrials
+from tasks.ray_glue.tune_dvclive import DVCLiveTrials, write_missing_trials
 from tasks.reporting.lines import trial_line
 from tasks.training.loop import EVAL_BATCH, build, evaluate, make_loader, train_epoch
 from tasks.training.settings import TuneSettings
 
 log = logging.getLogger(__name__)
+
+SEARCH_NAME = "tune"  # the search's directory in its storage; the same name resumes a stored search
 
 
 class TuneError(RuntimeError):
@@ -154,6 +157,7 @@ def run_tune(
     `concurrency`: trials at once (0: the CPUs the cluster has now); give the autoscaled maximum so
     the trials waiting for nodes are the demand the autoscaler acts on. The search starts once one
     trial fits, and fails after `startup_timeout_s` naming what `where` never offered.
+    A search already stored in `storage_path` (a lost cluster's) is resumed, not started anew (resume.py).
     """
     problem = load_problem(problem_ref)
     space = search_space(problem, settings.space)
@@ -169,18 +173,20 @@ def run_tune(
     if not concurrency:
         cpus = int(ray.cluster_resources().get("CPU", 1))
         concurrency = min(settings.max_concurrent_trials or cpus, cpus)
-    tuner = tune.Tuner(
-        tune.with_resources(
-            # A partial, not tune.with_parameters: its registry would hold the splits for the process's life.
-            functools.partial(
-                trial_on_worker,
-                data_ref=data_ref,
-                problem_ref=problem_ref,
-                max_epochs=settings.max_epochs,
-                seed=settings.seed,
-            ),
-            {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial},
+    trainable = tune.with_resources(
+        # A partial, not tune.with_parameters: its registry would hold the splits for the process's life.
+        functools.partial(
+            trial_on_worker,
+            data_ref=data_ref,
+            problem_ref=problem_ref,
+            max_epochs=settings.max_epochs,
+            seed=settings.seed,
         ),
+        {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial},
+    )
+    new_tuner = functools.partial(
+        tune.Tuner,
+        trainable,
         param_space=tune_space(space),
         tune_config=tune.TuneConfig(
             metric=metric,
@@ -192,12 +198,13 @@ def run_tune(
             reuse_actors=True,
         ),
         run_config=tune.RunConfig(
-            name="tune",
+            name=SEARCH_NAME,
             storage_path=storage_path,
             storage_filesystem=storage_filesystem,
             failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
             verbose=0,
             callbacks=[
+                RestoreGuard(),  # a stored search that Tune fails to restore is an error, not a new search
                 ProgressLines(settings.num_samples, settings.max_epochs, metric, searched_names(space)),
                 # record_trials: each trial's per-epoch history with DVCLive, one directory per trial
                 *(
@@ -209,7 +216,10 @@ def run_tune(
         ),
     )
     with without_cloud_keys():
-        grid = tuner.fit()
+        # A search stored under the same name (a lost cluster's) resumes: tasks/ray_glue/resume.py.
+        grid = fit_or_resume(storage_path, SEARCH_NAME, trainable, new_tuner, storage_filesystem)
+    if trials_live_dir is not None:
+        write_missing_trials(trials_live_dir, grid, searched_names(space), trial_metrics(problem))
     return summarize(grid, settings, problem, searched_names(space))
 
 

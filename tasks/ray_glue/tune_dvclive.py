@@ -62,24 +62,29 @@ class DVCLiveTrials(tune.Callback):
         self._lives: dict[str, object] = {}
 
     def _live(self, trial):
-        if trial.trial_id not in self._lives:
+        return self._live_of(trial.trial_id, trial.config or {})
+
+    def _live_of(self, trial_id: str, config: dict):
+        if trial_id not in self._lives:
             from dvclive import Live
 
             from compat.dvclive import live_without_studio
 
             cls = Live if self.studio else live_without_studio()
-            live = cls(dir=str(self.directory / trial.trial_id), save_dvc_exp=False, dvcyaml=None, report=None)
-            config = trial.config or {}
+            live = cls(dir=str(self.directory / trial_id), save_dvc_exp=False, dvcyaml=None, report=None)
             keys = self.params if self.params is not None else [k for k, v in config.items() if _scalar(v)]
             live.log_params({k: config[k] for k in keys if k in config})
-            self._lives[trial.trial_id] = live
-        return self._lives[trial.trial_id]
+            self._lives[trial_id] = live
+        return self._lives[trial_id]
 
-    def on_trial_start(self, iteration, trials, trial, **info):
-        self._live(trial)
+    def replay(self, trial_id: str, config: dict, results: Iterable[dict]) -> None:
+        """Write a trial's directory from its stored results, as the callback would have while it ran."""
+        live = self._live_of(trial_id, config)
+        for result in results:
+            self._log(live, result)
+        self._lives.pop(trial_id).end()
 
-    def on_trial_result(self, iteration, trials, trial, result, **info):
-        live = self._live(trial)
+    def _log(self, live, result: dict) -> None:
         keys = self.metrics if self.metrics is not None else [k for k in result if k not in TUNE_KEYS]
         logged = False
         for key in keys:
@@ -89,6 +94,12 @@ class DVCLiveTrials(tune.Callback):
                 logged = True
         if logged:
             live.next_step()
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self._live(trial)
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        self._log(self._live(trial), result)
 
     def _end(self, trial) -> None:
         live = self._lives.pop(trial.trial_id, None)
@@ -108,3 +119,26 @@ class DVCLiveTrials(tune.Callback):
 
 def _scalar(value) -> bool:
     return isinstance(value, (str, bool, Number)) or value is None
+
+
+def write_missing_trials(
+    directory: str | Path, grid, params: Optional[Iterable[str]] = None, metrics: Optional[Iterable[str]] = None
+) -> list[str]:
+    """Write the directory of every trial in a ResultGrid that `directory` lacks, from its stored results.
+
+    A search resumed on a new cluster (tasks/ray_glue/resume.py) has the trials the lost attempt
+    finished only in its storage; their directories are written here, as the callback would have.
+    Returns the trial ids written.
+    """
+    directory = Path(directory)
+    writer = DVCLiveTrials(directory, params=params, metrics=metrics)
+    written = []
+    for result in grid:
+        df = result.metrics_dataframe
+        rows = [] if df is None else df.to_dict("records")
+        trial_id = (result.metrics or {}).get("trial_id") or (rows[0].get("trial_id") if rows else None)
+        if not trial_id or (directory / trial_id).is_dir():
+            continue  # no result ever reported: the trial has no id to name a directory by, and nothing to log
+        writer.replay(trial_id, result.config or {}, rows)
+        written.append(trial_id)
+    return written

@@ -133,6 +133,8 @@ class ClusterShape:
     ttl_seconds: int = 600  # the RayJob is deleted this long after its job finished
     # How long the job may wait for the workers it needs (pods scheduled, nodes up) before it fails naming them.
     startup_timeout_s: int = 600
+    # Spot (interruptible) nodes for this task's pods; Flyte runs its last attempts on regular nodes.
+    interruptible: bool = False
 
     def __post_init__(self) -> None:
         self.validate()

@@ -100,6 +100,12 @@ def run_stage(stage: str, root: Path) -> None:
                 live=stage_live_config(),
                 where="this machine",
             )
+            from dvc_bridge.live import add_to_summary
+            from tasks.training.baselines import baseline_line, score_baseline
+
+            baseline = score_baseline(problem, ray.get(data_ref))
+            add_to_summary(outcome.live_dir, baseline.scores)  # baseline/test/<metric> beside test/<metric>
+            print(f"baseline {baseline.name}: {baseline_line(problem, baseline.scores)}")
             layout.place(outcome.model_path, root / experiment.MODEL)
             layout.place(outcome.live_dir, root / experiment.LIVE_DIR)
             select = metric_key("test", problem.select)

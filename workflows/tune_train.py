@@ -23,6 +23,7 @@ from tasks.flyte.tasks import (
     commit_experiment,
     pin_dataset,
     prepare_data,
+    search_history,
     train_on_cluster,
     tune_on_cluster,
     validate_settings,
@@ -50,6 +51,7 @@ def tune_train_wf(
     live_uri: str = "",
     tune_cluster: TuneCluster = TuneCluster(),
     train_cluster: TrainCluster = TrainCluster(),
+    beat_baseline: bool = False,
 ) -> TuneTrainOutputs:
     """Every run becomes a DVC experiment; one whose test score passes the gate is also promoted to a branch.
 
@@ -63,7 +65,8 @@ def tune_train_wf(
     under which rank 0 mirrors its DVCLive directory each epoch, "" for this execution's
     raw-output location. tune_cluster, train_cluster: the size of each task's Ray cluster on Flyte
     (workers, CPUs, memory and GPUs per worker, autoscaling min/max, head); a local run uses this
-    machine and checks the settings against it.
+    machine and checks the settings against it. beat_baseline: promote only a run whose test score is also at
+    least as good as the simple reference model's (logistic or ridge regression, `baseline/test/<metric>`).
     """
     checked = validate_settings(
         problem=problem, tune=tune, train=train, gate=gate, tune_cluster=tune_cluster, train_cluster=train_cluster
@@ -73,11 +76,20 @@ def tune_train_wf(
     checked >> pinned.source  # settings and target are checked before the data is touched
     run >> pinned.source
     data = prepare_data(source=pinned.source, version=pinned.version, problem=problem, seed=seed)
-    tuned = tune_on_cluster(data=data, settings=tune, cluster=tune_cluster)
+    history = search_history(run=run, data=data, settings=tune)  # warm_start: earlier experiments' trials
+    tuned = tune_on_cluster(data=data, settings=tune, cluster=tune_cluster, history=history)
     trained = train_on_cluster(
         data=data, params=tuned.best, settings=train, run=run, live_uri=live_uri, cluster=train_cluster
     )
     experiment = commit_experiment(
-        repo=run, gate=gate, data=data, tuned=tuned, trained=trained, tune=tune, train=train, seed=seed
+        repo=run,
+        gate=gate,
+        data=data,
+        tuned=tuned,
+        trained=trained,
+        tune=tune,
+        train=train,
+        seed=seed,
+        beat_baseline=beat_baseline,
     )
     return TuneTrainOutputs(experiment=experiment, trained=trained)

@@ -51,7 +51,7 @@ def tune_train_wf(
     live_uri: str = "",
     tune_cluster: TuneCluster = TuneCluster(),
     train_cluster: TrainCluster = TrainCluster(),
-    beat_baseline: bool = False,
+    beat_baseline: Optional[bool] = None,
 ) -> TuneTrainOutputs:
     """Every run becomes a DVC experiment; one whose test score passes the gate is also promoted to a branch.
 

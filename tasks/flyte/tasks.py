@@ -431,7 +431,7 @@ def commit_experiment(
     tune: TuneSettings,
     train: TrainSettings,
     seed: int,
-    beat_baseline: bool = False,
+    beat_baseline: Optional[bool] = None,
 ) -> ExperimentRef:
     """Write the run into its own clone of `repo` as a DVC experiment; push data, then the ref; then tell
     DVC Studio (when its token is set) the experiment is done, with the pushed commit.

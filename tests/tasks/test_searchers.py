@@ -73,10 +73,10 @@ def test_optuna_space_maps_each_typed_domain_faithfully():
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
     dims = optuna_space(search_space(DIABETES))
-    assert dims["lr"] == FloatDistribution(0.003, 0.05, log=True)
-    assert dims["dropout"] == FloatDistribution(0.0, 0.3, log=False)
-    assert dims["layers"] == IntDistribution(1, 3)  # both ends included, as randint here
-    assert isinstance(dims["hidden"], CategoricalDistribution) and dims["hidden"].choices == (32, 64, 128)
+    assert dims["lr"] == FloatDistribution(0.003, 0.03, log=True)
+    assert dims["dropout"] == FloatDistribution(0.0, 0.2, log=False)
+    assert dims["layers"] == IntDistribution(1, 2)  # both ends included, as randint here
+    assert isinstance(dims["hidden"], CategoricalDistribution) and dims["hidden"].choices == (16, 32, 64)
     assert set(dims) == {"lr", "weight_decay", "hidden", "layers", "dropout", "batch_size"}
 
 

@@ -72,8 +72,8 @@ def history_repo(tmp_path_factory):
     ])  # fmt: skip
     fixed_batch = {**full, "batch_size": 16}  # exp-b held batch_size at 16: its trials.csv has no such column
     rows_b = [
-        {k: v for k, v in _trial(lr, 64, 3, rmse).items() if k != "batch_size"}
-        for lr, rmse in ((0.005, 57.0), (0.04, 59.5))
+        {k: v for k, v in _trial(lr, 64, 2, rmse).items() if k != "batch_size"}
+        for lr, rmse in ((0.005, 57.0), (0.025, 59.5))
     ]
     _earlier_run(tmp / "b", "exp-b", str(repo), SHA, fixed_batch, rows_b)
     _earlier_run(tmp / "c", "exp-c", str(repo), OTHER_SHA, full, [_trial(0.01, 64, 2, 50.0), _trial(0.02, 64, 2, 51.0)])
@@ -91,7 +91,7 @@ def test_warm_start_takes_the_fitting_trials_of_the_experiments_on_this_data_ver
     assert history.points[1] == {"lr": 0.02, "weight_decay": 1e-4, "hidden": 32, "layers": 1, "dropout": 0.1,
                                  "batch_size": 32}  # fmt: skip
     assert [p["batch_size"] for p in history.points[2:]] == [16, 16]  # what exp-b held fixed, read from its space
-    assert any("1 trials of exp-a: hidden outside this run's space ({'choice': [32, 64, 128]})" in x
+    assert any("1 trials of exp-a: hidden outside this run's space ({'choice': [16, 32, 64]})" in x
                for x in history.left_out), history.left_out  # fmt: skip
     assert any(f"2 trials of exp-c: data version {OTHER_SHA[:12]}, not this run's {SHA[:12]}" in x
                for x in history.left_out), history.left_out  # fmt: skip

@@ -117,3 +117,24 @@ def test_a_narrower_space_leaves_out_the_trials_outside_it_and_a_git_url_reads_t
     # Only exp-a's second trial had layers 1 (and the other hyper-parameters at their defaults or inside the space).
     assert history.sources == {"exp-a": 1} and history.points == [{"lr": 0.02, "hidden": 32}], history
     assert any("exp-b: layers outside this run's space (fixed at 1)" in x for x in history.left_out), history.left_out
+
+
+def test_the_search_history_task_reads_the_target_repo_only_for_a_warm_start(history_repo, tmp_path):
+    """The Flyte task (run in-process, as a local run runs it) between check_target and the tune task."""
+    from flytekit.types.file import FlyteFile
+
+    from tasks.flyte.contracts import Dataset, RunTarget
+    from tasks.flyte.tasks import search_history
+
+    (tmp_path / "data.npz").write_bytes(b"not read")
+    data = Dataset(
+        file=FlyteFile(str(tmp_path / "data.npz")), sha256=SHA, n_train=310, n_val=66, n_test=66,
+        source="embedded:sklearn-diabetes", problem="diabetes",
+    )  # fmt: skip
+    run = RunTarget(repo=str(history_repo), exp_name="next", baseline_rev="HEAD")
+    warm = search_history(run=run, data=data, settings=TuneSettings(search="optuna", warm_start=True))
+    assert warm.sources == {"exp-a": 2, "exp-b": 2} and len(warm.scores) == 4
+    assert any("exp-c" in line for line in warm.left_out)
+    missing = RunTarget(repo=str(tmp_path / "no-such-repo"), exp_name="next", baseline_rev="HEAD")
+    cold = search_history(run=missing, data=data, settings=TuneSettings(search="optuna"))
+    assert cold.points == [] and cold.sources == {}  # no warm start: the repo is not even opened

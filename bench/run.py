@@ -442,6 +442,7 @@ def main() -> None:
         run("curves", timeout=600)  # one tiny point for every axis; the full curves are `python -m bench.curves`
     else:
         pure_tutorial = run("pure", "tutorial", timeout=900)
+    run("searchers", timeout=600 if E.QUICK else 7200)  # random vs optuna on the same budget (bench/searchers.py)
     results["load_after"] = E.machine_load()
 
     def load(name):
@@ -475,6 +476,7 @@ def main() -> None:
             "note": "from the last full `python -m bench.curves`",
         }
     results["curves"] = curves
+    results["searchers"] = load("searchers")  # its own section of results.json; the JSON line's keys are unchanged
 
     def baseline(section_row, doc):
         """The plain process's wall from outside, less the same-threads epochs it times after the replay."""

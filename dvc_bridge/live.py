@@ -21,6 +21,7 @@ The bridge copies the final directory into the experiment (`results/dvclive/`), 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -137,3 +138,17 @@ class EpochLogger:
         self.studio.flush()
         if self.mirror:
             self.mirror.sync(self.directory)
+
+
+def add_to_summary(directory: str | Path, metrics: dict[str, float]) -> None:
+    """Add final scores computed outside the training loop (a baseline's) to a closed DVCLive directory's
+    metrics.json, nested by "/" as DVCLive nests them: `baseline/test/rmse` -> {"baseline": {"test": {"rmse": ..}}}."""
+    path = Path(directory) / METRICS_FILE
+    doc = json.loads(path.read_text()) if path.exists() else {}
+    for name, value in metrics.items():
+        *parents, leaf = name.split("/")
+        node = doc
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = float(value)
+    path.write_text(json.dumps(doc, indent=4) + "\n")

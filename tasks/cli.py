@@ -66,7 +66,8 @@ def run_stage(stage: str, root: Path) -> None:
     data = params.get("data", {})
     raw, _ = load_raw(parse_source(data.get("source", "")), problem)
     splits = make_splits(raw, problem, seed=int(data.get("seed", 0)))
-    print(check_data_version(data, splits.content_hash()), flush=True)
+    digest = splits.content_hash()
+    print(check_data_version(data, digest), flush=True)
     init_local_ray()
     import ray
 
@@ -80,7 +81,17 @@ def run_stage(stage: str, root: Path) -> None:
         if stage == "tune":
             from tasks.ray_glue.tune import run_tune
 
-            outcome = run_tune(data_ref, problem_ref, tune, str(tmp / "ray"), where="this machine")
+            warm = None
+            if tune.warm_start:  # the repo's own history: its experiment refs and branches, read with git
+                from dvc_bridge.bridge import resolve_target
+                from dvc_bridge.history import read_history
+                from tasks.problem import search_space
+                from tasks.record.history import HISTORY_FILES, warm_start
+
+                revisions = read_history(resolve_target("", cwd=root), HISTORY_FILES, tmp)
+                warm = warm_start(problem, problem_ref, digest, search_space(problem, tune.space), revisions)
+                print("\n".join(warm.describe()), flush=True)
+            outcome = run_tune(data_ref, problem_ref, tune, str(tmp / "ray"), where="this machine", warm=warm)
             outcome.trials.to_csv(tmp / "trials.csv", index=False)
             trials_plot(outcome.history, tmp / "trials.png", outcome.metric)
             layout.write_yaml(root / experiment.BEST_PARAMS, outcome.best)
@@ -100,6 +111,12 @@ def run_stage(stage: str, root: Path) -> None:
                 live=stage_live_config(),
                 where="this machine",
             )
+            from dvc_bridge.live import add_to_summary
+            from tasks.training.baselines import baseline_line, score_baseline
+
+            baseline = score_baseline(problem, ray.get(data_ref))
+            add_to_summary(outcome.live_dir, baseline.scores)  # baseline/test/<metric> beside test/<metric>
+            print(f"baseline {baseline.name}: {baseline_line(problem, baseline.scores)}")
             layout.place(outcome.model_path, root / experiment.MODEL)
             layout.place(outcome.live_dir, root / experiment.LIVE_DIR)
             select = metric_key("test", problem.select)

@@ -134,6 +134,10 @@ def nightly_wf(
     live_uri: str = "",
     tune_cluster: TuneCluster = TuneCluster(),
     train_cluster: TrainCluster = TrainCluster(),
+    stage: str = "staging",
+    champion: str = "",
+    margin: float = 0.0,
+    beat_baseline: Optional[bool] = None,
 ) -> TuneTrainOutputs:
     """tune_train_wf with the experiment named after the scheduled kickoff time (every other input the same)."""
     name = nightly_exp_name(kickoff_time=kickoff_time)
@@ -150,6 +154,10 @@ def nightly_wf(
         live_uri=live_uri,
         tune_cluster=tune_cluster,
         train_cluster=train_cluster,
+        stage=stage,
+        champion=champion,
+        margin=margin,
+        beat_baseline=beat_baseline,
     )
 
 

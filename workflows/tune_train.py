@@ -23,6 +23,7 @@ from tasks.flyte.tasks import (
     commit_experiment,
     pin_dataset,
     prepare_data,
+    search_history,
     train_on_cluster,
     tune_on_cluster,
     validate_settings,
@@ -53,6 +54,7 @@ def tune_train_wf(
     stage: str = "staging",
     champion: str = "",
     margin: float = 0.0,
+    beat_baseline: Optional[bool] = None,
 ) -> TuneTrainOutputs:
     """Every run becomes a DVC experiment; one whose test score passes the gate is also promoted to a branch.
 
@@ -69,6 +71,8 @@ def tune_train_wf(
     machine and checks the settings against it. stage: the GTO stage a promoted run's model version is
     assigned ("" none; the repo's .gto may restrict stages). champion: a stage whose model the run must beat
     on the same data version to be promoted ("" compares with none); margin: by more than this.
+    beat_baseline: promote only a run whose test score is also at
+    least as good as the simple reference model's (logistic or ridge regression, `baseline/test/<metric>`).
     """
     checked = validate_settings(
         problem=problem, tune=tune, train=train, gate=gate, tune_cluster=tune_cluster, train_cluster=train_cluster
@@ -87,7 +91,8 @@ def tune_train_wf(
     checked >> pinned.source  # settings and target are checked before the data is touched
     run >> pinned.source
     data = prepare_data(source=pinned.source, version=pinned.version, problem=problem, seed=seed)
-    tuned = tune_on_cluster(data=data, settings=tune, cluster=tune_cluster)
+    history = search_history(run=run, data=data, settings=tune)  # warm_start: earlier experiments' trials
+    tuned = tune_on_cluster(data=data, settings=tune, cluster=tune_cluster, history=history)
     trained = train_on_cluster(
         data=data, params=tuned.best, settings=train, run=run, live_uri=live_uri, cluster=train_cluster
     )
@@ -103,5 +108,6 @@ def tune_train_wf(
         stage=stage,
         champion=champion,
         margin=margin,
+        beat_baseline=beat_baseline,
     )
     return TuneTrainOutputs(experiment=experiment, trained=trained)

@@ -12,6 +12,8 @@ from typing import Any, Optional
 from flytekit.types.directory import FlyteDirectory
 from flytekit.types.file import FlyteFile
 
+from tasks.record.history import SearchHistory  # noqa: F401  (warm start: search_history -> tune_hyperparameters)
+
 
 @dataclass
 class Dataset:
@@ -63,3 +65,6 @@ class TrainResult:
     global_batch_size: int  # the batch all workers take together per step (the tuned one, up to rounding)
     history: list[dict[str, float]] = field(default_factory=list)  # one row per epoch
     live_uri: str = ""  # where rank 0 mirrored DVCLive while training ran
+    # The simple reference model scored on the same splits: baseline/val/<metric>, baseline/test/<metric>
+    baseline: dict[str, float] = field(default_factory=dict)
+    baseline_name: str = ""  # what it was, e.g. "ridge regression (alpha=0.01)"

@@ -25,19 +25,20 @@ from dvc_bridge.bridge import ExperimentRef, preflight, record_experiment, redac
 from dvc_bridge.direction import higher_is_better
 from dvc_bridge.errors import TargetError
 from dvc_bridge.gitops import Git
-from dvc_bridge.live import LiveConfig, live_env
+from dvc_bridge.live import LiveConfig, add_to_summary, live_env
 from dvc_bridge.registry import check_margin
 from dvc_bridge.storage import fsspec_options
 from dvc_bridge.summary import baseline_changes, changes_markdown, metrics_at, studio_url, summary_html
 from tasks.data.arrays import Splits, load_raw, make_splits, parse_source, pin_source
 from tasks.flyte import secrets
 from tasks.flyte.clusters import TRAIN_CLUSTER, TUNE_CLUSTER, capacity, ray_job_config
-from tasks.flyte.contracts import Dataset, RunTarget, TrainResult, TuneResult
+from tasks.flyte.contracts import Dataset, RunTarget, SearchHistory, TrainResult, TuneResult
 from tasks.flyte.home import storage_home
 from tasks.flyte.recoverable import recoverable_on_lost_cluster, recoverable_on_transient
 from tasks.problem import Problem, complete, load_problem, metric_key, search_space, space_document
 from tasks.record import experiment
 from tasks.reporting import decks as report
+from tasks.training.baselines import baseline_line, gate_with_baseline, score_baseline
 from tasks.training.capacity import (
     check_data_fits,
     check_settings,
@@ -160,11 +161,18 @@ def _show_first(deck: Deck) -> None:
     enable_deck=True,
     deck_fields=DECK_FIELDS,
 )
-def tune_hyperparameters(data: Dataset, settings: TuneSettings, cluster: TuneCluster = TuneCluster()) -> TuneResult:
-    """Ray Tune search with ASHA early stopping on the task's own Ray cluster; trials ranked on validation.
+def tune_hyperparameters(
+    data: Dataset,
+    settings: TuneSettings,
+    cluster: TuneCluster = TuneCluster(),
+    history: SearchHistory = SearchHistory(),
+) -> TuneResult:
+    """Ray Tune search (random, grid or Optuna) with ASHA early stopping on the task's own Ray cluster; trials
+    ranked on validation.
 
     `cluster` is the size this task's RayJob was given (`tune_on_cluster`): as many trials run at once as
     its largest size holds, so with autoscaling the pending trials are the demand the autoscaler sees.
+    `history`: with warm_start, the earlier experiments' trials that seed the searcher (`search_history`).
     """
     from tasks.ray_glue.storage import ray_storage
     from tasks.ray_glue.tune import run_tune
@@ -176,6 +184,9 @@ def tune_hyperparameters(data: Dataset, settings: TuneSettings, cluster: TuneClu
     cap = capacity(cluster)
     out = _workdir("tune")
     trials_live = out / "trials-dvclive" if settings.record_trials else None
+    notes = history.describe() if settings.warm_start else []
+    for line in notes:
+        print(line, flush=True)
     with recoverable_on_lost_cluster():
         outcome = run_tune(
             _in_object_store(data),
@@ -187,6 +198,7 @@ def tune_hyperparameters(data: Dataset, settings: TuneSettings, cluster: TuneClu
             startup_timeout_s=cluster.startup_timeout_s,
             where=cap.where,
             trials_live_dir=trials_live,
+            warm=history if settings.warm_start else None,
         )
     outcome.trials.to_csv(out / "trials.csv", index=False)
     space = space_document(search_space(problem, settings.space))
@@ -203,6 +215,8 @@ def tune_hyperparameters(data: Dataset, settings: TuneSettings, cluster: TuneClu
         best_score=outcome.best_score,
         trials_png=out / "trials.png",
         workdir=_workdir("tune-report"),
+        searcher=settings.search,
+        notes=notes,
     )
     _show_first(Deck("Trials", page))
     return TuneResult(
@@ -297,6 +311,10 @@ def train_model(
         )
     val = {k: v for k, v in outcome.final.items() if k.startswith("val/")}
     select = metric_key("val", problem.select)
+    # The reference model on the same splits, recorded beside the model's scores (baseline/test/<metric>).
+    baseline = score_baseline(problem, Splits.load(data.file.download()))
+    add_to_summary(outcome.live_dir, baseline.scores)
+    print(f"baseline {baseline.name}: {baseline_line(problem, baseline.scores)}", flush=True)
     curves = _workdir("train-report") / "curves.png"
     report.curves_plot(outcome.history, curves, select, outcome.test.get(metric_key("test", problem.select)))
     page = report.training_page(
@@ -310,6 +328,8 @@ def train_model(
         live_uri=live.mirror_uri,
         global_batch=global_batch,
         workers=settings.num_workers,
+        baseline=baseline.scores,
+        baseline_name=baseline.name,
     )
     _show_first(Deck("Training", page))
     return TrainResult(
@@ -320,11 +340,35 @@ def train_model(
         global_batch_size=global_batch,
         history=outcome.history,
         live_uri=live.mirror_uri,
+        baseline=baseline.scores,
+        baseline_name=baseline.name,
     )
 
 
+@task(retries=2, secret_requests=secrets.BRIDGE_SECRETS)
+def search_history(run: RunTarget, data: Dataset, settings: TuneSettings) -> SearchHistory:
+    """With tune.warm_start: the trials of the earlier experiments in the target repo for the same problem and
+    data version that fit this search's space (`tasks.record.history`); otherwise nothing, the repo unread."""
+    if not settings.warm_start:
+        return SearchHistory()
+    from dvc_bridge.history import read_history
+    from tasks.record.history import HISTORY_FILES, warm_start
+
+    secrets.export(secrets.BRIDGE_SECRETS)
+    problem = load_problem(data.problem)
+    workdir = Path(tempfile.mkdtemp(prefix="frd-history-", dir=flytekit.current_context().working_directory))
+    with recoverable_on_transient():
+        revisions = read_history(resolve_target(run.repo), HISTORY_FILES, workdir, git=Git())
+    history = warm_start(problem, data.problem, data.sha256, search_space(problem, settings.space), revisions)
+    for line in history.describe():
+        print(line, flush=True)
+    return history
+
+
 @dynamic
-def tune_on_cluster(data: Dataset, settings: TuneSettings, cluster: TuneCluster) -> TuneResult:
+def tune_on_cluster(
+    data: Dataset, settings: TuneSettings, cluster: TuneCluster, history: SearchHistory = SearchHistory()
+) -> TuneResult:
     """The search on a RayJob of the requested size, with a Flyte timeout derived from the settings.
 
     Flyte's way to size a task per run: at run time this step emits `tune_hyperparameters` with its
@@ -333,7 +377,7 @@ def tune_on_cluster(data: Dataset, settings: TuneSettings, cluster: TuneCluster)
     Data the task's driver could never hold is refused here, before the RayJob exists.
     """
     check_data_fits(data.nbytes, capacity(cluster))
-    return tune_hyperparameters(data=data, settings=settings, cluster=cluster).with_overrides(
+    return tune_hyperparameters(data=data, settings=settings, cluster=cluster, history=history).with_overrides(
         task_config=ray_job_config(cluster),
         timeout=timedelta(seconds=tune_timeout_s(settings, cluster)),
         interruptible=cluster.interruptible,
@@ -415,15 +459,22 @@ def commit_experiment(
     stage: str = "staging",
     champion: str = "",
     margin: float = 0.0,
+    beat_baseline: Optional[bool] = None,
 ) -> ExperimentRef:
     """Write the run into its own clone of `repo` as a DVC experiment; push data, then the ref, then (promoted)
     the branch and the model's GTO version and `stage` tags; then tell DVC Studio (when its token is set) the
-    experiment is done, with the pushed commit. `champion`: compare with the model in this stage first."""
+    experiment is done, with the pushed commit. `champion`: compare with the model in this stage first.
+
+    `beat_baseline`: promote only a run whose test score is also at least as good as the baseline's."""
     secrets.export(secrets.BRIDGE_SECRETS)
     ctx = flytekit.current_context()
     problem = load_problem(data.problem)
     execution_id = repo.run_id or ctx.execution_id.name
     version = {"source": data.source, "sha256": data.sha256, "dvc_rev": data.dvc_rev}
+    threshold = gate_threshold(problem, gate)
+    if beat_baseline:
+        threshold = gate_with_baseline(problem, threshold, trained.baseline)
+        print(f"gate: test/{problem.select} must pass {threshold:.4f} (the gate, and the baseline's score)", flush=True)
     record = experiment.describe_run(
         problem,
         params=experiment.params_document(
@@ -443,8 +494,9 @@ def commit_experiment(
             "data": {**version, "n_train": data.n_train, "n_val": data.n_val, "n_test": data.n_test},
             "tune": {"metric": tuned.metric, "best_score": tuned.best_score},
             "global_batch_size": trained.global_batch_size,
+            "baseline": {"name": trained.baseline_name, **trained.baseline},
         },
-        gate=gate_threshold(problem, gate),
+        gate=threshold,
         # record_trials: every Tune trial also as its own experiment beside the run's
         trials_live=Path(tuned.trials_live.download()) if tuned.trials_live is not None else None,
         exp_name=repo.exp_name,
@@ -463,13 +515,17 @@ def commit_experiment(
     if changes is not None:
         print(changes_markdown(changes, ref.name, ref.baseline_rev[:8]), flush=True)
     names = [metric_key(split, name) for name in (problem.select, "loss") for split in ("val", "test")]
-    scored = {**trained.val, **trained.test}
+    names += [f"baseline/{metric_key('test', problem.select)}"]
+    scored = {**trained.val, **trained.test, **trained.baseline}
     page = summary_html(
         ref,
         scores={k: scored[k] for k in names if k in scored},
         # record_experiment's clone (workdir/repo) holds the baseline commit, for a URL target too.
         baseline_metrics=metrics_at(workdir / "repo", ref.baseline_rev, experiment.LIVE_METRICS),
-        modes={metric_key(split, problem.select): problem.mode for split in ("val", "test")},
+        modes={
+            **{metric_key(split, problem.select): problem.mode for split in ("val", "test")},
+            f"baseline/{metric_key('test', problem.select)}": problem.mode,
+        },
         studio_url=studio_url(bool(secrets.read(secrets.STUDIO_TOKEN))),
         metrics_path=experiment.LIVE_METRICS,
         changes=changes,

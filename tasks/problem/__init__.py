@@ -6,6 +6,7 @@ finds a problem by name. torch and numpy only; nothing of Flyte, Ray or DVC.
 
 from tasks.problem.interface import (
     BATCH_SIZE,
+    Baseline,
     HyperParam,
     Metric,
     Problem,
@@ -35,6 +36,7 @@ from tasks.problem.space import (
 
 __all__ = [
     "BATCH_SIZE",
+    "Baseline",
     "BUILTIN",
     "DEFAULT_PROBLEM",
     "DOMAIN_KINDS",

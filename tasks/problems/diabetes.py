@@ -25,17 +25,28 @@ TARGET_MEAN, TARGET_STD = 152.0, 77.0  # of the table's target; the net predicts
 
 
 class MLP(nn.Module):
-    def __init__(self, hidden: int = 64, layers: int = 2, dropout: float = 0.1) -> None:
+    """A linear path plus an MLP residual, both zero at the start (the prediction starts at the target's mean): it
+    reaches the linear fit, which suits this table, within a few epochs, and the search decides how much the hidden
+    layers add. Measured (README, "Measured"): the plain MLP lost to a ridge regression within the default budget."""
+
+    def __init__(self, hidden: int = 32, layers: int = 1, dropout: float = 0.1) -> None:
         super().__init__()
         blocks: list[nn.Module] = []
         width = NUM_FEATURES
         for _ in range(layers):
             blocks += [nn.Linear(width, hidden), nn.ReLU(), nn.Dropout(dropout)]
             width = hidden
-        self.net = nn.Sequential(*blocks, nn.Linear(width, 1))
+        last = nn.Linear(width, 1)
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
+        self.net = nn.Sequential(*blocks, last)
+        self.linear = nn.Linear(NUM_FEATURES, 1)
+        nn.init.zeros_(self.linear.weight)  # predicts the mean at the start: a few epochs reach the linear fit
+        nn.init.zeros_(self.linear.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x * FEATURE_GAIN).squeeze(-1) * TARGET_STD + TARGET_MEAN
+        x = x * FEATURE_GAIN
+        return (self.linear(x) + self.net(x)).squeeze(-1) * TARGET_STD + TARGET_MEAN
 
 
 def build_model(hp: Mapping[str, Any]) -> nn.Module:
@@ -68,17 +79,17 @@ def _squared_error(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 PROBLEM = Problem(
     name="diabetes",
-    description="MLP regressor of diabetes progression from 10 baseline features (PyTorch state_dict), trained with Ray Train DDP",
+    description="MLP regressor (linear path plus MLP residual) of diabetes progression from 10 baseline features (PyTorch state_dict), trained with Ray Train DDP",
     schema=Schema(feature_shape=(NUM_FEATURES,), target="real", min_samples=50),
     load_default=load_default,
     build_model=build_model,
     hyperparams={
-        "lr": HyperParam(float, 0.01, LogUniform(0.003, 0.05), lambda v: v > 0, "> 0", "Adam learning rate"),
+        "lr": HyperParam(float, 0.01, LogUniform(0.003, 0.03), lambda v: v > 0, "> 0", "Adam learning rate"),
         "weight_decay": HyperParam(float, 1e-4, LogUniform(1e-6, 1e-2), lambda v: v >= 0, ">= 0", "Adam weight decay"),
-        "hidden": HyperParam(int, 64, Choice((32, 64, 128)), lambda v: v >= 1, ">= 1", "units per hidden layer"),
-        "layers": HyperParam(int, 2, IntRange(1, 3), lambda v: v >= 1, ">= 1", "hidden layers"),
+        "hidden": HyperParam(int, 32, Choice((16, 32, 64)), lambda v: v >= 1, ">= 1", "units per hidden layer"),
+        "layers": HyperParam(int, 1, IntRange(1, 2), lambda v: v >= 1, ">= 1", "hidden layers"),
         "dropout": HyperParam(
-            float, 0.1, Uniform(0.0, 0.3), lambda v: 0 <= v < 1, "in [0, 1)", "dropout after each hidden layer"
+            float, 0.1, Uniform(0.0, 0.2), lambda v: 0 <= v < 1, "in [0, 1)", "dropout after each hidden layer"
         ),
         "batch_size": HyperParam(int, 32, Choice((16, 32)), lambda v: v >= 1, ">= 1", "global batch size"),
     },

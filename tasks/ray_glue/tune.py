@@ -15,7 +15,6 @@ import ray
 import torch
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
-from ray.tune.search.basic_variant import BasicVariantGenerator
 
 from dvc_bridge.direction import best_of, higher_is_better
 from tasks.data.arrays import Splits
@@ -32,8 +31,10 @@ from tasks.problem import (
 )
 from tasks.ray_glue.resources import wait_for
 from tasks.ray_glue.resume import RestoreGuard, fit_or_resume
+from tasks.ray_glue.searchers import make_search
 from tasks.ray_glue.storage import AWS_CREDENTIAL_ENV_VARS
 from tasks.ray_glue.tune_dvclive import DVCLiveTrials, write_missing_trials
+from tasks.record.history import SearchHistory
 from tasks.reporting.lines import trial_line
 from tasks.training.loop import EVAL_BATCH, build, evaluate, make_loader, train_epoch
 from tasks.training.settings import TuneSettings
@@ -109,23 +110,6 @@ class ProgressLines(tune.Callback):
         self._say(trial, f"error (the search goes on; details in {error or 'the trial log'})")
 
 
-def tune_space(space: dict) -> dict:
-    """The problem's space in Ray Tune's terms (randint's high is exclusive in Tune, inclusive here)."""
-
-    def one(d):
-        if isinstance(d, LogUniform):
-            return tune.loguniform(d.low, d.high) if d.low < d.high else d.low
-        if isinstance(d, Uniform):
-            return tune.uniform(d.low, d.high) if d.low < d.high else d.low
-        if isinstance(d, IntRange):
-            return tune.randint(d.low, d.high + 1)
-        if isinstance(d, Choice):
-            return tune.choice(list(d.options))
-        return d
-
-    return {name: one(d) for name, d in space.items()}
-
-
 def trial_metrics(problem: Problem) -> list[str]:
     """What a trial reports each epoch, minus the epoch itself."""
     return [
@@ -150,6 +134,7 @@ def run_tune(
     startup_timeout_s: float = 600,
     where: str = "tune_cluster",
     trials_live_dir: Optional[Path] = None,
+    warm: Optional[SearchHistory] = None,
 ) -> TuneOutcome:
     """Run the search on the connected Ray cluster; one failing trial does not sink it.
 
@@ -158,6 +143,7 @@ def run_tune(
     the trials waiting for nodes are the demand the autoscaler acts on. The search starts once one
     trial fits, and fails after `startup_timeout_s` naming what `where` never offered.
     A search already stored in `storage_path` (a lost cluster's) is resumed, not started anew (resume.py).
+    `settings.search` picks the searcher (tasks/ray_glue/searchers.py); `warm`: earlier trials that seed it.
     """
     problem = load_problem(problem_ref)
     space = search_space(problem, settings.space)
@@ -184,16 +170,16 @@ def run_tune(
         ),
         {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial},
     )
+    plan = make_search(settings, space, metric, problem.mode, concurrency, warm)
     new_tuner = functools.partial(
         tune.Tuner,
         trainable,
-        param_space=tune_space(space),
+        param_space=plan.param_space,
         tune_config=tune.TuneConfig(
             metric=metric,
             mode=problem.mode,
-            num_samples=settings.num_samples,
-            # The bound lives on the generator: Tune ignores max_concurrent_trials with a SearchGenerator.
-            search_alg=BasicVariantGenerator(random_state=settings.seed, max_concurrent=concurrency),
+            num_samples=plan.num_samples,
+            search_alg=plan.search_alg,
             scheduler=ASHAScheduler(time_attr="epoch", max_t=settings.max_epochs, grace_period=settings.grace_period),
             reuse_actors=True,
         ),
@@ -205,7 +191,7 @@ def run_tune(
             verbose=0,
             callbacks=[
                 RestoreGuard(),  # a stored search that Tune fails to restore is an error, not a new search
-                ProgressLines(settings.num_samples, settings.max_epochs, metric, searched_names(space)),
+                ProgressLines(plan.trials, settings.max_epochs, metric, searched_names(space)),
                 # record_trials: each trial's per-epoch history with DVCLive, one directory per trial
                 *(
                     [DVCLiveTrials(trials_live_dir, params=searched_names(space), metrics=trial_metrics(problem))]

@@ -376,8 +376,11 @@ def trials_page(
     best_score: float,
     trials_png: str | Path,
     workdir: str | Path,
+    searcher: str = "",
+    notes: Sequence[str] = (),
 ) -> str:
-    """The tuning Deck: the best trial, the trials plot, each searched hyper-parameter against the metric, the table.
+    """The tuning Deck (`searcher`: which one chose the trials; `notes`: e.g. what a warm start took and left out):
+    the best trial, the trials plot, each searched hyper-parameter against the metric, the table.
 
     `trials_png` is the plot `trials_plot` wrote (it is also an output); the scatter goes to `workdir`.
     """
@@ -401,11 +404,18 @@ def trials_page(
         f"<h3>Best {html.escape(metric)} {best_score:.4f} ({direction(mode)}), trial {html.escape(best_label)}: "
         f"{html.escape(format_params(shown, 3))}</h3>",
         f"<p class='frd-note'>{len(trials)} trials: {html.escape(summary)}. "
-        f"Searched: {html.escape(space_text or ', '.join(searched))}. Scores are on the validation split.</p>",
+        f"Searched: {html.escape(space_text or ', '.join(searched))}"
+        + (f" by {html.escape(searcher)}" if searcher else "")
+        + ". Scores are on the validation split.</p>",
+        *(f"<p class='frd-note'>{html.escape(line)}</p>" for line in notes),
         png_html(trials_png, f"{metric} per epoch, one line per trial"),
         png_html(scatter, f"{metric} against each searched hyper-parameter"),
         table_html(trials_table(trials, searched, metric), caption="Trials, best first", highlight_row=best_row),
     )
+
+
+def _at_least(mode: str, score: float, reference: float) -> bool:
+    return score >= reference if mode == "max" else score <= reference
 
 
 def training_page(
@@ -420,14 +430,31 @@ def training_page(
     live_uri: str = "",
     global_batch: Optional[int] = None,
     workers: Optional[int] = None,
+    baseline: Optional[Mapping[str, float]] = None,
+    baseline_name: str = "",
 ) -> str:
-    """The training Deck: final validation and test scores, the curves, the per-epoch table."""
+    """The training Deck: final validation and test scores beside the baseline's, the curves, the per-epoch table."""
     test_name = "test/" + metric.split("/", 1)[-1]
-    scores = pd.DataFrame(
-        [
-            {"split": "validation (last epoch)", **{k.split("/", 1)[-1]: v for k, v in val.items()}},
-            {"split": "test (scored once)", **{k.split("/", 1)[-1]: v for k, v in test.items()}},
-        ]
+    baseline = dict(baseline or {})
+    rows = [
+        {"split": "validation (last epoch)", **{k.split("/", 1)[-1]: v for k, v in val.items()}},
+        {"split": "test (scored once)", **{k.split("/", 1)[-1]: v for k, v in test.items()}},
+    ]
+    for split in ("val", "test"):
+        part = {k.split("/")[-1]: v for k, v in baseline.items() if k.startswith(f"baseline/{split}/")}
+        if part:
+            rows.append({"split": f"baseline {split}: {baseline_name or 'reference model'}", **part})
+    scores = pd.DataFrame(rows)
+    ref = baseline.get("baseline/" + test_name)
+    verdict = (
+        ""
+        if ref is None
+        else f"; baseline {html.escape(test_name)} {ref:.4f}: "
+        + (
+            "the model beats it"
+            if _at_least(mode, test.get(test_name, float("nan")), ref)
+            else "the model does NOT beat it"
+        )
     )
     setup = (
         f"{len(history)} epochs"
@@ -436,7 +463,7 @@ def training_page(
     )
     return _page(
         f"<h3>{html.escape(metric)} {val.get(metric, float('nan')):.4f}, {html.escape(test_name)} "
-        f"{test.get(test_name, float('nan')):.4f} ({direction(mode)})</h3>",
+        f"{test.get(test_name, float('nan')):.4f} ({direction(mode)}){verdict}</h3>",
         f"<p class='frd-note'>{html.escape(setup)}; hyper-parameters {html.escape(format_params(params, 4))}</p>",
         table_html(
             scores, caption="Final scores", formats={c: column_format("x/" + c) for c in scores.columns if c != "split"}

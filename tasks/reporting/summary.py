@@ -103,6 +103,14 @@ def _aligned(rows: Sequence[tuple[str, str]]) -> list[str]:
     return out
 
 
+def reference_row(baseline: Mapping, select: str) -> list[tuple[str, str]]:
+    """The simple reference model's test score beside the model's (run.json's "baseline"), if recorded."""
+    key = f"baseline/test/{select}"
+    if key not in baseline:
+        return []
+    return [("baseline", f"{key} {baseline[key]:.4f}   ({baseline.get('name') or 'reference model'}, same splits)")]
+
+
 def summary_lines(exp: Experiment, log: RunLog, decks: Mapping[str, str], repo: str) -> list[str]:
     """The aligned end-of-run summary."""
     info = exp.run_info
@@ -123,6 +131,7 @@ def summary_lines(exp: Experiment, log: RunLog, decks: Mapping[str, str], repo: 
         ("repository", repo),
         ("problem", str(info.get("problem", ""))),
         ("scores", "   ".join(f"{k} {scores[k]:.4f}" for k in shown)),
+        *reference_row(info.get("baseline") or {}, select),
         ("gate", log.decision or "(see the experiment Deck)"),
         ("best params", params),
         ("Decks", deck_text),

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tasks.problem import Problem, search_space, smallest_batch
+from tasks.training.search import SearchError, check_search
 from tasks.training.settings import (
     ClusterShape,
     SettingsError,
@@ -198,6 +199,10 @@ def check_settings(
     tune.validate()
     train.validate()
     space = search_space(problem, tune.space)  # unknown names, wrong bounds, empty choices
+    try:
+        check_search(space, tune.search, tune.num_samples)  # a grid over continuous domains, or too large
+    except SearchError as e:
+        raise SettingsError(str(e)) from None
     check_cluster_fits(tune, train, tune_cap, train_cap)
     if smallest_batch(space) < train.num_workers:
         raise SettingsError(

@@ -27,6 +27,9 @@ class TuneSettings:
     Defaults are a smoke size for 2 cores; pass e.g. `--tune '{"num_samples": 50, "max_epochs": 10}'`
     for a real search, and `"space": {"lr": {"loguniform": [0.001, 0.1]}}` to search your own
     space (checked against the problem's hyper-parameters before any cluster starts).
+    `"search"`: "random" (default), "grid" (every combination of choices and integer ranges, once) or
+    "optuna" (Bayesian: Optuna's TPE); `"warm_start": true` (optuna) seeds it with the trials of earlier
+    experiments in the target repo for the same problem and data version.
     """
 
     num_samples: int = 4
@@ -43,11 +46,29 @@ class TuneSettings:
     # The longest one epoch of one trial may take; with the cluster's startup_timeout_s it sets the task's
     # Flyte timeout (startup + waves of trials x max_epochs x this), so no search holds a cluster forever.
     epoch_timeout_s: int = 900
+    # How trials are chosen (tasks/training/search.py): "random", "grid" (num_samples caps the grid's size) or "optuna".
+    search: str = "random"
+    warm_start: bool = False  # optuna: seed the searcher with the earlier experiments' trials in the target repo
 
     def __post_init__(self) -> None:
         self.validate()
 
     def validate(self) -> None:
+        from tasks.training.search import SEARCHERS
+
+        _require(
+            self.search in SEARCHERS,
+            "tune.search",
+            self.search,
+            f"use one of {', '.join(repr(s) for s in SEARCHERS)} (random is the default)",
+        )
+        _require(
+            not self.warm_start or self.search == "optuna",
+            "tune.warm_start",
+            self.warm_start,
+            f"warm starts seed a searcher that learns from scores; tune.search={self.search!r} does not: "
+            'add "search": "optuna", or drop "warm_start"',
+        )
         _require(self.num_samples >= 1, "tune.num_samples", self.num_samples, "run at least 1 trial")
         _require(self.max_epochs >= 1, "tune.max_epochs", self.max_epochs, "trials need at least 1 epoch")
         _require(

@@ -219,11 +219,11 @@ def test_default_search_spaces():
         "hidden": 64,
     }
     assert search_space(DIABETES) == {
-        "lr": LogUniform(0.003, 0.05),
+        "lr": LogUniform(0.003, 0.03),
         "weight_decay": LogUniform(1e-6, 1e-2),
-        "hidden": Choice((32, 64, 128)),
-        "layers": IntRange(1, 3),
-        "dropout": Uniform(0.0, 0.3),
+        "hidden": Choice((16, 32, 64)),
+        "layers": IntRange(1, 2),
+        "dropout": Uniform(0.0, 0.2),
         "batch_size": Choice((16, 32)),
     }
     assert search_space(DIGITS, {}) == search_space(DIGITS)  # an empty space is no space
@@ -389,9 +389,9 @@ def test_space_document_round_trips_through_search_space(problem):
 
 def test_space_document_forms():
     doc = space_document(search_space(DIABETES))
-    assert doc["lr"] == {"loguniform": [0.003, 0.05]}
-    assert doc["layers"] == {"randint": [1, 3]}
-    assert doc["dropout"] == {"uniform": [0.0, 0.3]}
+    assert doc["lr"] == {"loguniform": [0.003, 0.03]}
+    assert doc["layers"] == {"randint": [1, 2]}
+    assert doc["dropout"] == {"uniform": [0.0, 0.2]}
     assert doc["batch_size"] == {"choice": [16, 32]}
     assert space_document({"channels": 16}) == {"channels": 16}
 

@@ -74,7 +74,7 @@ def test_models_follow_their_hyper_parameters(digits_problem, diabetes_problem):
     count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
     assert count(narrow) < count(wide)
     mlp = diabetes_problem.build_model(complete(diabetes_problem, {"layers": 3, "hidden": 32}))
-    assert sum(isinstance(m, nn.Linear) for m in mlp.modules()) == 4  # three hidden layers and the output
+    assert sum(isinstance(m, nn.Linear) for m in mlp.modules()) == 5  # three hidden layers, the output, the linear path
     out = mlp.eval()(torch.zeros(5, 10))
     assert out.shape == (5,)  # one real value per row, as the targets
     assert torch.all(out.isfinite())

@@ -121,7 +121,7 @@ def _history(trials: pd.DataFrame, metric: str) -> pd.DataFrame:
     )
 
 
-def _trials_page(tmp_path: Path, metric: str, mode: str, scores: list[float]) -> Page:
+def _trials_page(tmp_path: Path, metric: str, mode: str, scores: list[float], **more) -> Page:
     trials = _trials(metric, scores)
     trials = trials.sort_values(metric, ascending=mode == "min", na_position="last").reset_index(drop=True)
     history = _history(trials, metric)
@@ -139,8 +139,26 @@ def _trials_page(tmp_path: Path, metric: str, mode: str, scores: list[float]) ->
         best_score=float(best[metric]),
         trials_png=tmp_path / "trials.png",
         workdir=tmp_path,
+        **more,
     )
     return Page(page)
+
+
+def test_trials_deck_says_which_searcher_and_what_a_warm_start_took(tmp_path):
+    from tasks.record.history import SearchHistory
+
+    warm = SearchHistory(
+        points=[{"lr": 0.01}, {"lr": 0.02}],
+        scores=[0.9, 0.91],
+        sources={"exp-a": 2},
+        left_out=["3 trials of exp-c: data version cdcdcdcdcdcd, not this run's abababababab"],
+    )
+    page = _trials_page(tmp_path, "val/accuracy", "max", [0.95, 0.668, 0.93, float("nan")], searcher="optuna",
+                        notes=warm.describe())  # fmt: skip
+    text = " ".join(page.text)
+    assert "by optuna" in text
+    assert "warm start: 2 earlier trials seed the search (2 from exp-a)" in text
+    assert "warm start: left out 3 trials of exp-c: data version cdcdcdcdcdcd" in text
 
 
 @pytest.mark.parametrize(

@@ -197,6 +197,10 @@ def test_diabetes_regression_commits_an_experiment_with_its_own_metrics(tmp_path
     rmse = row["test.rmse"]
     assert 20 < rmse < 120, row  # the target's std is 77: a trained MLP does much better than guessing wide
     assert row["val.rmse"] > 0 and "test.accuracy" not in str(row)
+    # The reference model on the same splits, beside the model's scores in `dvc exp show`.
+    baseline = row["baseline.test.rmse"]
+    assert 40 < baseline < 70 and row["baseline.val.rmse"] > 0, row  # a ridge regression: close to the MLP
+    assert f"baseline/test/rmse {baseline:.4f}" in proc.stdout and "ridge regression (alpha=" in proc.stdout
     assert row["problem"] == "diabetes"
     assert {"hidden", "layers", "dropout", "weight_decay"} <= set(row)
     dvc("exp", "apply", "diabetes-1", cwd=local_target)

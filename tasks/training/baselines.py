@@ -1,0 +1,110 @@
+"""The simple reference model every run is scored beside: fit on the train split, its one setting chosen on
+validation, scored once on test with the problem's own metrics, so `test/<metric>` and
+`baseline/test/<metric>` compare like for like.
+
+Class targets: a logistic regression (C chosen on validation); real targets: a ridge regression (alpha chosen
+on validation). A problem may declare its own (`Problem.baseline`: a `Baseline`). scikit-learn, torch, numpy.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from typing import Mapping
+
+import numpy as np
+import torch
+
+from tasks.problem import Baseline, Problem, metric_key
+
+PREFIX = "baseline"  # baseline/val/<metric>, baseline/test/<metric>
+
+
+def _flat(x: np.ndarray) -> np.ndarray:
+    return np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+
+
+def logistic_regression(c: float, classes: int) -> Baseline:
+    def fit(x, y):
+        from sklearn.linear_model import LogisticRegression
+
+        with warnings.catch_warnings():  # a few iterations are enough for a reference; no convergence noise
+            warnings.simplefilter("ignore")
+            model = LogisticRegression(C=c, max_iter=60, tol=1e-3).fit(_flat(x), y)
+
+        def predict(x):
+            proba = np.full((len(x), classes), 1e-12)
+            proba[:, model.classes_] = np.maximum(model.predict_proba(_flat(x)), 1e-12)
+            return np.log(proba)  # log-probabilities: the cross-entropy of logits is then the true log-loss
+
+        return predict
+
+    return Baseline(f"logistic regression (C={c:g})", fit)
+
+
+def ridge_regression(alpha: float) -> Baseline:
+    def fit(x, y):
+        from sklearn.linear_model import Ridge
+
+        model = Ridge(alpha=alpha).fit(_flat(x), y)
+        return lambda x: model.predict(_flat(x))
+
+    return Baseline(f"ridge regression (alpha={alpha:g})", fit)
+
+
+def candidates(problem: Problem) -> list[Baseline]:
+    """The problem's own baseline, or the default family whose one setting validation chooses."""
+    if problem.baseline is not None:
+        return [problem.baseline]
+    if problem.schema.target == "class":
+        return [logistic_regression(c, problem.schema.classes) for c in (0.1,)]
+    return [ridge_regression(a) for a in (1e-3, 1e-2, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)]
+
+
+def scores_of(problem: Problem, outputs: np.ndarray, y: np.ndarray, split: str) -> dict[str, float]:
+    """The problem's loss and metrics on `outputs`, as the training loop computes them for the model."""
+    out, target = torch.as_tensor(np.asarray(outputs, dtype=np.float32)), torch.as_tensor(y)
+    scores = {metric_key(split, "loss"): float(problem.loss()(out, target))}
+    for m in problem.metrics:
+        scores[metric_key(split, m.name)] = float(m.finish(float(m.batch_sum(out, target)) / max(len(y), 1)))
+    return scores
+
+
+@dataclass
+class BaselineScores:
+    name: str  # what was fitted, e.g. "ridge regression (alpha=0.03)"
+    scores: dict[str, float]  # baseline/val/<metric>, baseline/test/<metric> (and their loss)
+
+
+def score_baseline(problem: Problem, splits) -> BaselineScores:
+    """Fit each candidate on train, keep the best on validation (the problem's selecting metric), score it on test."""
+    key, better = metric_key("val", problem.select), (max if problem.mode == "max" else min)
+    fitted = []
+    for candidate in candidates(problem):
+        predict = candidate.fit(splits.x_train, splits.y_train)
+        val = scores_of(problem, predict(splits.x_val), splits.y_val, "val")
+        if math.isfinite(val[key]):
+            fitted.append((val[key], candidate, predict, val))
+    _, chosen, predict, val = better(fitted, key=lambda t: t[0])
+    test = scores_of(problem, predict(splits.x_test), splits.y_test, "test")
+    return BaselineScores(chosen.name, {f"{PREFIX}/{k}": v for k, v in {**val, **test}.items()})
+
+
+def beats(mode: str, score: float, baseline: float) -> bool:
+    """Whether a score is at least as good as the baseline's."""
+    return score >= baseline if mode == "max" else score <= baseline
+
+
+def gate_with_baseline(problem: Problem, threshold: float, baseline: Mapping[str, float]) -> float:
+    """The gate's threshold when the run must also beat the baseline: the stricter of the two."""
+    b = baseline.get(f"{PREFIX}/{metric_key('test', problem.select)}")
+    if b is None or not math.isfinite(b):
+        return threshold
+    return max(threshold, b) if problem.mode == "max" else min(threshold, b)
+
+
+def baseline_line(problem: Problem, scores: Mapping[str, float]) -> str:
+    """The baseline's validation and test score of the selecting metric, for a log line."""
+    keys = [f"{PREFIX}/{metric_key(split, problem.select)}" for split in ("val", "test")]
+    return ", ".join(f"{k} {scores[k]:.4f}" for k in keys if k in scores)

@@ -1,0 +1,88 @@
+"""The simple reference model every run is scored beside: fitted on train, chosen on validation, scored on test
+with the problem's own metrics; recorded in DVCLive's metrics.json; shown in the Deck and the summary; the gate."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+import numpy as np
+from sklearn.linear_model import Ridge
+
+from dvc_bridge.live import EpochLogger, add_to_summary
+from tasks.problem import Baseline
+from tasks.reporting.decks import training_page
+from tasks.reporting.summary import reference_row
+from tasks.training.baselines import gate_with_baseline, score_baseline
+
+
+def test_ridge_baseline_is_chosen_on_validation_and_scored_on_test_like_the_model(diabetes_splits, diabetes_problem):
+    s = diabetes_splits
+    result = score_baseline(diabetes_problem, s)
+    assert set(result.scores) == {f"baseline/{split}/{m}" for split in ("val", "test") for m in ("loss", "rmse", "mae")}
+    alpha = float(result.name.split("alpha=")[1].rstrip(")"))
+    direct = Ridge(alpha=alpha).fit(s.x_train, s.y_train).predict(s.x_test)
+    rmse = math.sqrt(np.mean((direct - s.y_test) ** 2))
+    assert math.isclose(result.scores["baseline/test/rmse"], rmse, rel_tol=1e-4)
+    assert math.isclose(result.scores["baseline/test/loss"], rmse**2, rel_tol=1e-3)  # MSE loss, as the model's
+    for other in (1e-3, 10.0):  # no other candidate did better on validation
+        val = Ridge(alpha=other).fit(s.x_train, s.y_train).predict(s.x_val)
+        assert result.scores["baseline/val/rmse"] <= math.sqrt(np.mean((val - s.y_val) ** 2)) + 1e-6
+    assert 40 < result.scores["baseline/test/rmse"] < 70  # the target's std is 77
+
+
+def test_a_problem_may_declare_its_own_baseline(diabetes_splits, diabetes_problem):
+    mean = Baseline("train mean", lambda x, y: lambda xs: np.full(len(xs), float(np.mean(y))))
+    problem = dataclasses.replace(diabetes_problem, baseline=mean)
+    result = score_baseline(problem, diabetes_splits)
+    expected = math.sqrt(np.mean((diabetes_splits.y_train.mean() - diabetes_splits.y_test) ** 2))
+    assert result.name == "train mean" and math.isclose(result.scores["baseline/test/rmse"], expected, rel_tol=1e-5)
+
+
+def test_logistic_baseline_scores_accuracy_and_a_true_log_loss(digits_problem, synthetic):
+    from tasks.data.arrays import make_splits
+
+    x, y = synthetic(n=300)
+    x[:, 3:103] = 0  # ten pixels lit per class, so a linear reference model can learn the classes
+    x[np.arange(len(y))[:, None], 3 + 10 * y[:, None] + np.arange(10)] = 255
+    result = score_baseline(digits_problem, make_splits({"x": x, "y": y}, digits_problem, seed=0))
+    assert result.name.startswith("logistic regression")
+    assert result.scores["baseline/test/accuracy"] > 0.5 and result.scores["baseline/test/loss"] > 0
+
+
+def test_gate_must_beat_the_baseline_takes_the_stricter_threshold(diabetes_problem, digits_problem):
+    assert gate_with_baseline(diabetes_problem, 65.0, {"baseline/test/rmse": 54.5}) == 54.5  # lower is better
+    assert gate_with_baseline(diabetes_problem, 50.0, {"baseline/test/rmse": 54.5}) == 50.0
+    assert gate_with_baseline(digits_problem, 0.9, {"baseline/test/accuracy": 0.93}) == 0.93  # higher is better
+    assert gate_with_baseline(digits_problem, 0.9, {}) == 0.9
+
+
+def test_baseline_scores_land_in_dvclive_metrics_beside_the_models(tmp_path):
+    live = EpochLogger(tmp_path / "dvclive", resume=False)
+    live.log_epoch({"val/rmse": 60.0})
+    live.log_summary({"test/rmse": 55.0})
+    live.close()
+    add_to_summary(tmp_path / "dvclive", {"baseline/test/rmse": 54.5, "baseline/val/rmse": 53.0})
+    doc = json.loads((tmp_path / "dvclive/metrics.json").read_text())
+    assert doc["test"]["rmse"] == 55.0 and doc["baseline"] == {"test": {"rmse": 54.5}, "val": {"rmse": 53.0}}
+    assert doc["val"]["rmse"] == 60.0
+
+
+def test_deck_and_summary_show_the_baseline_and_the_verdict(tmp_path):
+    (tmp_path / "curves.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    page = training_page(
+        [{"epoch": 1, "val/rmse": 60.0}],
+        metric="val/rmse",
+        mode="min",
+        val={"val/rmse": 60.0},
+        test={"test/rmse": 56.0},
+        params={"lr": 0.01},
+        curves_png=tmp_path / "curves.png",
+        baseline={"baseline/test/rmse": 54.5, "baseline/val/rmse": 53.0},
+        baseline_name="ridge regression (alpha=0.01)",
+    )
+    assert "baseline test/rmse 54.5000: the model does NOT beat it" in page
+    assert "baseline test: ridge regression (alpha=0.01)" in page
+    row = reference_row({"name": "ridge regression (alpha=0.01)", "baseline/test/rmse": 54.5}, "rmse")
+    assert row == [("baseline", "baseline/test/rmse 54.5000   (ridge regression (alpha=0.01), same splits)")]

@@ -150,8 +150,9 @@ def evaluate(model: nn.Module, loader: DataLoader, problem: Problem, *, sync: bo
     loss_fn = problem.loss()
     sums_of = [m for m in problem.metrics if not isinstance(m, TorchMetric)]
     stateful = {m.name: (m, m.make().to(device)) for m in problem.metrics if isinstance(m, TorchMetric)}
-    for _, metric in stateful.values():
-        metric.sync_on_compute = sync  # torchmetrics' own switch: gather every worker's state when computed
+    if not sync:  # torchmetrics' `distributed_available_fn` option: compute over this process's states only
+        for _, metric in stateful.values():
+            metric.distributed_available_fn = lambda: False
     sums = EvalSums(sums={m.name: 0.0 for m in sums_of})
     for xb, yb in loader:
         xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)

@@ -89,3 +89,20 @@ def test_a_report_without_the_selecting_metric_is_refused_naming_what_to_report(
         ctx.report(1, {"train/loss": 1.0, "val/loss": 1.0}, model=fixed_model())
     ctx.report(1, {"train/loss": 1.0, **ctx.evaluate(fixed_model())}, model=fixed_model())
     assert ctx.reported[0]["epoch"] == 1 and set(ctx.reported[0]) >= {"val/auroc", "val/f1_macro", "val/accuracy"}
+
+
+def test_an_examples_problem_loads_without_the_project_on_sys_path(tmp_path):
+    """As under `pyflyte run` from the project root without PYTHONPATH (flytekit puts the root on sys.path only
+    while it imports the workflow file): `examples.*` is found in the project root."""
+    import os
+    import subprocess
+
+    from support import PROJECT_ROOT
+
+    code = (
+        f"import sys; sys.path.insert(0, {str(PROJECT_ROOT)!r}); import tasks.problem.registry as r; "
+        f"sys.path.remove({str(PROJECT_ROOT)!r}); print(r.load_problem('examples.custom_loop:PROBLEM').form)"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.strip() == "loop", proc.stderr[-2000:]

@@ -45,6 +45,7 @@ COPY workflows/ workflows/
 COPY tasks/ tasks/
 COPY dvc_bridge/ dvc_bridge/
 COPY compat/ compat/
+COPY examples/ examples/
 RUN pip install -c constraints.txt . \
  && pip check \
  && python -c "import torch; v = torch.__version__; print('torch', v, 'cuda', torch.version.cuda); \
@@ -99,6 +100,8 @@ COPY --chown=flyte:flyte workflows/ workflows/
 COPY --chown=flyte:flyte tasks/ tasks/
 COPY --chown=flyte:flyte dvc_bridge/ dvc_bridge/
 COPY --chown=flyte:flyte compat/ compat/
+# The example problems that train themselves (--problem examples.lightning_digits:PROBLEM, examples.custom_loop:PROBLEM).
+COPY --chown=flyte:flyte examples/ examples/
 # A team's own problem module (README "Your own model") goes here too, e.g.
 #   COPY --chown=flyte:flyte team_code/team_iris.py ./
 # and runs with --problem team_iris:PROBLEM: /home/flyte/app is on PYTHONPATH in every pod and Ray node.

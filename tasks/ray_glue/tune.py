@@ -68,6 +68,10 @@ def trial_on_worker(config: dict, data_ref: ray.ObjectRef, problem_ref: str, max
 
     The splits are the node's one copy in the object store, read in place batch by batch.
     """
+    if load_problem(problem_ref).form != "declarative":  # a LightningModule or a plain loop: ray_glue/forms
+        from tasks.ray_glue.forms.loop import trial
+
+        return trial(config, data_ref, problem_ref, max_epochs, seed)
     data: Splits = ray.get(data_ref)
     problem = load_problem(problem_ref)
     hp = complete(problem, config)

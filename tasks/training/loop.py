@@ -16,18 +16,22 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from tasks.problem import Problem, metric_key
+from tasks.problem import Problem, TorchMetric, metric_key
 
 EVAL_BATCH = 512
 
 
 @dataclass
 class EvalSums:
-    """Sums over an evaluation pass (loss and each metric's batch sums); add them across workers before dividing."""
+    """Sums over an evaluation pass (loss and each metric's batch sums); add them across workers before dividing.
+
+    `values` holds the metrics that are not sums (`TorchMetric`), already computed over all workers.
+    """
 
     loss_sum: float = 0.0
     count: int = 0
     sums: dict[str, float] = field(default_factory=dict)
+    values: dict[str, float] = field(default_factory=dict)
 
     def as_vector(self, names: list[str]) -> list[float]:
         return [self.loss_sum, float(self.count), *(self.sums.get(n, 0.0) for n in names)]
@@ -41,7 +45,10 @@ class EvalSums:
         n = max(self.count, 1)
         out = {metric_key(split, "loss"): self.loss_sum / n}
         for m in problem.metrics:
-            out[metric_key(split, m.name)] = float(m.finish(self.sums.get(m.name, 0.0) / n))
+            if isinstance(m, TorchMetric):
+                out[metric_key(split, m.name)] = float(self.values[m.name])
+            else:
+                out[metric_key(split, m.name)] = float(m.finish(self.sums.get(m.name, 0.0) / n))
         return out
 
 
@@ -135,16 +142,26 @@ def train_epoch(
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader: DataLoader, problem: Problem) -> EvalSums:
+def evaluate(model: nn.Module, loader: DataLoader, problem: Problem, *, sync: bool = True) -> EvalSums:
+    """Sums of this process's pass; `TorchMetric` values computed over every DDP worker's shard (all workers
+    must call it), or over this process's alone with `sync=False`."""
     model.eval()
     device = next(model.parameters()).device
     loss_fn = problem.loss()
-    sums = EvalSums(sums={m.name: 0.0 for m in problem.metrics})
+    sums_of = [m for m in problem.metrics if not isinstance(m, TorchMetric)]
+    stateful = {m.name: (m, m.make().to(device)) for m in problem.metrics if isinstance(m, TorchMetric)}
+    if not sync:  # torchmetrics' `distributed_available_fn` option: compute over this process's states only
+        for _, metric in stateful.values():
+            metric.distributed_available_fn = lambda: False
+    sums = EvalSums(sums={m.name: 0.0 for m in sums_of})
     for xb, yb in loader:
         xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
         out = model(xb)
         sums.loss_sum += float(loss_fn(out, yb)) * len(yb)
         sums.count += len(yb)
-        for m in problem.metrics:
+        for m in sums_of:
             sums.sums[m.name] += float(m.batch_sum(out, yb))
+        for m, metric in stateful.values():
+            metric.update(*m.inputs(out, yb))
+    sums.values = {name: float(metric.compute()) for name, (_, metric) in stateful.items()}
     return sums

@@ -32,9 +32,11 @@ from tasks.flyte import secrets
 from tasks.flyte.clusters import TRAIN_CLUSTER, TUNE_CLUSTER, capacity, ray_job_config
 from tasks.flyte.contracts import Dataset, RunTarget, TrainResult, TuneResult
 from tasks.flyte.recoverable import recoverable_on_transient
+from tasks.flyte.refusals import shown_short
 from tasks.problem import Problem, complete, load_problem, metric_key, search_space, space_document
 from tasks.record import experiment
 from tasks.reporting import decks as report
+from tasks.reporting.lines import next_steps
 from tasks.training.capacity import (
     check_data_fits,
     check_settings,
@@ -63,6 +65,7 @@ def gate_threshold(problem: Problem, gate: Optional[float]) -> float:
 
 
 @task
+@shown_short
 def validate_settings(
     problem: str,
     tune: TuneSettings,
@@ -91,12 +94,14 @@ class PinnedSource(NamedTuple):
 
 
 @task
+@shown_short
 def pin_dataset(source: str, problem: str) -> PinnedSource:
     """Never cached: pins the source to what it names now, so the cached preparation sees new data."""
     return PinnedSource(*pin_source(source, load_problem(problem)))
 
 
 @task(cache=True, cache_version=CACHE_VERSION)
+@shown_short
 def prepare_data(
     source: str, version: str, problem: str, seed: int = 0
 ) -> Annotated[Dataset, HashMethod(lambda d: d.sha256)]:
@@ -159,6 +164,7 @@ def _show_first(deck: Deck) -> None:
     enable_deck=True,
     deck_fields=DECK_FIELDS,
 )
+@shown_short
 def tune_hyperparameters(data: Dataset, settings: TuneSettings, cluster: TuneCluster = TuneCluster()) -> TuneResult:
     """Ray Tune search with ASHA early stopping on the task's own Ray cluster; trials ranked on validation.
 
@@ -243,6 +249,7 @@ def live_config(run: RunTarget, live_uri: str, raw_output_prefix: str) -> LiveCo
     enable_deck=True,
     deck_fields=DECK_FIELDS,
 )
+@shown_short
 def train_model(
     data: Dataset,
     params: dict[str, Any],
@@ -316,6 +323,7 @@ def train_model(
 
 
 @dynamic
+@shown_short
 def tune_on_cluster(data: Dataset, settings: TuneSettings, cluster: TuneCluster) -> TuneResult:
     """The search on a RayJob of the requested size, with a Flyte timeout derived from the settings.
 
@@ -331,6 +339,7 @@ def tune_on_cluster(data: Dataset, settings: TuneSettings, cluster: TuneCluster)
 
 
 @dynamic
+@shown_short
 def train_on_cluster(
     data: Dataset, params: dict[str, Any], settings: TrainSettings, run: RunTarget, live_uri: str, cluster: TrainCluster
 ) -> TrainResult:
@@ -349,6 +358,7 @@ def default_exp_name(execution_id: str) -> str:
 
 
 @task(retries=2, secret_requests=secrets.BRIDGE_SECRETS)
+@shown_short
 def check_target(repo_url: str, exp_name: str, base_rev: str, dataset: str = "", live_uri: str = "") -> RunTarget:
     """Reachable, a DVC repo, a DVC remote when the target is a URL; fixes the experiment's name and baseline.
 
@@ -378,6 +388,7 @@ def check_target(repo_url: str, exp_name: str, base_rev: str, dataset: str = "",
 
 
 @task(retries=2, secret_requests=secrets.BRIDGE_SECRETS, enable_deck=True, deck_fields=DECK_FIELDS)
+@shown_short
 def commit_experiment(
     repo: RunTarget,
     gate: Optional[float],
@@ -426,6 +437,11 @@ def commit_experiment(
             resolve_target(repo.repo), repo.exp_name, record, workdir, base_rev=repo.baseline_rev, git=Git()
         )
     print(f"experiment {ref.name} ({ref.commit[:8]}) in {ref.repo}: {ref.decision}")
+    if record.siblings:
+        print(
+            f"record_trials: saved {len(record.siblings)} trials as experiments beside it: {', '.join(record.siblings)}"
+        )
+    print(next_steps(ref.name, ref.repo, ref.data_pushed), flush=True)
     # The change against the baseline, as `dvc metrics diff` / `dvc params diff --md` print it (what CML posts).
     changes = baseline_changes(workdir / "repo", ref)
     if changes is not None:

@@ -9,6 +9,7 @@ always has its data. A retry of the same run finds its own experiment by the exe
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import subprocess
@@ -64,6 +65,12 @@ class ExperimentRef:
     decision: str = ""
     metric: str = ""  # the gate's metric, e.g. "test/accuracy"
     score: float = float("nan")
+
+    def __repr__(self) -> str:
+        return f"ExperimentRef({self.name} ({self.commit[:8]}) in {self.repo}: {self.decision})"
+
+    def __str__(self) -> str:  # a Deck page's HTML (flytekit renders a value as str(value))
+        return f"<p><b>experiment</b>: {html.escape(repr(self)[len('ExperimentRef(') : -1])}</p>"
 
 
 @dataclass

@@ -129,3 +129,21 @@ def test_contracts_read_in_a_line_in_the_terminal_and_on_a_deck(tmp_path):
     ref = ExperimentRef("e1", "9910ef67" * 5, "b" * 40, "refs/exps/e1", "/srv", True, True, decision="kept <x>")
     assert repr(ref) == "ExperimentRef(e1 (9910ef67) in /srv: kept <x>)"
     assert "&lt;x&gt;" in str(ref)  # escaped on a Deck page
+
+
+def test_make_runs_summary_reads_the_short_failure_line_and_does_not_repeat_it():
+    from tasks.reporting import summary
+
+    output = [
+        "Running Execution on local.",
+        "The full traceback is in /tmp/x.log (`pyflyte --verbose run ...` prints it here).",
+        "run failed in validate_settings: ProblemError: problem 'digitz' is not a built-in problem. Did you mean `digits`?",
+    ]
+    log = summary.parse_log(output)
+    assert log.failure == (
+        "validate_settings",
+        "ProblemError",
+        "problem 'digitz' is not a built-in problem. Did you mean `digits`?",
+    )
+    lines = summary.failure_lines(log, 1)
+    assert len(lines) == 1 and lines[0].startswith("  fix what the message names")

@@ -207,6 +207,14 @@ def default_remote(repo) -> str:
     return repo.config["core"].get("remote", "")
 
 
+def has_default_remote(root: Path) -> bool:
+    """Whether the DVC repo at `root` names a default remote (so `dvc pull` there has somewhere to pull from)."""
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        return bool(default_remote(repo))
+
+
 @contextmanager
 def bounded_s3_retries() -> Iterator[None]:
     """botocore reads its retry settings from the environment when DVC creates its S3 client: set them

@@ -20,7 +20,15 @@ from flytekit.deck import DeckField
 from flytekit.types.directory import FlyteDirectory
 from flytekit.types.file import FlyteFile
 
-from dvc_bridge.bridge import ExperimentRef, preflight, record_experiment, redact_url, resolve_target, validate_exp_name
+from dvc_bridge.bridge import (
+    ExperimentRef,
+    has_default_remote,
+    preflight,
+    record_experiment,
+    redact_url,
+    resolve_target,
+    validate_exp_name,
+)
 from dvc_bridge.direction import higher_is_better
 from dvc_bridge.errors import TargetError
 from dvc_bridge.gitops import Git
@@ -441,11 +449,11 @@ def commit_experiment(
         print(
             f"record_trials: saved {len(record.siblings)} trials as experiments beside it: {', '.join(record.siblings)}"
         )
-    print(next_steps(ref.name, ref.repo, ref.data_pushed), flush=True)
     # The change against the baseline, as `dvc metrics diff` / `dvc params diff --md` print it (what CML posts).
     changes = baseline_changes(workdir / "repo", ref)
     if changes is not None:
         print(changes_markdown(changes, ref.name, ref.baseline_rev[:8]), flush=True)
+    print(next_steps(ref.name, ref.repo, has_remote=has_default_remote(workdir / "repo")), flush=True)
     names = [metric_key(split, name) for name in (problem.select, "loss") for split in ("val", "test")]
     scored = {**trained.val, **trained.test}
     page = summary_html(

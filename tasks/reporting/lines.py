@@ -64,10 +64,10 @@ def trial_numbers(trial_ids: Sequence[str]) -> dict[str, int]:
     return {t: n for n, t in enumerate(ordered, start=1)}
 
 
-def next_steps(exp_name: str, repo: str, data_pushed: bool) -> str:
+def next_steps(exp_name: str, repo: str, has_remote: bool) -> str:
     """Where to look after a run, for its target: `dvc pull` only where the model went to a DVC remote
     (a target without one keeps it in the repo's own cache, and `dvc pull` there says "No remote provided")."""
-    restore = f"dvc exp apply {exp_name}" + (" && dvc pull" if data_pushed else "")
+    restore = f"dvc exp apply {exp_name}" + (" && dvc pull" if has_remote else "")
     if "://" in repo or re.match(r"^[\w.-]+@[\w.-]+:", repo):  # a git URL: look from a clone
         where = f"in a clone of {repo}: dvc exp pull origin {exp_name} && dvc exp show"
     else:

@@ -98,9 +98,9 @@ def test_trial_numbers_follow_tunes_order_not_the_order_trials_report():
 def test_the_next_steps_pull_only_where_a_remote_holds_the_model():
     from tasks.reporting.lines import next_steps
 
-    local = next_steps("e1", "/srv/exps", data_pushed=False)
+    local = next_steps("e1", "/srv/exps", has_remote=False)
     assert "cd /srv/exps && dvc exp show" in local and "dvc exp apply e1" in local and "dvc pull" not in local
-    remote = next_steps("e1", "https://git.example/t/exps.git", data_pushed=True)
+    remote = next_steps("e1", "https://git.example/t/exps.git", has_remote=True)
     assert "dvc exp pull origin e1" in remote and "dvc exp apply e1 && dvc pull" in remote
 
 

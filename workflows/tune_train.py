@@ -83,7 +83,7 @@ def tune_train_wf(
             every epoch, as <live_uri>/<experiment>; "" (default) for the execution's raw-output location.
         tune_cluster: The search's Ray cluster on Flyte, as JSON (a local run uses this machine and checks
             the settings against it). workers 2; cpus_per_worker 2; memory_per_worker "4Gi";
-            gpus_per_worker 0; min_workers, max_workers null (set both to autoscale between them);
+            gpus_per_worker 0; min_workers, max_workers unset (null; set both to autoscale between them);
             head_cpus "1"; head_memory "2Gi"; ttl_seconds 600: the RayJob is deleted this long after it
             ends; startup_timeout_s 600: how long to wait for the workers before failing.
         train_cluster: The training's Ray cluster on Flyte, as JSON: the same fields as tune_cluster, with

@@ -106,7 +106,10 @@ def test_the_run_ends_short_with_the_experiment_scores_gate_and_next_steps(run):
     last = lines[-1]
     assert last.startswith("TuneTrainOutputs(experiment=ExperimentRef(") and len(last) < 600, last
     assert re.search(r"test/accuracy [\d.]+ (>=|<) [\d.]+", last), last  # the score against the gate
-    assert re.search(r"TrainResult\(val/accuracy [\d.]+  test/accuracy [\d.]+; 1 epochs, model ", last), last
+    assert re.search(
+        r"TrainResult\(val/loss [\d.]+  val/accuracy [\d.]+  test/loss [\d.]+  test/accuracy [\d.]+; 1 epochs, model ",
+        last,
+    ), last
     assert "history" not in last and "'epoch'" not in last
 
 
@@ -115,4 +118,4 @@ def test_deck_input_and_output_pages_hold_no_walls_of_repr(run):
     assert decks, "no deck.html written"
     for wall in ("history=[", "sha256='", "TuneResult(best={", "TrainResult(model=", "Dataset(file="):
         assert wall not in decks, wall
-    assert "<b>data</b>: digits:" in decks and "<b>training</b>: val/accuracy" in decks
+    assert "<b>data</b>: digits:" in decks and "<b>training</b>: val/loss" in decks

@@ -224,7 +224,7 @@ def _parse_domain(problem: Problem, name: str, spec: Any) -> Union[Domain, Any]:
     if not isinstance(spec, Mapping):
         return check_value(problem, name, spec)
     if len(spec) != 1 or next(iter(spec)) not in DOMAIN_KINDS:
-        raise ProblemError(f"search space of {name!r}: {dict(spec)!r} is not a domain ({', '.join(DOMAIN_KINDS)}).")
+        raise ProblemError(f"search space of {name!r}: {dict(spec)!r} is not a fixed value, or one of the domains.")
     kind, bounds = next(iter(spec.items()))
     if not isinstance(bounds, (list, tuple)):
         raise ProblemError(f"search space of {name!r}: {kind} takes a list, got {bounds!r}.")

@@ -11,6 +11,7 @@ execution id in `results/run.json` and does not make a second one, nor a second 
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import subprocess
@@ -78,6 +79,12 @@ class ExperimentRef:
     champion_version: str = ""  # "" when that stage held no version
     champion_score: Optional[float] = None  # None: no champion, or it records no score
     champion_decision: str = ""  # what was compared and decided, in words
+
+    def __repr__(self) -> str:
+        return f"ExperimentRef({self.name} ({self.commit[:8]}) in {self.repo}: {self.decision})"
+
+    def __str__(self) -> str:  # a Deck page's HTML (flytekit renders a value as str(value))
+        return f"<p><b>experiment</b>: {html.escape(repr(self)[len('ExperimentRef(') : -1])}</p>"
 
 
 @dataclass
@@ -217,6 +224,14 @@ def check_layout(root: Path, target: Target, outs: Iterable[str]) -> None:
 
 def default_remote(repo) -> str:
     return repo.config["core"].get("remote", "")
+
+
+def has_default_remote(root: Path) -> bool:
+    """Whether the DVC repo at `root` names a default remote (so `dvc pull` there has somewhere to pull from)."""
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        return bool(default_remote(repo))
 
 
 @contextmanager

@@ -5,6 +5,7 @@ Generic: what dvc.yaml and params.yaml hold is the caller's (this project: `pyth
 
 from __future__ import annotations
 
+import logging
 import subprocess
 from pathlib import Path
 
@@ -20,7 +21,14 @@ def init_repo(path: Path, dvc_yaml: dict, params: dict, *, remote: str = "", end
     if not (path / ".git").exists():
         subprocess.run(["git", "init", "--quiet", str(path)], check=True)
     if not (path / ".dvc").exists():
-        Repo.init(str(path))
+        # DVC's "You can now commit the changes to git." would be stale here: this function commits them.
+        init_log = logging.getLogger("dvc.repo.init")
+        level = init_log.level
+        init_log.setLevel(logging.WARNING)
+        try:
+            Repo.init(str(path))
+        finally:
+            init_log.setLevel(level)
     layout.write_yaml(path / layout.DVC_YAML, dvc_yaml)
     if not (path / layout.PARAMS).exists():
         layout.write_yaml(path / layout.PARAMS, params)

@@ -43,7 +43,10 @@ def main() -> None:
     parser.add_argument("--endpoint", default="", help="S3 endpoint URL for a non-AWS object store")
     args = parser.parse_args()
     scaffold(args.path, args.remote, args.endpoint, problem=args.problem)
-    print(f"{args.path} is ready: commit experiments to it with --repo_url {args.path.resolve()}")
+    print(
+        f"{args.path}: git and DVC initialized, dvc.yaml and params.yaml committed. Ready: commit experiments to it "
+        f"with --repo_url {args.path.resolve()}"
+    )
 
 
 if __name__ == "__main__":

@@ -56,23 +56,53 @@ def tune_train_wf(
     margin: float = 0.0,
     beat_baseline: Optional[bool] = None,
 ) -> TuneTrainOutputs:
-    """Every run becomes a DVC experiment; one whose test score passes the gate is also promoted to a branch.
+    """Tune, train, and record the run as a DVC experiment; one whose test score passes the gate is also
+    promoted to a branch `exp-<name>`.
 
-    problem: a built-in problem ("digits", "diabetes") or an importable "module:attribute".
-    dataset: "" for the problem's embedded data, a path or fsspec URI (npz, or a directory the
-    problem reads), or dvc://PATH?repo=REPO&rev=REV. repo_url: the DVC repo to commit to, "" for
-    the repo this runs from. base_rev: the commit the experiment is based on, "" for the repo's
-    HEAD. exp_name: "" derives one from the execution id. gate: the test score of the problem's
-    selecting metric at which the run is promoted (at least it for accuracy-like metrics, at most
-    it for errors); empty for the problem's default. live_uri: an fsspec URI (s3://..., file://...)
-    under which rank 0 mirrors its DVCLive directory each epoch, "" for this execution's
-    raw-output location. tune_cluster, train_cluster: the size of each task's Ray cluster on Flyte
-    (workers, CPUs, memory and GPUs per worker, autoscaling min/max, head); a local run uses this
-    machine and checks the settings against it. stage: the GTO stage a promoted run's model version is
-    assigned ("" none; the repo's .gto may restrict stages). champion: a stage whose model the run must beat
-    on the same data version to be promoted ("" compares with none); margin: by more than this.
-    beat_baseline: promote only a run whose test score is also at
-    least as good as the simple reference model's (logistic or ridge regression, `baseline/test/<metric>`).
+    Args:
+        dataset: The data: "" (default) for the problem's embedded data; a local path or fsspec URI
+            (s3://..., file://...) of an .npz (keys x, y or x_train, y_train, x_test, y_test), or a directory
+            the problem reads; or dvc://PATH?repo=REPO&rev=REV, a DVC-tracked file at a git revision.
+        repo_url: The DVC repo the experiment is committed to: a git URL (https://, ssh://, file://) or a
+            local path; "" (default) for the git repo the command runs from.
+        base_rev: The commit the experiment is based on; "" (default) for the repo's HEAD.
+        exp_name: The experiment's name; "" (default) for flyte-<execution id> (local runs: local-<time>).
+        problem: What is trained: a built-in problem (digits, the default, or diabetes) or your own
+            "module:attribute" importable on PYTHONPATH.
+        gate: The test score of the problem's selecting metric at which the run is promoted to a branch:
+            at least it for a metric where higher is better, at most it where lower is (default: the
+            problem's own, digits test/accuracy >= 0.9, diabetes test/rmse <= 65).
+        tune: The search, as JSON. num_samples 4: trials; max_epochs 2: epochs per trial; grace_period 1:
+            epochs before ASHA may stop a trial; max_concurrent_trials 0: trials at once (0: as many as the
+            cluster holds at its largest); space {}: the search space, {} for the problem's own, else
+            {"name": fixed value | {"loguniform"|"uniform"|"randint": [low, high]} | {"choice": [...]}}
+            (left-out hyper-parameters are fixed at their defaults); seed 0; cpus_per_trial 1;
+            gpus_per_trial 0 (a fraction shares a GPU); record_trials false: also save each trial as a DVC
+            experiment; epoch_timeout_s 900: the longest one trial's epoch may take; search "random": the
+            searcher ("random", "grid" over choices and integer ranges, or "optuna"); warm_start false: seed
+            Optuna with the trials of earlier experiments in the repo on the same problem and data. E.g.
+            '{"num_samples": 8, "space": {"lr": {"loguniform": [0.01, 0.2]}}}'.
+        train: The training run with the best hyper-parameters, as JSON. epochs 5; num_workers 2: DDP
+            workers; use_gpu false: one GPU per worker; seed 0; max_failures 2: restarts from the last
+            checkpoint; epoch_timeout_s 900: the longest one epoch may take. E.g. '{"epochs": 10}'.
+        seed: The seed of the train / validation / test split (default 0).
+        live_uri: An fsspec URI (s3://..., file://...) under which rank 0 copies its DVCLive directory
+            every epoch, as <live_uri>/<experiment>; "" (default) for the execution's raw-output location.
+        tune_cluster: The search's Ray cluster on Flyte, as JSON (a local run uses this machine and checks
+            the settings against it). workers 2; cpus_per_worker 2; memory_per_worker "4Gi";
+            gpus_per_worker 0; min_workers, max_workers unset (null; set both to autoscale between them);
+            head_cpus "1"; head_memory "2Gi"; ttl_seconds 600: the RayJob is deleted this long after it
+            ends; startup_timeout_s 600: how long to wait for the workers before failing; interruptible false:
+            run on spot capacity (the last attempts on regular nodes).
+        train_cluster: The training's Ray cluster on Flyte, as JSON: the same fields as tune_cluster, with
+            cpus_per_worker 1. E.g. '{"workers": 2, "gpus_per_worker": 1, "memory_per_worker": "16Gi"}'.
+        stage: The GTO stage a promoted run's model version is assigned (default "staging"; "" for a version
+            with no stage; the repo's .gto may restrict stages).
+        champion: A stage whose model the run must beat on the same test split and data version to be
+            promoted; "" (default) compares with none.
+        margin: How much better than the champion the run must be (default 0.0).
+        beat_baseline: Promote only a run whose test score is also at least as good as the simple reference
+            model's (logistic or ridge regression, baseline/test/<metric>); unset (default) for no such rule.
     """
     checked = validate_settings(
         problem=problem, tune=tune, train=train, gate=gate, tune_cluster=tune_cluster, train_cluster=train_cluster
@@ -111,3 +141,8 @@ def tune_train_wf(
         beat_baseline=beat_baseline,
     )
     return TuneTrainOutputs(experiment=experiment, trained=trained)
+
+
+# `pyflyte run ... tune_train_wf --help` prints the workflow's __doc__ above the options, and each option
+# already carries its input's text from `Args:`: the summary alone there, not every input twice.
+tune_train_wf.__doc__ = tune_train_wf.__doc__.split("\n\n")[0]

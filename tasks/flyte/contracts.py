@@ -2,10 +2,15 @@
 
 Hyper-parameters and scores are dicts because their names are the problem's; which names a
 problem has, and their types, is declared once in its module (tasks/problem/).
+
+Each contract reads in a line: `repr` is what the terminal shows (pyflyte prints the workflow's outputs
+with it), `str` is what flytekit puts on a task's Deck Input and Output pages (a small HTML block);
+neither holds per-epoch histories or whole dicts of everything.
 """
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -13,6 +18,7 @@ from flytekit.types.directory import FlyteDirectory
 from flytekit.types.file import FlyteFile
 
 from tasks.record.history import SearchHistory  # noqa: F401  (warm start: search_history -> tune_hyperparameters)
+from tasks.reporting.lines import format_params
 
 
 @dataclass
@@ -29,6 +35,16 @@ class Dataset:
     dvc_rev: str = ""  # the commit the DVC source was read at, if any
     nbytes: int = 0  # the splits' size in memory (0: not recorded); each Ray task's driver holds them whole once
 
+    def __repr__(self) -> str:
+        rev = f" at {self.dvc_rev[:8]}" if self.dvc_rev else ""
+        return (
+            f"Dataset({self.problem}: {self.n_train} train / {self.n_val} validation / {self.n_test} test rows, "
+            f"version {self.sha256[:12]}, from {self.source}{rev})"
+        )
+
+    def __str__(self) -> str:
+        return _block("data", repr(self)[len("Dataset(") : -1])
+
 
 @dataclass
 class RunTarget:
@@ -43,6 +59,12 @@ class RunTarget:
     baseline_rev: str  # the commit the experiment is based on
     run_id: str = ""  # the Flyte execution id; local runs get a unique one (their execution id is "local")
 
+    def __repr__(self) -> str:
+        return f"RunTarget(experiment {self.exp_name} in {self.repo}, on {self.baseline_rev[:8]})"
+
+    def __str__(self) -> str:
+        return _block("target", repr(self)[len("RunTarget(") : -1])
+
 
 @dataclass
 class TuneResult:
@@ -54,6 +76,17 @@ class TuneResult:
     trials_png: FlyteFile  # the validation score over epochs, one line per trial
     # record_trials: one DVCLive directory per trial (params.yaml, per-epoch plots, metrics.json), named by trial id
     trials_live: Optional[FlyteDirectory] = None
+
+    def __repr__(self) -> str:
+        return f"TuneResult(best {self.metric} {self.best_score:.4f} with {format_params(self.best)})"
+
+    def __str__(self) -> str:
+        searched = [k for k, v in self.space.items() if isinstance(v, dict)]
+        return _block(
+            "search",
+            f"best {self.metric} {self.best_score:.4f} with {format_params(self.best)}; "
+            f"searched: {', '.join(searched) or 'nothing (all fixed)'}; every trial: {_path(self.trials_csv)}",
+        )
 
 
 @dataclass
@@ -68,3 +101,22 @@ class TrainResult:
     # The simple reference model scored on the same splits: baseline/val/<metric>, baseline/test/<metric>
     baseline: dict[str, float] = field(default_factory=dict)
     baseline_name: str = ""  # what it was, e.g. "ridge regression (alpha=0.01)"
+
+    def __repr__(self) -> str:
+        scores = "  ".join(f"{k} {v:.4f}" for k, v in {**self.val, **self.test}.items())
+        return f"TrainResult({scores}; {len(self.history)} epochs, model {_path(self.model)})"
+
+    def __str__(self) -> str:
+        return _block(
+            "training",
+            repr(self)[len("TrainResult(") : -1] + (f"; live metrics: {self.live_uri}" if self.live_uri else ""),
+        )
+
+
+def _path(f: Any) -> str:
+    """A FlyteFile's or FlyteDirectory's location, as given (no download)."""
+    return str(getattr(f, "path", f))
+
+
+def _block(label: str, text: str) -> str:
+    return f"<p><b>{html.escape(label)}</b>: {html.escape(text)}</p>"

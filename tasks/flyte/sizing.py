@@ -119,7 +119,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = parser.parse_args(argv)
     try:
         values = [
-            kind(**json.loads(getattr(args, name)))
+            kind.from_dict(json.loads(getattr(args, name)))
             for kind, name in (
                 (TuneSettings, "tune"),
                 (TrainSettings, "train"),
@@ -133,7 +133,19 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 2
     import yaml
 
-    print(yaml.safe_dump(specs, sort_keys=False), end="")
+    from tasks.training.capacity import train_timeout_text, tune_timeout_text
+
+    why = {
+        "tune_hyperparameters": tune_timeout_text(values[0], values[2]),
+        "train_model": train_timeout_text(values[1], values[3]),
+    }
+    task = None
+    for line in yaml.safe_dump(specs, sort_keys=False).splitlines():
+        if not line.startswith(" "):
+            task = line.rstrip(":")
+        if line.startswith("  timeout_s:") and task in why:
+            line = f"{line:<26}# {why[task]}"  # the derivation, as the README shows it
+        print(line)
     return 0
 
 

@@ -21,7 +21,15 @@ from flytekit.types.directory import FlyteDirectory
 from flytekit.types.file import FlyteFile
 
 from compat.flytekit import keep_only_this_tasks_timeline
-from dvc_bridge.bridge import ExperimentRef, preflight, record_experiment, redact_url, resolve_target, validate_exp_name
+from dvc_bridge.bridge import (
+    ExperimentRef,
+    has_default_remote,
+    preflight,
+    record_experiment,
+    redact_url,
+    resolve_target,
+    validate_exp_name,
+)
 from dvc_bridge.direction import higher_is_better
 from dvc_bridge.errors import TargetError
 from dvc_bridge.gitops import Git
@@ -35,9 +43,11 @@ from tasks.flyte.clusters import TRAIN_CLUSTER, TUNE_CLUSTER, capacity, ray_job_
 from tasks.flyte.contracts import Dataset, RunTarget, SearchHistory, TrainResult, TuneResult
 from tasks.flyte.home import storage_home
 from tasks.flyte.recoverable import recoverable_on_lost_cluster, recoverable_on_transient
+from tasks.flyte.refusals import shown_short
 from tasks.problem import Problem, complete, load_problem, metric_key, search_space, space_document
 from tasks.record import experiment
 from tasks.reporting import decks as report
+from tasks.reporting.lines import next_steps
 from tasks.training.baselines import baseline_line, gate_with_baseline, score_baseline
 from tasks.training.capacity import (
     check_data_fits,
@@ -71,6 +81,7 @@ def gate_threshold(problem: Problem, gate: Optional[float]) -> float:
 
 
 @task
+@shown_short
 def validate_settings(
     problem: str,
     tune: TuneSettings,
@@ -99,12 +110,14 @@ class PinnedSource(NamedTuple):
 
 
 @task
+@shown_short
 def pin_dataset(source: str, problem: str) -> PinnedSource:
     """Never cached: pins the source to what it names now, so the cached preparation sees new data."""
     return PinnedSource(*pin_source(source, load_problem(problem)))
 
 
 @task(cache=True, cache_version=CACHE_VERSION)
+@shown_short
 def prepare_data(
     source: str, version: str, problem: str, seed: int = 0
 ) -> Annotated[Dataset, HashMethod(lambda d: d.sha256)]:
@@ -161,6 +174,7 @@ def _show_first(deck: Deck) -> None:
     enable_deck=True,
     deck_fields=DECK_FIELDS,
 )
+@shown_short
 def tune_hyperparameters(
     data: Dataset,
     settings: TuneSettings,
@@ -261,6 +275,7 @@ def live_config(run: RunTarget, live_uri: str, raw_output_prefix: str) -> LiveCo
     enable_deck=True,
     deck_fields=DECK_FIELDS,
 )
+@shown_short
 def train_model(
     data: Dataset,
     params: dict[str, Any],
@@ -366,6 +381,7 @@ def search_history(run: RunTarget, data: Dataset, settings: TuneSettings) -> Sea
 
 
 @dynamic
+@shown_short
 def tune_on_cluster(
     data: Dataset, settings: TuneSettings, cluster: TuneCluster, history: SearchHistory = SearchHistory()
 ) -> TuneResult:
@@ -385,6 +401,7 @@ def tune_on_cluster(
 
 
 @dynamic
+@shown_short
 def train_on_cluster(
     data: Dataset, params: dict[str, Any], settings: TrainSettings, run: RunTarget, live_uri: str, cluster: TrainCluster
 ) -> TrainResult:
@@ -407,6 +424,7 @@ def default_exp_name(execution_id: str) -> str:
 
 
 @task(retries=2, secret_requests=secrets.BRIDGE_SECRETS)
+@shown_short
 def check_target(
     repo_url: str,
     exp_name: str,
@@ -447,6 +465,7 @@ def check_target(
 
 
 @task(retries=2, secret_requests=secrets.BRIDGE_SECRETS, enable_deck=True, deck_fields=DECK_FIELDS)
+@shown_short
 def commit_experiment(
     repo: RunTarget,
     gate: Optional[float],
@@ -510,10 +529,15 @@ def commit_experiment(
             resolve_target(repo.repo), repo.exp_name, record, workdir, base_rev=repo.baseline_rev, git=Git()
         )
     print(f"experiment {ref.name} ({ref.commit[:8]}) in {ref.repo}: {ref.decision}")
+    if record.siblings:
+        print(
+            f"record_trials: saved {len(record.siblings)} trials as experiments beside it: {', '.join(record.siblings)}"
+        )
     # The change against the baseline, as `dvc metrics diff` / `dvc params diff --md` print it (what CML posts).
     changes = baseline_changes(workdir / "repo", ref)
     if changes is not None:
         print(changes_markdown(changes, ref.name, ref.baseline_rev[:8]), flush=True)
+    print(next_steps(ref.name, ref.repo, has_remote=has_default_remote(workdir / "repo")), flush=True)
     names = [metric_key(split, name) for name in (problem.select, "loss") for split in ("val", "test")]
     names += [f"baseline/{metric_key('test', problem.select)}"]
     scored = {**trained.val, **trained.test, **trained.baseline}

@@ -13,6 +13,7 @@ How it trains is one of three forms: the declarative one (the default: `build_mo
 
 from __future__ import annotations
 
+import difflib
 import math
 import numbers
 from dataclasses import dataclass
@@ -22,7 +23,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from tasks.problem.space import DOMAIN_KINDS, SPACE_HELP, Choice, Domain, IntRange, LogUniform, Uniform, domain_spec
+from tasks.problem.space import (
+    DOMAIN_KINDS,
+    Choice,
+    Domain,
+    IntRange,
+    LogUniform,
+    Uniform,
+    domain_spec,
+    space_help,
+)
 
 BATCH_SIZE = "batch_size"  # the one hyper-parameter the generic training loop reads itself
 
@@ -224,8 +234,10 @@ def check_value(problem: Problem, name: str, value: Any) -> Any:
     """The value, coerced to the hyper-parameter's type; a ProblemError naming what is accepted."""
     hp = problem.hyperparams.get(name)
     if hp is None:
+        close = difflib.get_close_matches(str(name), list(problem.hyperparams), n=1, cutoff=0.6)
         raise ProblemError(
             f"hyper-parameter {name!r} is not one problem {problem.name!r} knows; it accepts: {problem.accepted()}."
+            + (f" Did you mean `{close[0]}`?" if close else "")
         )
     if not _is(value, hp.type):
         raise ProblemError(
@@ -265,11 +277,24 @@ def check_domain(problem: Problem, name: str, domain: Domain) -> Domain:
 
 
 def parse_domain(problem: Problem, name: str, spec: Any) -> Union[Domain, Any]:
-    """A user's JSON for one hyper-parameter: a fixed value or {"kind": bounds}."""
+    """A user's JSON for one hyper-parameter: a fixed value or {"kind": bounds}.
+
+    A refusal ends with the forms this hyper-parameter accepts and an example for it.
+    """
+    hp = problem.hyperparams.get(name)
+    if hp is None:
+        return check_value(problem, name, spec)  # raises, listing what the problem accepts
+    try:
+        return _parse_domain(problem, name, spec)
+    except ProblemError as e:
+        raise ProblemError(f"{e} {space_help(name, hp.type, hp.default, hp.search)}") from None
+
+
+def _parse_domain(problem: Problem, name: str, spec: Any) -> Union[Domain, Any]:
     if not isinstance(spec, Mapping):
         return check_value(problem, name, spec)
     if len(spec) != 1 or next(iter(spec)) not in DOMAIN_KINDS:
-        raise ProblemError(f"search space of {name!r}: {dict(spec)!r} is not {SPACE_HELP}.")
+        raise ProblemError(f"search space of {name!r}: {dict(spec)!r} is not a fixed value, or one of the domains.")
     kind, bounds = next(iter(spec.items()))
     if not isinstance(bounds, (list, tuple)):
         raise ProblemError(f"search space of {name!r}: {kind} takes a list, got {bounds!r}.")
@@ -292,6 +317,21 @@ def search_space(problem: Problem, user_space: Optional[Mapping[str, Any]] = Non
         name: hp.search if hp.search is not None else defaults(problem)[name]
         for name, hp in problem.hyperparams.items()
     }
+
+
+def fixed_by_space(problem: Problem, user_space: Optional[Mapping[str, Any]]) -> str:
+    """A line for the log when a user's space leaves out hyper-parameters the problem searches by default
+    (they are then fixed at their defaults), else ""."""
+    if not user_space:
+        return ""
+    left_out = [n for n, hp in problem.hyperparams.items() if hp.search is not None and n not in user_space]
+    if not left_out:
+        return ""
+    values = ", ".join(f"{n}={problem.hyperparams[n].default!r}" for n in left_out)
+    return (
+        f"the search space given leaves out {', '.join(left_out)}, which problem {problem.name!r} searches by "
+        f"default: fixed at the default {values}, not searched (add them to the space to search them)."
+    )
 
 
 def defaults(problem: Problem) -> dict[str, Any]:

@@ -7,6 +7,7 @@ ever pickled across the Ray boundary.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import sys
 from pathlib import Path
@@ -29,9 +30,11 @@ def load_problem(ref: str = "") -> Problem:
     ref = (ref or DEFAULT_PROBLEM).strip()
     target = BUILTIN.get(ref, ref)
     if ":" not in target:
+        close = difflib.get_close_matches(ref, sorted(BUILTIN), n=1, cutoff=0.6)
         raise ProblemError(
             f"problem {ref!r} is not a built-in problem ({', '.join(sorted(BUILTIN))}) "
             "nor an importable 'module:attribute' (e.g. my_team.problems:CHURN)."
+            + (f" Did you mean `{close[0]}`?" if close else "")
         )
     module_name, _, attr = target.partition(":")
     try:

@@ -45,6 +45,49 @@ SPACE_HELP = (
 )
 
 
+FORMS = {
+    "loguniform": '{"loguniform": [low, high]} (floats, sampled evenly in log space: learning rates)',
+    "uniform": '{"uniform": [low, high]} (floats)',
+    "randint": '{"randint": [low, high]} (integers, both included)',
+    "choice": '{"choice": [value, ...]}',
+}
+
+
+def forms_for(kind: type) -> list[str]:
+    """The domain kinds a hyper-parameter of this type may be searched over."""
+    if kind is float:
+        return ["loguniform", "uniform", "choice"]
+    if kind is int:
+        return ["randint", "choice"]
+    return ["choice"]
+
+
+def example_domain(kind: type, default: Any, search: Any = None) -> dict:
+    """A domain a user could write for a hyper-parameter: its default search, else one around its default."""
+    if search is not None:
+        return domain_spec(search)
+    if kind is float and isinstance(default, (int, float)) and default > 0:
+        return {"loguniform": [float(f"{default / 10:.3g}"), float(f"{default * 10:.3g}")]}
+    if kind is float:
+        return {"uniform": [default, default + 1]}
+    if kind is int and isinstance(default, int):
+        return {"randint": [max(1, default // 2), max(2, default * 2)]}
+    return {"choice": [default]}
+
+
+def space_help(name: str, kind: type, default: Any, search: Any = None) -> str:
+    """What a search space accepts for one hyper-parameter, with an example for it."""
+    import json
+
+    forms = "; ".join(FORMS[k] for k in forms_for(kind))
+    example = json.dumps({"space": {name: example_domain(kind, default, search)}})
+    fixed = json.dumps({"space": {name: default}})
+    return (
+        f"In a search space, {name} ({kind.__name__}) takes a fixed value or one of: {forms}. "
+        f"E.g. --tune '{example}' searches it, --tune '{fixed}' fixes it."
+    )
+
+
 def domain_spec(domain: Domain) -> dict:
     """The JSON form a user writes (and params.yaml records) for a domain."""
     if isinstance(domain, Choice):

@@ -6,9 +6,12 @@ driver's non-secret settings) and a setup hook that quiets their logs.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Optional
+
+from compat.ray import TOKEN_AUTH_NOTICE_LOGGER
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -18,6 +21,7 @@ FORWARDED_ENV = ("DVC_SITE_CACHE_DIR", "DVC_NO_ANALYTICS", "AWS_ENDPOINT_URL", "
 # Local only. Ray Train's preemption watcher watches for Kubernetes node loss through the
 # dashboard's state API, which a local cluster runs without (start-up time): it would only log
 # errors. Its controller checks on the workers every 2 s, which adds up to 2 s after the last epoch.
+
 LOCAL_RAY_ENV = {"RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0", "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.1"}
 
 
@@ -36,7 +40,22 @@ def init_local_ray(num_cpus: Optional[int] = None) -> None:
 
     if ray.is_initialized():
         return
+    # Ray 2.60 turns on token auth for a new local cluster and says so in a WARNING at every start (set
+    # RAY_AUTH_MODE to choose); the setting is kept, the notice is dropped from the run's output.
+    notice = logging.getLogger(TOKEN_AUTH_NOTICE_LOGGER)
+    level = notice.level
+    notice.setLevel(logging.ERROR)
+    try:
+        _start(ray, num_cpus)
+    finally:
+        notice.setLevel(level)
+
+
+def _start(ray, num_cpus: Optional[int]) -> None:
     ray.init(
+        # "local": always a new cluster of this process's own. Without an address Ray would join a
+        # cluster that `ray start` left on the machine (another run's, a test's) instead.
+        address="local",
         num_cpus=num_cpus,
         include_dashboard=False,
         # The hook is named by module path, so a worker imports only that small module (not flytekit).

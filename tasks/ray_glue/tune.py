@@ -25,6 +25,7 @@ from tasks.problem import (
     Problem,
     Uniform,
     complete,
+    fixed_by_space,
     load_problem,
     metric_key,
     search_space,
@@ -35,7 +36,7 @@ from tasks.ray_glue.searchers import make_search
 from tasks.ray_glue.storage import AWS_CREDENTIAL_ENV_VARS
 from tasks.ray_glue.tune_dvclive import DVCLiveTrials, write_missing_trials
 from tasks.record.history import SearchHistory
-from tasks.reporting.lines import trial_line
+from tasks.reporting.lines import trial_line, trial_number
 from tasks.training.loop import EVAL_BATCH, build, evaluate, make_loader, train_epoch
 from tasks.training.settings import TuneSettings
 
@@ -95,7 +96,7 @@ class ProgressLines(tune.Callback):
         self._numbers: dict[str, int] = {}
 
     def _say(self, trial, what: str) -> None:
-        n = self._numbers.setdefault(trial.trial_id, len(self._numbers) + 1)
+        n = trial_number(trial.trial_id, self._numbers.setdefault(trial.trial_id, len(self._numbers) + 1))
         shown = {k: trial.config.get(k) for k in self.searched}
         print(trial_line(n, self.total, trial.trial_id, shown, what), flush=True)
 
@@ -151,6 +152,8 @@ def run_tune(
     """
     problem = load_problem(problem_ref)
     space = search_space(problem, settings.space)
+    if fixed := fixed_by_space(problem, settings.space):
+        print(fixed, flush=True)
     metric = metric_key("val", problem.select)
     # Tune's status tables and INFO logs drown the log; ProgressLines prints one line per event.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")

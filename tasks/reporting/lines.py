@@ -47,6 +47,12 @@ def short_trial_id(trial_id: str) -> str:
     return f"{m.group(1)}_{m.group(2)}" if m else str(trial_id)
 
 
+def trial_number(trial_id: str, otherwise: int) -> int:
+    """A trial's number from 1 in Tune's own order (its trial index: `..._00000` is 1), else `otherwise`."""
+    m = _TUNE_ID.search(str(trial_id))
+    return int(m.group(2)) + 1 if m else otherwise
+
+
 def trial_numbers(trial_ids: Sequence[str]) -> dict[str, int]:
     """Trial number from 1, in the order Tune created the trials (its trial index), else as given."""
 
@@ -56,3 +62,14 @@ def trial_numbers(trial_ids: Sequence[str]) -> dict[str, int]:
 
     ordered = sorted(dict.fromkeys(trial_ids), key=lambda t: (index(t), list(trial_ids).index(t)))
     return {t: n for n, t in enumerate(ordered, start=1)}
+
+
+def next_steps(exp_name: str, repo: str, has_remote: bool) -> str:
+    """Where to look after a run, for its target: `dvc pull` only where the model went to a DVC remote
+    (a target without one keeps it in the repo's own cache, and `dvc pull` there says "No remote provided")."""
+    restore = f"dvc exp apply {exp_name}" + (" && dvc pull" if has_remote else "")
+    if "://" in repo or re.match(r"^[\w.-]+@[\w.-]+:", repo):  # a git URL: look from a clone
+        where = f"in a clone of {repo}: dvc exp pull origin {exp_name} && dvc exp show"
+    else:
+        where = f"cd {repo} && dvc exp show"
+    return f"next: {where}   |   {restore}"

@@ -39,6 +39,8 @@ OUTPUT_REPR = re.compile(r"^\w*Outputs\(\w+=")
 FAILURE = re.compile(
     r"(?P<error>\w+(?:\.\w+)*): Error encountered while executing\s+'(?P<task>[\w.]+)':\s*(?P<message>.*)", re.S
 )
+# The last line of a refused local run (tasks/flyte/refusals.py), already in the short form.
+SHORT_FAILURE = re.compile(r"^run failed in (?P<task>\w+): (?P<error>\w+): (?P<message>.*)$", re.M)
 DECK_TASKS = {"Trials": "tune_hyperparameters", "Training": "train_model", "Experiment": "commit_experiment"}
 
 
@@ -52,6 +54,7 @@ class RunLog:
     decision: str = ""
     live_uri: str = ""
     failure: Optional[tuple[str, str, str]] = None  # (task, error type, message)
+    failure_shown: bool = False  # the run's own output already ends with the short failure line
 
 
 @dataclass
@@ -75,7 +78,12 @@ def parse_log(lines: Iterable[str]) -> RunLog:
             log.exp_name, log.commit, log.repo, log.decision = m["name"], m["commit"], m["repo"], m["decision"]
         elif m := LIVE_LINE.match(line):
             log.live_uri = m["uri"]
-    log.failure = parse_failure("\n".join(tail[-200:]))
+    text = "\n".join(tail[-200:])
+    short = list(SHORT_FAILURE.finditer(text))
+    if short:
+        log.failure, log.failure_shown = (short[-1]["task"], short[-1]["error"], short[-1]["message"]), True
+    else:
+        log.failure = parse_failure(text)
     return log
 
 
@@ -145,11 +153,10 @@ def failure_lines(log: RunLog, rc: int) -> list[str]:
     if log.failure is None:
         return ["", f"run failed (exit code {rc}): no task named in the output; the traceback above has the cause."]
     task, error, message = log.failure
-    return [
-        "",
-        f"run failed in {task}: {error}: {message}",
-        "  fix what the message names, then run again: tasks that finished are cached and not redone.",
-    ]
+    hint = "  fix what the message names, then run again: tasks that finished are cached and not redone."
+    if log.failure_shown:
+        return [hint]
+    return ["", f"run failed in {task}: {error}: {message}", hint]
 
 
 # ----------------------------------------------------------------------------- reading the repo and the Decks

@@ -189,6 +189,24 @@ def train_timeout_s(settings: TrainSettings, shape: TrainCluster) -> int:
     return task_timeout_s(shape, 1 + settings.max_failures, settings.epochs, settings.epoch_timeout_s)
 
 
+def tune_timeout_text(settings: TuneSettings, shape: TuneCluster) -> str:
+    """How tune_timeout_s is made, in words: "600 + 4 waves of 8 trials x 10 epochs x 900"."""
+    at_once = tune_concurrency(settings, Capacity.of(shape))
+    waves = math.ceil(settings.num_samples / at_once)
+    return (
+        f"{shape.startup_timeout_s} + {waves} wave{'s' * (waves != 1)} of {at_once} trial{'s' * (at_once != 1)} x "
+        f"{settings.max_epochs} epochs x {settings.epoch_timeout_s}"
+    )
+
+
+def train_timeout_text(settings: TrainSettings, shape: TrainCluster) -> str:
+    """How train_timeout_s is made, in words: "600 + (1 + 2 restarts) x 10 epochs x 900"."""
+    return (
+        f"{shape.startup_timeout_s} + (1 + {settings.max_failures} restarts) x {settings.epochs} epochs x "
+        f"{settings.epoch_timeout_s}"
+    )
+
+
 def check_settings(
     problem: Problem, tune: TuneSettings, train: TrainSettings, tune_cap: Capacity, train_cap: Capacity
 ) -> None:

@@ -7,7 +7,10 @@ on an instance that was built without `__init__` (deserialized).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import difflib
+import json
+import typing
+from dataclasses import dataclass, field, fields
 from typing import Any, Optional
 
 
@@ -20,8 +23,87 @@ def _require(ok: bool, name: str, value: object, valid: str) -> None:
         raise SettingsError(f"{name}={value!r} is not valid: {valid}.")
 
 
+def did_you_mean(word: str, valid: typing.Iterable[str]) -> str:
+    """' Did you mean `x`?' for the closest of `valid`, or "" when none is close."""
+    close = difflib.get_close_matches(word, list(valid), n=1, cutoff=0.6)
+    return f" Did you mean `{close[0]}`?" if close else ""
+
+
+_KINDS = {int: "a whole number", float: "a number", bool: "true or false", str: "a string", dict: "a JSON object"}
+
+
+def _fits(value: Any, kind: Any) -> bool:
+    """Whether a JSON value fits a field's annotation (int, float, bool, str, dict[...], Optional[...])."""
+    if typing.get_origin(kind) is typing.Union:
+        return any(_fits(value, k) for k in typing.get_args(kind))
+    kind = typing.get_origin(kind) or kind
+    if kind is type(None):
+        return value is None
+    if isinstance(value, bool):
+        return kind is bool
+    if kind is float:
+        return isinstance(value, (int, float))
+    if kind is int:
+        return isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+    return isinstance(value, kind)
+
+
+def _kind_text(kind: Any) -> str:
+    if typing.get_origin(kind) is typing.Union:
+        return " or ".join("null" if k is type(None) else _kind_text(k) for k in typing.get_args(kind))
+    return _KINDS.get(typing.get_origin(kind) or kind, str(kind))
+
+
+class StrictJson:
+    """`from_json` for a settings dataclass: a key it does not have is refused, not dropped.
+
+    `pyflyte run --train '{...}'` builds a dataclass input through its class's `from_json` when the class
+    has one (flytekit's JSON option type; without it flytekit's own decoder silently drops unknown keys),
+    so a mistyped setting fails here, naming the key, the closest valid one and the valid set.
+    """
+
+    @classmethod
+    def from_dict(cls, values: Any):
+        label = cls.input_name()
+        if not isinstance(values, dict):
+            raise SettingsError(f"{label}={values!r} is not valid: give a JSON object such as {cls.example()}.")
+        hints = typing.get_type_hints(cls)
+        names = [f.name for f in fields(cls) if f.init]
+        for key, value in values.items():
+            if key not in names:
+                raise SettingsError(
+                    f"{label} has no setting `{key}`.{did_you_mean(key, names)} "
+                    f"Valid {label} settings: {', '.join(names)}."
+                )
+            _require(_fits(value, hints[key]), f"{label}.{key}", value, f"give {_kind_text(hints[key])}")
+        typed = {k: float(v) if hints[k] is float else int(v) if hints[k] is int else v for k, v in values.items()}
+        return cls(**typed)
+
+    @classmethod
+    def from_json(cls, text: str, **_: Any):
+        return cls.from_dict(json.loads(text))
+
+    @classmethod
+    def input_name(cls) -> str:
+        """The workflow input these settings arrive as, which messages name."""
+        return INPUT_NAMES.get(cls.__name__, cls.__name__)
+
+    @classmethod
+    def example(cls) -> str:
+        first = next(f for f in fields(cls) if f.init)
+        return json.dumps({first.name: first.default})
+
+
+INPUT_NAMES = {
+    "TuneSettings": "tune",
+    "TrainSettings": "train",
+    "TuneCluster": "tune_cluster",
+    "TrainCluster": "train_cluster",
+}
+
+
 @dataclass
-class TuneSettings:
+class TuneSettings(StrictJson):
     """The search: how many trials, how long each may run, and optionally its space.
 
     Defaults are a smoke size for 2 cores; pass e.g. `--tune '{"num_samples": 50, "max_epochs": 10}'`
@@ -100,7 +182,7 @@ class TuneSettings:
 
 
 @dataclass
-class TrainSettings:
+class TrainSettings(StrictJson):
     """The distributed training run with the tuned hyper-parameters."""
 
     epochs: int = 5
@@ -137,7 +219,7 @@ def quantity(value: str, name: str) -> float:
 
 
 @dataclass
-class ClusterShape:
+class ClusterShape(StrictJson):
     """The size of one transient Ray cluster: a head that coordinates (it offers no CPUs to tasks) and one
     worker group that computes. Pods are sized by requests = limits (KubeRay derives Ray's CPUs, memory and
     GPUs from the limits). `min_workers` < `max_workers` lets Ray's autoscaler grow the group from `workers`.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -121,8 +122,9 @@ CASES = {
 
 
 def _flat(text: str) -> str:
-    """The output with its line wrapping undone (rich wraps the message at the terminal width)."""
-    return " ".join(text.split())
+    """The output with its line wrapping undone (rich wraps the message at the terminal width, a bad option's
+    error in a box)."""
+    return " ".join(re.sub(r"[│╭╮╰╯─]", " ", text).split())
 
 
 @pytest.fixture(scope="module")

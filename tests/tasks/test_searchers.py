@@ -9,6 +9,7 @@ import pytest
 import ray
 from support import ray_cluster  # noqa: F401  (shared fixture)
 
+from compat.ray import optuna_study
 from tasks.data.arrays import load_raw, make_splits, parse_source
 from tasks.problem import load_problem, search_space
 from tasks.ray_glue.searchers import make_search, optuna_space
@@ -92,7 +93,7 @@ def test_optuna_warm_start_adds_the_earlier_points_with_their_scores():
         scores=[60.5, 55.25],
     )
     plan = make_search(TuneSettings(search="optuna", warm_start=True), space, "val/rmse", "min", 2, warm)
-    study = plan.search_alg.searcher._ot_study
+    study = optuna_study(plan.search_alg)
     done = study.get_trials(deepcopy=False)
     assert [t.value for t in done] == [60.5, 55.25]
     assert done[1].params == warm.points[1]

@@ -9,6 +9,7 @@ import pytest
 import torch
 from support import git
 
+from compat.ray import optuna_study
 from dvc_bridge.bridge import record_experiment, resolve_target
 from dvc_bridge.history import read_history
 from dvc_bridge.live import EpochLogger
@@ -100,7 +101,7 @@ def test_warm_start_takes_the_fitting_trials_of_the_experiments_on_this_data_ver
 
     # The Optuna searcher starts with them as completed trials (its study: a private attribute of OptunaSearch).
     plan = make_search(TuneSettings(search="optuna", warm_start=True), space, "val/rmse", "min", 2, history)
-    study = plan.search_alg.searcher._ot_study
+    study = optuna_study(plan.search_alg)
     assert [t.value for t in study.get_trials(deepcopy=False)] == history.scores
     assert study.best_trial.params["hidden"] == 32
 

@@ -145,7 +145,14 @@ class LocalRayCluster:
         self.start_commands[pod.name] = args
         log = open(pod.root / "ray-start.log", "wb")
         # RAY_ADDRESS: a pod holds one Ray instance; on this shared machine a node must be told which is its own.
-        env = {**pod.env, "RAY_TMPDIR": str(node_temp), "RAY_ADDRESS": f"127.0.0.1:{self.gcs_port}"}
+        # The raylet's registration wait (30 s by default) is a machine's, not a pod's: every "pod" here shares
+        # two cores, so a loaded machine gets more time before `ray start` gives up.
+        env = {
+            "RAY_raylet_start_wait_time_s": "120",
+            **pod.env,
+            "RAY_TMPDIR": str(node_temp),
+            "RAY_ADDRESS": f"127.0.0.1:{self.gcs_port}",
+        }
         proc = subprocess.Popen(
             [str(BIN / "ray"), "start", *args],
             cwd=pod.app,

@@ -4,7 +4,7 @@
     tasks.flyte                               Flyte tasks, contracts, RayJobs, secrets
     tasks.ray_glue                            Ray Tune, Ray Train, local Ray, checkpoint storage
     tasks.reporting                           log lines, Deck pages, the terminal summary
-    tasks.record                              the experiment's layout in a DVC repo
+    tasks.record                              the experiment's layout in a DVC repo, earlier trials
     tasks.training                            settings, cluster capacity, the plain PyTorch loop
     tasks.data                                data sources, checks, splits, the data version
     tasks.problems                            the built-in problems (digits, diabetes)

@@ -200,7 +200,7 @@ def prepare_targets(y: np.ndarray, n: int, problem: Problem, name: str) -> np.nd
     return y
 
 
-def _open_location(uri: str):
+def open_location(uri: str):
     """(fs, path) of an existing file or directory at `uri`, or a DataError that says what is wrong."""
     import fsspec
 
@@ -217,7 +217,7 @@ def _open_location(uri: str):
 
 
 def _load_uri(uri: str, problem: Problem) -> dict[str, np.ndarray]:
-    fs, path = _open_location(uri)
+    fs, path = open_location(uri)
     if fs.isdir(path):
         if problem.read_directory is None:
             raise DataError(
@@ -345,7 +345,7 @@ def pin_source(source: str, problem: Problem) -> tuple[str, str]:
     if parsed.kind == "dvc":
         rev = _dvc_commit(parsed)
         return Source("dvc", uri=parsed.uri, repo=parsed.repo, rev=rev).describe(), rev
-    fs, path = _open_location(parsed.uri)
+    fs, path = open_location(parsed.uri)
     files = sorted(fs.find(path)) if fs.isdir(path) else [path]
     infos = [
         {k: str(v) for k, v in fs.info(f).items() if k in ("size", "ETag", "etag", "mtime", "LastModified", "md5_hash")}

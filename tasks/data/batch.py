@@ -16,9 +16,9 @@ import numpy as np
 
 from tasks.data.arrays import (
     DataError,
-    _open_location,
     check_arrays,
     load_raw,
+    open_location,
     parse_source,
     prepare_features,
     prepare_targets,
@@ -48,7 +48,7 @@ def _features_only(uri: str) -> Optional[dict[str, np.ndarray]]:
 
     if not uri.endswith(".npz"):
         return None
-    fs, path = _open_location(uri)
+    fs, path = open_location(uri)
     with fs.open(path, "rb") as f:
         try:
             with np.load(io.BytesIO(f.read()), allow_pickle=False) as npz:

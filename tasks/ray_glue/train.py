@@ -57,7 +57,7 @@ class TrainOutcome:
         return self.history[-1]
 
 
-def _all_reduce(sums: EvalSums, problem: Problem, device: torch.device) -> EvalSums:
+def all_reduce(sums: EvalSums, problem: Problem, device: torch.device) -> EvalSums:
     """Sums of every worker's shard (on the model's device: NCCL takes no CPU tensors)."""
     if not (dist.is_available() and dist.is_initialized()):
         return sums
@@ -121,7 +121,7 @@ def train_loop_per_worker(config: dict) -> None:
         metrics = {
             "epoch": epoch,
             metric_key("train", "loss"): train_loss,
-            **_all_reduce(evaluate(model, val_loader, problem), problem, device).scores(problem, "val"),
+            **all_reduce(evaluate(model, val_loader, problem), problem, device).scores(problem, "val"),
             "lr": optimizer.param_groups[0]["lr"],
             "epoch_time_s": seconds,
             "samples_per_s": len(data.x_train) / seconds,

@@ -25,11 +25,12 @@ from ray import tune
 from ray.train import Checkpoint
 from torch import nn
 
+from compat.ray import quiet_train_report_logs
 from dvc_bridge.live import EpochLogger
 from tasks.data.arrays import Splits
 from tasks.problem import BATCH_SIZE, Problem, ProblemError, complete, load_problem, metric_key
 from tasks.ray_glue.forms import form_of
-from tasks.ray_glue.train import LIVE_DIR, MODEL_FILE, STATE_FILE, TrainJob, _all_reduce, _quiet_report_logs
+from tasks.ray_glue.train import LIVE_DIR, MODEL_FILE, STATE_FILE, TrainJob, all_reduce
 from tasks.ray_glue.tune import trial_device
 from tasks.reporting.lines import epoch_line
 from tasks.training.contract import LoopContext, unwrap
@@ -104,7 +105,7 @@ def train_worker(job: TrainJob) -> None:
     data: Splits = ray.get(job.data)
     train_ctx = ray.train.get_context()
     rank, world = train_ctx.get_world_rank(), train_ctx.get_world_size()
-    _quiet_report_logs()
+    quiet_train_report_logs()
     torch.set_num_threads(1)
     workdir = Path(tempfile.mkdtemp(prefix=f"train-rank{rank}-"))
     resume, history = None, []
@@ -152,7 +153,7 @@ def train_worker(job: TrainJob) -> None:
         seed=settings.seed,
         reporter=report,
         prepare=ray.train.torch.prepare_model,
-        reduce=lambda sums: _all_reduce(sums, problem, device),
+        reduce=lambda sums: all_reduce(sums, problem, device),
     )
     seed_everything(settings.seed)
     form = form_of(problem, ray_train=True)

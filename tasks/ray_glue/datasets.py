@@ -1,0 +1,136 @@
+"""Ray Data for the streaming path: Parquet shards of a `Manifest` as train / validation / test Ray Datasets,
+and what a Ray Train worker iterates. Imports Ray, not Flyte.
+
+* The datasets read the manifest's file URLs (`file_extensions=None`: DVC's content-addressed files
+  have no extension) through a filesystem that pickles as its endpoint only (`storage.node_pyarrow_s3`),
+  so each node reads with its own credentials; each keeps its split's rows by row hash (`shards.split_of`).
+* Training: `train` is split over the workers (`DataConfig(datasets_to_split=["train"])`, a streaming
+  split), re-read each epoch in a new seeded file order (`FileShuffleConfig`) and a seeded local shuffle.
+* Validation is exact: `val` is not split (each rank is handed all of it) and rank r evaluates the
+  rows whose hash puts them in part r of `world`: disjoint parts, every row once, sums all-reduced.
+* Test: rank 0 reads all of it once, after the last epoch.
+* Memory: blocks are kept small (`SMALL_BLOCK_BYTES`), so Ray Data's budget (a share of the object
+  store) holds many of them and backpressure, not spilling, bounds what is in flight.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterator
+from urllib.parse import urlparse
+
+import numpy as np
+
+from dvc_bridge.storage import s3_endpoint
+from tasks.data.shards import Manifest, columns_of, decode_checked, part_of, row_hash, split_mask
+from tasks.problem import Problem, load_problem
+from tasks.training.loop import EpochBatches
+
+SMALL_BLOCK_BYTES = 8 * 2**20
+SHUFFLE_BUFFER_ROWS = 2048
+
+
+def quiet_small_blocks() -> None:
+    """Small blocks (so a small object store holds many), and no progress bars (pages of them in a task log)."""
+    import ray.data
+
+    ctx = ray.data.DataContext.get_current()
+    ctx.target_max_block_size = min(ctx.target_max_block_size or SMALL_BLOCK_BYTES, SMALL_BLOCK_BYTES)
+    ctx.enable_progress_bars = False
+    ctx.print_on_execution_start = False
+
+
+class KeepSplit:
+    """A `map_batches` function: the rows of one split (by row hash), as a pyarrow table."""
+
+    def __init__(self, columns: list[str], fractions: list[float], split: str) -> None:
+        self.columns, self.fractions, self.split = columns, fractions, split
+
+    def __call__(self, table):
+        import pyarrow as pa
+
+        mask = split_mask(columns_of(table), self.columns, self.fractions, self.split)
+        return table.filter(pa.array(mask))
+
+
+def _paths_and_filesystem(files: list[str]):
+    """Paths as Ray's reader takes them and the filesystem to read them with (None: local files)."""
+    from tasks.ray_glue.storage import node_pyarrow_s3
+
+    schemes = {urlparse(f).scheme for f in files}
+    if schemes <= {"", "file"}:
+        return [urlparse(f).path if f.startswith("file://") else f for f in files], None
+    if schemes <= {"s3", "s3a"}:
+        return [f.split("://", 1)[1] for f in files], node_pyarrow_s3(s3_endpoint())
+    return files, None  # another object store: pyarrow resolves it itself
+
+
+def split_datasets(manifest: Manifest, seed: int = 0) -> dict[str, Any]:
+    """{"train", "val", "test"}: lazy Ray Datasets over the manifest's files, one split each."""
+    import ray.data
+    from ray.data import FileShuffleConfig
+
+    quiet_small_blocks()
+    paths, fs = _paths_and_filesystem(manifest.files)
+    out = {}
+    for split in ("train", "val", "test"):
+        ds = ray.data.read_parquet(
+            paths,
+            filesystem=fs,
+            columns=list(manifest.columns),
+            file_extensions=None,
+            shuffle=FileShuffleConfig(seed=seed, reseed_after_execution=True) if split == "train" else None,
+        )
+        out[split] = ds.map_batches(
+            KeepSplit(list(manifest.columns), list(manifest.fractions), split), batch_format="pyarrow"
+        )
+    return out
+
+
+def _decoder(problem: Problem, names: list[str], part: tuple[int, int] = (0, 1)) -> Callable:
+    def collate(batch: dict[str, np.ndarray]):
+        if part[1] > 1:
+            keep = part_of(row_hash(batch, names), part[1]) == part[0]
+            batch = {k: v[keep] for k, v in batch.items()}
+        if not len(batch[names[0]]):
+            return np.zeros(0, np.float32), np.zeros(0, np.float32)
+        return decode_checked(batch, problem, "a streamed batch", names)
+
+    return collate
+
+
+def worker_streams(
+    manifest: Manifest, problem_ref: str, batch_size: int, seed: int, rank: int, world: int, eval_batch: int
+) -> tuple[EpochBatches, EpochBatches, Callable[[], EpochBatches]]:
+    """(train, val, test) batches for this Ray Train worker: its share of train (a seeded order each epoch),
+    its disjoint part of validation, and (rank 0) a factory for all of test."""
+    import ray.train
+
+    quiet_small_blocks()
+    problem = load_problem(problem_ref)
+    names = list(manifest.columns)
+    train_shard = ray.train.get_dataset_shard("train")
+    val_shard = ray.train.get_dataset_shard("val")
+
+    def train(epoch: int) -> Iterator:
+        decode = _decoder(problem, names)
+        for batch in train_shard.iter_batches(
+            batch_size=batch_size,
+            batch_format="numpy",
+            local_shuffle_buffer_size=SHUFFLE_BUFFER_ROWS,
+            local_shuffle_seed=seed * 1000 + epoch * 10 + rank,
+        ):
+            yield decode(batch)
+
+    def val(epoch: int) -> Iterator:
+        decode = _decoder(problem, names, (rank, world))
+        for batch in val_shard.iter_batches(batch_size=eval_batch, batch_format="numpy"):
+            yield decode(batch)
+
+    def test() -> EpochBatches:
+        shard = ray.train.get_dataset_shard("test")
+        decode = _decoder(problem, names)
+        return EpochBatches(
+            lambda epoch: (decode(b) for b in shard.iter_batches(batch_size=eval_batch, batch_format="numpy"))
+        )
+
+    return EpochBatches(train), EpochBatches(val), test

@@ -29,7 +29,7 @@ SMALL_BLOCK_BYTES = 8 * 2**20
 SHUFFLE_BUFFER_ROWS = 2048
 
 
-def quiet_small_blocks() -> None:
+def quiet_small_blocks():
     """Small blocks (so a small object store holds many), and no progress bars (pages of them in a task log)."""
     import ray.data
 
@@ -37,6 +37,7 @@ def quiet_small_blocks() -> None:
     ctx.target_max_block_size = min(ctx.target_max_block_size or SMALL_BLOCK_BYTES, SMALL_BLOCK_BYTES)
     ctx.enable_progress_bars = False
     ctx.print_on_execution_start = False
+    return ctx
 
 
 class KeepSplit:
@@ -69,8 +70,12 @@ def split_datasets(manifest: Manifest, seed: int = 0) -> dict[str, Any]:
     import ray.data
     from ray.data import FileShuffleConfig
 
-    quiet_small_blocks()
+    ctx = quiet_small_blocks()
     paths, fs = _paths_and_filesystem(manifest.files)
+    if not all(p.endswith(".parquet") for p in paths):
+        # Ray 2.60's Parquet reader V2 turns file_extensions=None into ["parquet"] and so finds none of DVC's
+        # content-addressed files (no extension); the V1 reader honours None.
+        ctx.use_datasource_v2 = False
     out = {}
     for split in ("train", "val", "test"):
         ds = ray.data.read_parquet(

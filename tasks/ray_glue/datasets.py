@@ -1,4 +1,4 @@
-"""Ray Data for the streaming path: Parquet shards of a `Manifest` as train / validation / test Ray Datasets,
+"""Ray Data for the streaming path: the train split of a `Manifest`'s Parquet shards as a Ray Dataset,
 and what a Ray Train worker iterates. Imports Ray, not Flyte.
 
 * The datasets read the manifest's file URLs (`file_extensions=None`: DVC's content-addressed files
@@ -6,22 +6,24 @@ and what a Ray Train worker iterates. Imports Ray, not Flyte.
   so each node reads with its own credentials; each keeps its split's rows by row hash (`shards.split_of`).
 * Training: `train` is split over the workers (`DataConfig(datasets_to_split=["train"])`, a streaming
   split), re-read each epoch in a new seeded file order (`FileShuffleConfig`) and a seeded local shuffle.
-* Validation is exact: `val` is not split (each rank is handed all of it) and rank r evaluates the
-  rows whose hash puts them in part r of `world`: disjoint parts, every row once, sums all-reduced.
-* Test: rank 0 reads all of it once, after the last epoch.
+* Validation and test are read by the workers straight from storage with pyarrow (`shards.iter_samples`),
+  not through Ray Data: exact (rank r evaluates the rows whose hash puts them in part r of `world`:
+  disjoint parts, every row once, sums all-reduced; rank 0 scores all of test once), and no further
+  Ray Data executions, each of which would budget its own share of the object store beside train's.
 * Memory: blocks are kept small (`SMALL_BLOCK_BYTES`), so Ray Data's budget (a share of the object
   store) holds many of them and backpressure, not spilling, bounds what is in flight.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+from typing import Callable, Iterator
 from urllib.parse import urlparse
 
 import numpy as np
+import torch
 
 from dvc_bridge.storage import s3_endpoint
-from tasks.data.shards import Manifest, columns_of, decode_checked, part_of, row_hash, split_mask
+from tasks.data.shards import Manifest, columns_of, decode_checked, iter_samples, part_of, row_hash, split_mask
 from tasks.problem import Problem, load_problem
 from tasks.training.loop import EpochBatches
 
@@ -65,8 +67,8 @@ def _paths_and_filesystem(files: list[str]):
     return files, None  # another object store: pyarrow resolves it itself
 
 
-def split_datasets(manifest: Manifest, seed: int = 0) -> dict[str, Any]:
-    """{"train", "val", "test"}: lazy Ray Datasets over the manifest's files, one split each."""
+def train_dataset(manifest: Manifest, seed: int = 0):
+    """The train split as a lazy Ray Dataset over the manifest's files (a new seeded file order each epoch)."""
     import ray.data
     from ray.data import FileShuffleConfig
 
@@ -76,19 +78,14 @@ def split_datasets(manifest: Manifest, seed: int = 0) -> dict[str, Any]:
         # Ray 2.60's Parquet reader V2 turns file_extensions=None into ["parquet"] and so finds none of DVC's
         # content-addressed files (no extension); the V1 reader honours None.
         ctx.use_datasource_v2 = False
-    out = {}
-    for split in ("train", "val", "test"):
-        ds = ray.data.read_parquet(
-            paths,
-            filesystem=fs,
-            columns=list(manifest.columns),
-            file_extensions=None,
-            shuffle=FileShuffleConfig(seed=seed, reseed_after_execution=True) if split == "train" else None,
-        )
-        out[split] = ds.map_batches(
-            KeepSplit(list(manifest.columns), list(manifest.fractions), split), batch_format="pyarrow"
-        )
-    return out
+    ds = ray.data.read_parquet(
+        paths,
+        filesystem=fs,
+        columns=list(manifest.columns),
+        file_extensions=None,
+        shuffle=FileShuffleConfig(seed=seed, reseed_after_execution=True),
+    )
+    return ds.map_batches(KeepSplit(list(manifest.columns), list(manifest.fractions), "train"), batch_format="pyarrow")
 
 
 def _decoder(problem: Problem, names: list[str], part: tuple[int, int] = (0, 1)) -> Callable:
@@ -106,36 +103,27 @@ def _decoder(problem: Problem, names: list[str], part: tuple[int, int] = (0, 1))
 def worker_streams(
     manifest: Manifest, problem_ref: str, batch_size: int, seed: int, rank: int, world: int, eval_batch: int
 ) -> tuple[EpochBatches, EpochBatches, Callable[[], EpochBatches]]:
-    """(train, val, test) batches for this Ray Train worker: its share of train (a seeded order each epoch),
-    its disjoint part of validation, and (rank 0) a factory for all of test."""
+    """(train, val, test) batches for this Ray Train worker: its share of train from Ray Data (a seeded order
+    each epoch), its disjoint part of validation and (rank 0) all of test, read straight from storage."""
     import ray.train
 
     quiet_small_blocks()
     problem = load_problem(problem_ref)
     names = list(manifest.columns)
     train_shard = ray.train.get_dataset_shard("train")
-    val_shard = ray.train.get_dataset_shard("val")
 
     def train(epoch: int) -> Iterator:
         decode = _decoder(problem, names)
-        for batch in train_shard.iter_batches(
+        yield from train_shard.iter_torch_batches(
             batch_size=batch_size,
-            batch_format="numpy",
+            collate_fn=lambda batch: tuple(torch.as_tensor(a) for a in decode(batch)),
             local_shuffle_buffer_size=SHUFFLE_BUFFER_ROWS,
             local_shuffle_seed=seed * 1000 + epoch * 10 + rank,
-        ):
-            yield decode(batch)
-
-    def val(epoch: int) -> Iterator:
-        decode = _decoder(problem, names, (rank, world))
-        for batch in val_shard.iter_batches(batch_size=eval_batch, batch_format="numpy"):
-            yield decode(batch)
-
-    def test() -> EpochBatches:
-        shard = ray.train.get_dataset_shard("test")
-        decode = _decoder(problem, names)
-        return EpochBatches(
-            lambda epoch: (decode(b) for b in shard.iter_batches(batch_size=eval_batch, batch_format="numpy"))
         )
 
-    return EpochBatches(train), EpochBatches(val), test
+    val = EpochBatches(lambda epoch: iter_samples(manifest, problem, "val", eval_batch, part=(rank, world)))
+    return (
+        EpochBatches(train),
+        val,
+        lambda: EpochBatches(lambda epoch: iter_samples(manifest, problem, "test", eval_batch)),
+    )

@@ -25,7 +25,7 @@ from dvc_bridge.live import EpochLogger, LiveConfig
 from tasks.data.arrays import Splits
 from tasks.data.shards import Manifest
 from tasks.problem import Problem, complete, load_problem, metric_key
-from tasks.ray_glue.datasets import split_datasets, worker_streams
+from tasks.ray_glue.datasets import train_dataset, worker_streams
 from tasks.ray_glue.resources import wait_for
 from tasks.reporting.lines import epoch_line
 from tasks.training.loop import EVAL_BATCH, EvalSums, build, evaluate, make_loader, train_epoch, worker_batch_size
@@ -219,8 +219,8 @@ def run_train(
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config=asdict(job),
-        # Streamed: Ray Datasets, train split over the workers; validation and test whole (see datasets.py).
-        datasets=split_datasets(data_ref, settings.seed) if streamed else None,
+        # Streamed: train as a Ray Dataset split over the workers; validation and test read by rank (datasets.py).
+        datasets={"train": train_dataset(data_ref, settings.seed)} if streamed else None,
         dataset_config=DataConfig(datasets_to_split=["train"]) if streamed else None,
         scaling_config=ScalingConfig(
             num_workers=settings.num_workers, use_gpu=settings.use_gpu, resources_per_worker=per_worker

@@ -10,8 +10,9 @@ and what a Ray Train worker iterates. Imports Ray, not Flyte.
   not through Ray Data: exact (rank r evaluates the rows whose hash puts them in part r of `world`:
   disjoint parts, every row once, sums all-reduced; rank 0 scores all of test once), and no further
   Ray Data executions, each of which would budget its own share of the object store beside train's.
-* Memory: blocks are kept small (`SMALL_BLOCK_BYTES`), so Ray Data's budget (a share of the object
-  store) holds many of them and backpressure, not spilling, bounds what is in flight.
+* Memory: blocks are kept small (`SMALL_BLOCK_BYTES`) and the execution's budget is a quarter of the
+  object store (`STORE_SHARE`; Ray Data's default is half, which with the blocks the workers prefetch
+  and hold spilled with a 100 MiB store), so backpressure, not spilling, bounds what is in flight.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from tasks.data.shards import Manifest, columns_of, decode_checked, iter_samples
 from tasks.problem import Problem, load_problem
 from tasks.training.loop import EpochBatches
 
-SMALL_BLOCK_BYTES = 8 * 2**20
+SMALL_BLOCK_BYTES = 4 * 2**20
+STORE_SHARE = 0.25  # of the cluster's object store, for the train dataset's execution (Ray's default: half)
 SHUFFLE_BUFFER_ROWS = 2048
 
 
@@ -69,10 +71,16 @@ def _paths_and_filesystem(files: list[str]):
 
 def train_dataset(manifest: Manifest, seed: int = 0):
     """The train split as a lazy Ray Dataset over the manifest's files (a new seeded file order each epoch)."""
+    import ray
     import ray.data
     from ray.data import FileShuffleConfig
 
     ctx = quiet_small_blocks()
+    store = ray.cluster_resources().get("object_store_memory", 0)
+    if store:  # a share of the store, leaving room for what the workers prefetch and hold
+        ctx.execution_options.resource_limits = ctx.execution_options.resource_limits.copy(
+            object_store_memory=int(store * STORE_SHARE)
+        )
     paths, fs = _paths_and_filesystem(manifest.files)
     if not all(p.endswith(".parquet") for p in paths):
         # Ray 2.60's Parquet reader V2 turns file_extensions=None into ["parquet"] and so finds none of DVC's

@@ -71,16 +71,10 @@ def _paths_and_filesystem(files: list[str]):
 
 def train_dataset(manifest: Manifest, seed: int = 0):
     """The train split as a lazy Ray Dataset over the manifest's files (a new seeded file order each epoch)."""
-    import ray
     import ray.data
     from ray.data import FileShuffleConfig
 
     ctx = quiet_small_blocks()
-    store = ray.cluster_resources().get("object_store_memory", 0)
-    if store:  # a share of the store, leaving room for what the workers prefetch and hold
-        ctx.execution_options.resource_limits = ctx.execution_options.resource_limits.copy(
-            object_store_memory=int(store * STORE_SHARE)
-        )
     paths, fs = _paths_and_filesystem(manifest.files)
     if not all(p.endswith(".parquet") for p in paths):
         # Ray 2.60's Parquet reader V2 turns file_extensions=None into ["parquet"] and so finds none of DVC's
@@ -94,6 +88,22 @@ def train_dataset(manifest: Manifest, seed: int = 0):
         shuffle=FileShuffleConfig(seed=seed, reseed_after_execution=True),
     )
     return ds.map_batches(KeepSplit(list(manifest.columns), list(manifest.fractions), "train"), batch_format="pyarrow")
+
+
+def data_config():
+    """Train split over the workers; its execution budgets `STORE_SHARE` of the cluster's object store.
+
+    Given here, not through the driver's DataContext: Ray Train's controller (an actor) resolves the
+    ingest options from its own DataContext, so limits set on the driver's would be lost.
+    """
+    import ray
+    from ray.data import ExecutionOptions, ExecutionResources
+    from ray.train import DataConfig
+
+    store = ray.cluster_resources().get("object_store_memory", 0)
+    limits = ExecutionResources(object_store_memory=int(store * STORE_SHARE)) if store else None
+    options = ExecutionOptions(resource_limits=limits) if limits else ExecutionOptions()
+    return DataConfig(datasets_to_split=["train"], execution_options={"train": options})
 
 
 def _decoder(problem: Problem, names: list[str], part: tuple[int, int] = (0, 1)) -> Callable:

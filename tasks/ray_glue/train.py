@@ -18,14 +18,14 @@ import ray
 import ray.train
 import torch
 import torch.distributed as dist
-from ray.train import Checkpoint, CheckpointConfig, DataConfig, FailureConfig, LoggingConfig, RunConfig, ScalingConfig
+from ray.train import Checkpoint, CheckpointConfig, FailureConfig, LoggingConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 
 from dvc_bridge.live import EpochLogger, LiveConfig
 from tasks.data.arrays import Splits
 from tasks.data.shards import Manifest
 from tasks.problem import Problem, complete, load_problem, metric_key
-from tasks.ray_glue.datasets import train_dataset, worker_streams
+from tasks.ray_glue.datasets import data_config, train_dataset, worker_streams
 from tasks.ray_glue.resources import wait_for
 from tasks.reporting.lines import epoch_line
 from tasks.training.loop import EVAL_BATCH, EvalSums, build, evaluate, make_loader, train_epoch, worker_batch_size
@@ -221,7 +221,7 @@ def run_train(
         train_loop_config=asdict(job),
         # Streamed: train as a Ray Dataset split over the workers; validation and test read by rank (datasets.py).
         datasets={"train": train_dataset(data_ref, settings.seed)} if streamed else None,
-        dataset_config=DataConfig(datasets_to_split=["train"]) if streamed else None,
+        dataset_config=data_config() if streamed else None,
         scaling_config=ScalingConfig(
             num_workers=settings.num_workers, use_gpu=settings.use_gpu, resources_per_worker=per_worker
         ),

@@ -55,6 +55,19 @@ def _check_optuna_study() -> None:
     require(optuna_study(search) is not None, "OptunaSearch._ot_study", "ray")
 
 
+def memory_summary(address: str) -> str:
+    """The object store's use and spilled bytes as `ray memory --stats-only` prints them: the benchmark's one way to
+    read them (`ray._private.internal_api.memory_summary`; the state API has no store figures)."""
+    internal = importlib.import_module("ray._private.internal_api")
+    require(hasattr(internal, "memory_summary"), "ray._private.internal_api.memory_summary", "ray")
+    return internal.memory_summary(address=address, stats_only=True)
+
+
+def _check_memory_summary() -> None:
+    internal = importlib.import_module("ray._private.internal_api")
+    require(callable(getattr(internal, "memory_summary", None)), "internal_api.memory_summary", "ray")
+
+
 def _check_module(name: str):
     def check() -> None:
         importlib.import_module(name)
@@ -83,6 +96,7 @@ USES = (
     ),
     Use("ray.tune.search.optuna.OptunaSearch._ot_study", optuna_study.__doc__, "ray 2.60.0", _check_optuna_study),
     Use(_TRAIN_CONTEXT, quiet_train_report_logs.__doc__, "ray 2.60.0", quiet_train_report_logs),
+    Use("ray._private.internal_api.memory_summary", memory_summary.__doc__, "ray 2.60.0", _check_memory_summary),
     Use(
         f"{_RUNTIME_ENV_PACKAGING}.GCS_STORAGE_MAX_SIZE",
         working_dir_cap_bytes.__doc__,

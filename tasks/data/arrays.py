@@ -231,7 +231,7 @@ def _load_uri(uri: str, problem: Problem) -> dict[str, np.ndarray]:
         return _read_npz(f.read(), uri)
 
 
-def _dvc_commit(source: Source) -> str:
+def dvc_commit(source: Source) -> str:
     """The commit a DVC source's `rev` (default: its repo's HEAD) names now; a full sha is taken as is."""
     if re.fullmatch(r"[0-9a-f]{40}", source.rev):
         return source.rev
@@ -250,7 +250,7 @@ def _dvc_commit(source: Source) -> str:
 def _load_dvc(source: Source) -> tuple[dict[str, np.ndarray], str]:
     import dvc.api
 
-    resolved = _dvc_commit(source)
+    resolved = dvc_commit(source)
     try:
         data = dvc.api.read(source.uri, repo=source.repo or None, rev=resolved, mode="rb")
     except Exception as e:  # dvc raises many types; all mean the same thing to the user
@@ -343,7 +343,7 @@ def pin_source(source: str, problem: Problem) -> tuple[str, str]:
             h.update(np.ascontiguousarray(a).tobytes())
         return source, f"{problem.name}:{h.hexdigest()}"
     if parsed.kind == "dvc":
-        rev = _dvc_commit(parsed)
+        rev = dvc_commit(parsed)
         return Source("dvc", uri=parsed.uri, repo=parsed.repo, rev=rev).describe(), rev
     fs, path = open_location(parsed.uri)
     files = sorted(fs.find(path)) if fs.isdir(path) else [path]

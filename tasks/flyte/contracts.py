@@ -17,15 +17,21 @@ from typing import Any, Optional
 from flytekit.types.directory import FlyteDirectory
 from flytekit.types.file import FlyteFile
 
+from tasks.data.shards import Manifest
 from tasks.record.history import SearchHistory  # noqa: F401  (warm start: search_history -> tune_hyperparameters)
 from tasks.reporting.lines import format_params
 
 
 @dataclass
 class Dataset:
-    """One data version of one problem: the three splits as prepared arrays (npz) and where they came from."""
+    """One data version of one problem: the three splits as prepared arrays (npz) and where they came from.
 
-    file: FlyteFile  # npz with x_train, y_train, x_val, y_val, x_test, y_test
+    Or, for a directory of Parquet shards (streamed, never held whole), its manifest in `shards`: the file
+    URLs, row counts from the footers, the directory's DVC hash and commit, the split rule; then `file` is
+    that manifest as JSON, `sha256` the manifest's hash, the split sizes 0 (known only once read).
+    """
+
+    file: FlyteFile  # npz with x_train, y_train, x_val, y_val, x_test, y_test (streamed: manifest.json)
     sha256: str  # content hash of the arrays: the data version
     n_train: int
     n_val: int
@@ -34,6 +40,15 @@ class Dataset:
     problem: str  # the problem's name or module:attribute
     dvc_rev: str = ""  # the commit the DVC source was read at, if any
     nbytes: int = 0  # the splits' size in memory (0: not recorded); each Ray task's driver holds them whole once
+    shards: Optional[Manifest] = None  # streamed: the Parquet shards' manifest (tasks/data/shards.py)
+
+    def version(self) -> dict[str, Any]:
+        """What params.yaml records as the data version; streamed, the directory's DVC hash and the split rule too."""
+        out: dict[str, Any] = {"source": self.source, "sha256": self.sha256, "dvc_rev": self.dvc_rev}
+        if self.shards is not None:
+            m = self.shards
+            out.update(dvc_md5=m.dvc_md5, files=len(m.files), rows=m.total_rows, split=m.split_rule)
+        return out
 
     def __repr__(self) -> str:
         rev = f" at {self.dvc_rev[:8]}" if self.dvc_rev else ""

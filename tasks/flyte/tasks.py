@@ -37,7 +37,8 @@ from dvc_bridge.live import LiveConfig, add_to_summary, live_env
 from dvc_bridge.registry import check_margin
 from dvc_bridge.storage import fsspec_options
 from dvc_bridge.summary import baseline_changes, changes_markdown, metrics_at, studio_url, summary_html
-from tasks.data.arrays import Splits, load_raw, make_splits, parse_source, pin_source
+from tasks.data.arrays import DataError, Splits, load_raw, make_splits, parse_source, pin_source
+from tasks.data.shards import is_sharded, resolve
 from tasks.flyte import secrets
 from tasks.flyte.clusters import TRAIN_CLUSTER, TUNE_CLUSTER, capacity, ray_job_config
 from tasks.flyte.contracts import Dataset, RunTarget, SearchHistory, TrainResult, TuneResult
@@ -127,6 +128,8 @@ def prepare_data(
     cache key: new content, new preparation.
     """
     p = load_problem(problem)
+    if is_sharded(source):
+        return _shards_dataset(source, p, problem)
     parsed = parse_source(source)
     raw, rev = load_raw(parsed, p)
     splits = make_splits(raw, p, seed=seed)
@@ -147,11 +150,42 @@ def prepare_data(
     )
 
 
+def _shards_dataset(source: str, problem: Problem, problem_ref: str) -> Dataset:
+    """A directory of Parquet shards: its manifest (schema checked on a sample), nothing loaded whole."""
+    if problem.form != "declarative":
+        raise DataError(
+            f"{source} is a directory of Parquet shards, which streams through the project's own training loop only, "
+            f"and problem {problem_ref!r} brings its own ({problem.form}); give it an .npz or a DVC-tracked file "
+            "(loaded in memory), or declare the problem's model, loss and optimizer instead of its loop."
+        )
+    manifest = resolve(source, problem, problem_ref)
+    path = _workdir("data") / f"manifest-{manifest.sha256[:16]}.json"
+    path.write_text(manifest.to_json())
+    print(
+        f"streaming {len(manifest.files)} Parquet files, {manifest.total_rows} rows"
+        + (f", DVC directory {manifest.dvc_md5} at {manifest.dvc_rev[:8]}" if manifest.dvc_md5 else ""),
+        flush=True,
+    )
+    return Dataset(
+        file=FlyteFile(str(path)),
+        sha256=manifest.sha256,
+        n_train=0,
+        n_val=0,
+        n_test=0,
+        source=manifest.source,
+        problem=problem_ref,
+        dvc_rev=manifest.dvc_rev,
+        shards=manifest,
+    )
+
+
 def _in_object_store(data: Dataset):
     """The splits put once into the task's Ray object store, the driver keeping no copy of its own:
-    one copy per node, which every trial and worker reads in place."""
+    one copy per node, which every trial and worker reads in place. Streamed data: its manifest only."""
     import ray
 
+    if data.shards is not None:
+        return data.shards
     return ray.put(Splits.load(data.file.download()))
 
 
@@ -392,7 +426,8 @@ def tune_on_cluster(
     the overrides have nothing to act on (the cluster is this machine) and the task simply runs.
     Data the task's driver could never hold is refused here, before the RayJob exists.
     """
-    check_data_fits(data.nbytes, capacity(cluster))
+    if data.shards is None:  # streamed data is never held whole by a driver
+        check_data_fits(data.nbytes, capacity(cluster))
     return tune_hyperparameters(data=data, settings=settings, cluster=cluster, history=history).with_overrides(
         task_config=ray_job_config(cluster),
         timeout=timedelta(seconds=tune_timeout_s(settings, cluster)),
@@ -406,7 +441,8 @@ def train_on_cluster(
     data: Dataset, params: dict[str, Any], settings: TrainSettings, run: RunTarget, live_uri: str, cluster: TrainCluster
 ) -> TrainResult:
     """Training on a RayJob of the requested size, with a Flyte timeout derived from the settings (see tune_on_cluster)."""
-    check_data_fits(data.nbytes, capacity(cluster))
+    if data.shards is None:  # streamed data is never held whole by a driver
+        check_data_fits(data.nbytes, capacity(cluster))
     return train_model(
         data=data, params=params, settings=settings, run=run, live_uri=live_uri, cluster=cluster
     ).with_overrides(
@@ -489,7 +525,7 @@ def commit_experiment(
     ctx = flytekit.current_context()
     problem = load_problem(data.problem)
     execution_id = repo.run_id or ctx.execution_id.name
-    version = {"source": data.source, "sha256": data.sha256, "dvc_rev": data.dvc_rev}
+    version = data.version()
     threshold = gate_threshold(problem, gate)
     if beat_baseline:
         threshold = gate_with_baseline(problem, threshold, trained.baseline)

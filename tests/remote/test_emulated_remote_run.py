@@ -276,10 +276,13 @@ def _tune_alone(emulated: Emulated, where: str, settings: TuneSettings, cluster:
         secrets=emulated.execution.secrets,
         **execution_args,
     )
+    from tasks.flyte.contracts import SearchHistory
+
     inputs = {
         "data": data,
         **python_literals(
-            {"settings": settings, "cluster": cluster}, {"settings": TuneSettings, "cluster": TuneCluster}
+            {"settings": settings, "cluster": cluster, "history": SearchHistory()},
+            {"settings": TuneSettings, "cluster": TuneCluster, "history": SearchHistory},
         ),
     }
     return execution, lambda: execution.run_task("tasks.flyte.tasks.tune_on_cluster", inputs, node_id="n4")
@@ -374,8 +377,10 @@ def test_emulated_training_lost_cluster_after_epoch_2_of_4_retry_trains_epochs_3
     train = lost.run(TRAIN_TASK)
     assert train.lost_cluster_at is not None and 2 <= train.lost_cluster_at < LOST_TRAIN.epochs
     assert train.attempts == 2 and train.history[0].failure is not None and train.history[0].retried
+    # The killed attempt's log may lack its last lines (they stream through the driver that was killed): the
+    # retry's log, whole, says which epochs were trained again.
     first, retry = _job_log(train, 0), _job_log(train, 1)
-    assert "epoch 1/4" in first and "epoch 2/4" in first, first[-3000:]
+    assert "epoch 1/4" in first, first[-3000:]
     redone = [e for e in range(1, LOST_TRAIN.epochs + 1) if f"epoch {e}/4:" in retry]
     assert redone == list(range(train.lost_cluster_at + 1, LOST_TRAIN.epochs + 1)), retry[-3000:]
     # The result holds every epoch once, as an uninterrupted run's does.
@@ -389,10 +394,8 @@ def test_emulated_search_lost_cluster_after_2_of_4_trials_retry_runs_only_the_un
     assert tune.lost_cluster_at is not None and 2 <= tune.lost_cluster_at < LOST_TUNE.num_samples
     assert tune.attempts == 2 and tune.history[0].retried
     trial = re.compile(r"trial \d+/\d+ (\S+) \[.*\]: epoch 1/1")
-    first = set(trial.findall(_job_log(tune, 0)))
-    retried = set(trial.findall(_job_log(tune, 1)))
-    assert len(first) >= tune.lost_cluster_at
-    assert len(retried) == LOST_TUNE.num_samples - tune.lost_cluster_at, (first, retried)
+    retried = set(trial.findall(_job_log(tune, 1)))  # the retry's log is whole (the killed attempt's may not be)
+    assert len(retried) == LOST_TUNE.num_samples - tune.lost_cluster_at, retried
 
 
 def test_emulated_lost_cluster_run_commits_an_experiment_shaped_like_an_uninterrupted_one(lost, emulated, tmp_path):

@@ -1,6 +1,6 @@
 """Golden checks of what `pyflyte package` really produces for a Flyte cluster with KubeRay.
 
-Every expected value comes from the settings (tasks/clusters.py, tasks/secrets.py, the nightly
+Every expected value comes from the settings (tasks/flyte/clusters.py, tasks/flyte/secrets.py, the nightly
 configuration in the environment), so these fail when the serialized spec drifts from them.
 """
 
@@ -204,7 +204,7 @@ def test_no_secret_anywhere_in_the_package(golden, fast_archive, which):
     files = list(archive_files(archive))
     assert any(IMAGE.encode() in data for _, data in files), "the scan must find a value that is there"
     if which == "copy-all":
-        assert any(name.endswith("tasks/secrets.py") for name, _ in files), "the code archive must be scanned"
+        assert any(name.endswith("tasks/flyte/secrets.py") for name, _ in files), "the code archive must be scanned"
     for name, data in files:
         for var, value in CANARIES.items():
             assert value.encode() not in data, f"{var} leaked into {name}"

@@ -288,7 +288,8 @@ def test_data_the_driver_could_never_hold_is_refused_naming_the_head_memory_to_a
         check_data_fits(int(gib * 2**30), cap)
         return
     with pytest.raises(
-        SettingsError, match=r"raise tune_cluster\.head_memory to at least \"\d+Gi\".*streaming shards \(Ray Data\)"
+        SettingsError,
+        match=r"raise tune_cluster\.head_memory to at least \"\d+Gi\".*streams instead: write it as a directory of Parquet shards",
     ):
         check_data_fits(int(gib * 2**30), cap)
 

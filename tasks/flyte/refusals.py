@@ -41,6 +41,11 @@ LOG_DIR = Path(tempfile.gettempdir()) / "flyte-ray-dvc-errors"
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+class BadSetting(click.BadParameter, SettingsError):
+    """A refused setting given on the command line: pyflyte prints it as a bad option value (click), and it is the
+    project's SettingsError wherever that is caught."""
+
+
 def _command_line_from_json(cls: type) -> None:
     """`cls.from_json` as pyflyte's option parsing needs it: a refused setting is a bad option value."""
 
@@ -48,7 +53,7 @@ def _command_line_from_json(cls: type) -> None:
         try:
             return klass.from_dict(json.loads(text))
         except SettingsError as e:
-            raise click.BadParameter(str(e)) from e
+            raise BadSetting(str(e)) from e
 
     cls.from_json = classmethod(from_json)
 

@@ -49,7 +49,7 @@ from tasks.problem import Problem, complete, load_problem, metric_key, search_sp
 from tasks.record import experiment
 from tasks.reporting import decks as report
 from tasks.reporting.lines import next_steps
-from tasks.training.baselines import baseline_line, gate_with_baseline, score_baseline
+from tasks.training.baselines import BaselineScores, baseline_line, gate_with_baseline, score_baseline
 from tasks.training.capacity import (
     check_data_fits,
     check_settings,
@@ -360,10 +360,15 @@ def train_model(
         )
     val = {k: v for k, v in outcome.final.items() if k.startswith("val/")}
     select = metric_key("val", problem.select)
-    # The reference model on the same splits, recorded beside the model's scores (baseline/test/<metric>).
-    baseline = score_baseline(problem, Splits.load(data.file.download()))
-    add_to_summary(outcome.live_dir, baseline.scores)
-    print(f"baseline {baseline.name}: {baseline_line(problem, baseline.scores)}", flush=True)
+    # The reference model on the same splits, recorded beside the model's scores (baseline/test/<metric>). It is
+    # fitted in memory: streamed shards (data larger than a node) get none, and the log says so.
+    if data.shards is None:
+        baseline = score_baseline(problem, Splits.load(data.file.download()))
+        add_to_summary(outcome.live_dir, baseline.scores)
+        print(f"baseline {baseline.name}: {baseline_line(problem, baseline.scores)}", flush=True)
+    else:
+        baseline = BaselineScores(name="", scores={})
+        print("baseline: none (streamed data is never loaded whole; a baseline is fitted in memory)", flush=True)
     curves = _workdir("train-report") / "curves.png"
     report.curves_plot(outcome.history, curves, select, outcome.test.get(metric_key("test", problem.select)))
     page = report.training_page(

@@ -16,7 +16,8 @@ from typing import Mapping
 import numpy as np
 import torch
 
-from tasks.problem import Baseline, Problem, metric_key
+from dvc_bridge.direction import higher_is_better
+from tasks.problem import Baseline, Problem, TorchMetric, metric_key
 
 PREFIX = "baseline"  # baseline/val/<metric>, baseline/test/<metric>
 
@@ -67,7 +68,12 @@ def scores_of(problem: Problem, outputs: np.ndarray, y: np.ndarray, split: str) 
     out, target = torch.as_tensor(np.asarray(outputs, dtype=np.float32)), torch.as_tensor(y)
     scores = {metric_key(split, "loss"): float(problem.loss()(out, target))}
     for m in problem.metrics:
-        scores[metric_key(split, m.name)] = float(m.finish(float(m.batch_sum(out, target)) / max(len(y), 1)))
+        if isinstance(m, TorchMetric):  # not a sum: the metric object over all rows at once
+            metric = m.make()
+            metric.update(*m.inputs(out, target))
+            scores[metric_key(split, m.name)] = float(metric.compute())
+        else:
+            scores[metric_key(split, m.name)] = float(m.finish(float(m.batch_sum(out, target)) / max(len(y), 1)))
     return scores
 
 
@@ -79,7 +85,7 @@ class BaselineScores:
 
 def score_baseline(problem: Problem, splits) -> BaselineScores:
     """Fit each candidate on train, keep the best on validation (the problem's selecting metric), score it on test."""
-    key, better = metric_key("val", problem.select), (max if problem.mode == "max" else min)
+    key, better = metric_key("val", problem.select), (max if higher_is_better(problem.mode) else min)
     fitted = []
     for candidate in candidates(problem):
         predict = candidate.fit(splits.x_train, splits.y_train)

@@ -161,6 +161,12 @@ def test_check_target_task_turns_an_unreachable_remote_into_a_recoverable_error(
     with pytest.raises(FlyteRecoverableException, match=r"RemoteError: DVC remote 'storage' is unreachable") as info:
         check_target(repo_url=url, exp_name="transient", base_rev="")
     assert isinstance(info.value.__cause__, RemoteError)
-    with pytest.raises(TargetError, match="does not exist"):
+    # Wrong input is not recoverable: a local run ends it as one short line (tasks.flyte.refusals), not retried.
+    with pytest.raises(Exception) as wrong:
         check_target(repo_url=str(tmp_path / "missing"), exp_name="wrong", base_rev="")
+    err = wrong.value
+    while err is not None and not isinstance(err, TargetError):
+        assert not isinstance(err, FlyteRecoverableException), err
+        err = err.__cause__ or err.__context__
+    assert err is not None and "does not exist" in str(err), wrong.value
     assert check_target.metadata.retries >= 1  # a recoverable error is only worth raising where Flyte may retry

@@ -152,6 +152,7 @@ def test_data_that_does_not_fit_the_models_schema_is_refused_before_any_cluster(
 
     from workflows.predict import predict_wf
 
+    ray.shutdown()  # the module's training run leaves its local Ray up; this refusal must start none
     bad = registered["tmp"] / "bad.npz"
     np.savez(bad, x=np.zeros((200, 5), dtype=np.float32), y=np.zeros(200))
     with pytest.raises(Exception, match=r"bad\.npz.*x has shape \(200, 5\)"):

@@ -17,7 +17,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 
 import pandas as pd
 
-from dvc_bridge.direction import higher_is_better
+from dvc_bridge.direction import at_least_as_good, higher_is_better
 from tasks.reporting.lines import _fmt, direction, format_params, short_trial_id, trial_numbers
 
 STATUS_TEXT = {"completed": "completed", "stopped_early": "stopped early", "error": "error"}
@@ -414,10 +414,6 @@ def trials_page(
     )
 
 
-def _at_least(mode: str, score: float, reference: float) -> bool:
-    return score >= reference if mode == "max" else score <= reference
-
-
 def training_page(
     history: Sequence[Mapping[str, float]],
     *,
@@ -452,7 +448,7 @@ def training_page(
         else f"; baseline {html.escape(test_name)} {ref:.4f}: "
         + (
             "the model beats it"
-            if _at_least(mode, test.get(test_name, float("nan")), ref)
+            if at_least_as_good(mode, test.get(test_name, float("nan")), ref)
             else "the model does NOT beat it"
         )
     )

@@ -16,7 +16,7 @@ from typing import Mapping
 import numpy as np
 import torch
 
-from dvc_bridge.direction import higher_is_better
+from dvc_bridge.direction import best_of, higher_is_better
 from tasks.problem import Baseline, Problem, TorchMetric, metric_key
 
 PREFIX = "baseline"  # baseline/val/<metric>, baseline/test/<metric>
@@ -97,17 +97,12 @@ def score_baseline(problem: Problem, splits) -> BaselineScores:
     return BaselineScores(chosen.name, {f"{PREFIX}/{k}": v for k, v in {**val, **test}.items()})
 
 
-def beats(mode: str, score: float, baseline: float) -> bool:
-    """Whether a score is at least as good as the baseline's."""
-    return score >= baseline if mode == "max" else score <= baseline
-
-
 def gate_with_baseline(problem: Problem, threshold: float, baseline: Mapping[str, float]) -> float:
     """The gate's threshold when the run must also beat the baseline: the stricter of the two."""
     b = baseline.get(f"{PREFIX}/{metric_key('test', problem.select)}")
     if b is None or not math.isfinite(b):
         return threshold
-    return max(threshold, b) if problem.mode == "max" else min(threshold, b)
+    return best_of(problem.mode, (threshold, b))  # the stricter: the better of the two by the metric's direction
 
 
 def baseline_line(problem: Problem, scores: Mapping[str, float]) -> str:

@@ -240,6 +240,23 @@ def _drop_local_tag(git: Git, root: Path, tag: str) -> None:
     git("tag", "--delete", tag, cwd=root, check=False)
 
 
+def _after_last_assignment(git: Git, root: Path, artifact: str, stage: str) -> None:
+    """Return once the clock is past the second of the stage's latest assignment tag.
+
+    GTO orders a stage's assignments by their tags' dates, whole seconds; two runs assigning within one
+    second would tie, and GTO would then pick by version order, not by which came last. The tag counter
+    (what `registry_state` reads) and GTO agree only when each new assignment is strictly later."""
+    import time
+
+    dates = git(
+        "for-each-ref", "--format=%(taggerdate:unix)", f"refs/tags/{artifact}#{stage}#*", cwd=root
+    ).split()
+    if dates:
+        wait = max(int(d) for d in dates) + 1 - time.time()
+        if wait > 0:
+            time.sleep(min(wait, 1.0))  # the clock's own tick: at most one second
+
+
 def register(git: Git, root: Path, artifact: str, commit: str, stage: str = "", attempts: int = 4) -> Registered:
     """Register `commit` as the artifact's next version and assign `stage` ("" none), with GTO; push the tags.
 
@@ -274,6 +291,7 @@ def register(git: Git, root: Path, artifact: str, commit: str, stage: str = "", 
         if current is not None and current[1] == commit:
             result.stage = stage
             return result
+        _after_last_assignment(git, root, artifact, stage)
         tag = gto.api.assign(
             str(root),
             artifact,

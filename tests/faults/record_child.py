@@ -11,7 +11,8 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/, for support
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout, for dvc_bridge and emulator
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for support
 
 from support import make_record  # noqa: E402
 

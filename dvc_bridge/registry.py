@@ -248,9 +248,7 @@ def _after_last_assignment(git: Git, root: Path, artifact: str, stage: str) -> N
     (what `registry_state` reads) and GTO agree only when each new assignment is strictly later."""
     import time
 
-    dates = git(
-        "for-each-ref", "--format=%(taggerdate:unix)", f"refs/tags/{artifact}#{stage}#*", cwd=root
-    ).split()
+    dates = git("for-each-ref", "--format=%(taggerdate:unix)", f"refs/tags/{artifact}#{stage}#*", cwd=root).split()
     if dates:
         wait = max(int(d) for d in dates) + 1 - time.time()
         if wait > 0:

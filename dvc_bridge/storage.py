@@ -23,11 +23,15 @@ def s3_endpoint() -> str:
 
 
 def node_s3_credentials() -> dict:
-    """s3fs options for Flyte's own credential variables; {} leaves boto its usual chain (AWS_*, roles)."""
-    if os.environ.get("AWS_ACCESS_KEY_ID"):
-        return {}
-    key, secret = os.environ.get("FLYTE_AWS_ACCESS_KEY_ID"), os.environ.get("FLYTE_AWS_SECRET_ACCESS_KEY")
-    return {"key": key, "secret": secret} if key and secret else {}
+    """s3fs options with this node's keys, read now: the `AWS_*` variables, else Flyte's own `FLYTE_AWS_*`; {}
+    leaves boto its usual chain (a role). Read when the filesystem is made, not when boto first signs: a driver
+    hides its `AWS_*` from Ray Tune while the search runs (tasks/ray_glue/tune.py), after making its filesystem."""
+    for prefix in ("AWS_", "FLYTE_AWS_"):
+        key, secret = os.environ.get(f"{prefix}ACCESS_KEY_ID"), os.environ.get(f"{prefix}SECRET_ACCESS_KEY")
+        if key and secret:
+            token = os.environ.get(f"{prefix}SESSION_TOKEN")
+            return {"key": key, "secret": secret, **({"token": token} if token else {})}
+    return {}
 
 
 def fsspec_options(uri: str, *, credentials: bool = True) -> dict:

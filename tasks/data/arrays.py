@@ -208,7 +208,7 @@ def open_location(uri: str):
         fs, path = fsspec.core.url_to_fs(uri, **fsspec_options(uri))
         exists = fs.exists(path)
     except (ImportError, ValueError, OSError) as e:
-        raise DataError(f"dataset {uri!r}: cannot open this location ({type(e).__name__}: {e}).") from e
+        raise DataError(f"dataset {uri!r}: cannot open this location ({why(e)}).") from e
     if not exists:
         raise DataError(
             f"dataset {uri!r} does not exist: give an existing .npz file (or a directory the problem reads)."
@@ -231,6 +231,16 @@ def _load_uri(uri: str, problem: Problem) -> dict[str, np.ndarray]:
         return _read_npz(f.read(), uri)
 
 
+def why(e: BaseException) -> str:
+    """`Type: message` of an error and of the error under it, when a library wraps the cause (DVC wraps a missing
+    credential in 'failed to load directory'): the line a user needs to fix it."""
+    said = f"{type(e).__name__}: {e}"
+    cause = e.__cause__ or e.__context__
+    while cause is not None and (cause.__cause__ or cause.__context__) is not None:
+        cause = cause.__cause__ or cause.__context__
+    return said if cause is None else f"{said}; under it {type(cause).__name__}: {cause}"
+
+
 def dvc_commit(source: Source) -> str:
     """The commit a DVC source's `rev` (default: its repo's HEAD) names now; a full sha is taken as is."""
     if re.fullmatch(r"[0-9a-f]{40}", source.rev):
@@ -242,7 +252,7 @@ def dvc_commit(source: Source) -> str:
             return r.get_rev()  # the opened revision (scm.get_rev() would be the HEAD of a local repo)
     except Exception as e:  # dvc raises many types; all mean the same thing to the user
         raise DataError(
-            f"dataset {source.describe()!r}: cannot open the repo at that revision ({type(e).__name__}: {e}). "
+            f"dataset {source.describe()!r}: cannot open the repo at that revision ({why(e)}). "
             "Check repo= (a git URL or path) and rev= (a branch, tag or commit)."
         ) from e
 
@@ -255,7 +265,7 @@ def _load_dvc(source: Source) -> tuple[dict[str, np.ndarray], str]:
         data = dvc.api.read(source.uri, repo=source.repo or None, rev=resolved, mode="rb")
     except Exception as e:  # dvc raises many types; all mean the same thing to the user
         raise DataError(
-            f"dataset {source.describe()!r} cannot be read through DVC: {type(e).__name__}: {e}. "
+            f"dataset {source.describe()!r} cannot be read through DVC: {why(e)}. "
             "Check the path is DVC-tracked at that revision and its data is in the repo's DVC remote."
         ) from e
     return _read_npz(data, source.describe()), resolved

@@ -33,7 +33,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from dvc_bridge.storage import fsspec_options
-from tasks.data.arrays import DataError, Source, parse_source, prepare_features, prepare_targets
+from tasks.data.arrays import DataError, Source, parse_source, prepare_features, prepare_targets, why
 from tasks.problem import Problem
 
 SPLIT_CODES = {"train": 0, "val": 1, "test": 2}
@@ -158,7 +158,7 @@ def _listed_files(uri: str) -> tuple[list[str], list[str]]:
     try:
         found = sorted(p for p in fs.find(path, detail=True).items() if p[0].endswith(".parquet"))
     except (OSError, ValueError) as e:
-        raise DataError(f"dataset {uri!r}: cannot list this directory ({type(e).__name__}: {e}).") from e
+        raise DataError(f"dataset {uri!r}: cannot list this directory ({why(e)}).") from e
     keys = ("ETag", "etag", "size", "mtime", "LastModified")
     urls = [fs.unstrip_protocol(p) if urlparse(uri).scheme else p for p, _ in found]
     ids = [hashlib.md5(repr([str(info.get(k)) for k in keys]).encode()).hexdigest() for _, info in found]
@@ -185,7 +185,7 @@ def _dvc_files(source: Source) -> tuple[list[str], list[str], str, str, str]:
     except Exception as e:  # dvc raises many types; all mean the same thing to the user
         raise DataError(
             f"dataset {pinned.describe()!r}: cannot list the DVC-tracked directory and its remote "
-            f"({type(e).__name__}: {e}). Check the path is a DVC-tracked directory at that revision and the repo "
+            f"({why(e)}). Check the path is a DVC-tracked directory at that revision and the repo "
             "has a default DVC remote."
         ) from e
     if any(not md5 for _, md5 in listed):

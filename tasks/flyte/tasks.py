@@ -110,14 +110,14 @@ class PinnedSource(NamedTuple):
     version: str
 
 
-@task
+@task(secret_requests=secrets.CLOUD)  # an s3:// or dvc:// source is read with the team's cloud credentials
 @shown_short
 def pin_dataset(source: str, problem: str) -> PinnedSource:
     """Never cached: pins the source to what it names now, so the cached preparation sees new data."""
     return PinnedSource(*pin_source(source, load_problem(problem)))
 
 
-@task(cache=True, cache_version=CACHE_VERSION)
+@task(cache=True, cache_version=CACHE_VERSION, secret_requests=secrets.CLOUD)
 @shown_short
 def prepare_data(
     source: str, version: str, problem: str, seed: int = 0
@@ -207,6 +207,7 @@ def _show_first(deck: Deck) -> None:
     cache_version=CACHE_VERSION,
     enable_deck=True,
     deck_fields=DECK_FIELDS,
+    secret_requests=secrets.CLOUD,  # trials stream sharded data from the DVC remote or s3://
 )
 @shown_short
 def tune_hyperparameters(

@@ -32,6 +32,10 @@ SECRET_REQUESTS = {
     "tasks.flyte.tasks.check_target": secrets.BRIDGE_SECRETS,
     "tasks.flyte.tasks.commit_experiment": secrets.BRIDGE_SECRETS,
     "tasks.flyte.tasks.train_model": secrets.TRAIN_SECRETS,
+    # The data's readers: an s3:// or dvc:// dataset lives in the team's object store.
+    "tasks.flyte.tasks.pin_dataset": secrets.CLOUD,
+    "tasks.flyte.tasks.prepare_data": secrets.CLOUD,
+    "tasks.flyte.tasks.tune_hyperparameters": secrets.CLOUD,
     "tasks.flyte.predict.resolve_model": secrets.BRIDGE_SECRETS,
     "tasks.flyte.predict.score_data": secrets.CLOUD,
 }
@@ -136,7 +140,7 @@ def test_only_ray_tasks_are_ray(golden):
 
 
 @pytest.mark.parametrize(
-    "name", sorted(SECRET_REQUESTS) + ["tasks.flyte.tasks.tune_hyperparameters", "tasks.flyte.tasks.prepare_data"]
+    "name", sorted(SECRET_REQUESTS) + ["tasks.flyte.tasks.validate_settings", "tasks.flyte.tasks.check_target"]
 )
 def test_secret_requests_in_the_task_templates(golden, name):
     requested = [(s.group, s.key, s.env_var) for s in golden.tasks[name].security_context.secrets]

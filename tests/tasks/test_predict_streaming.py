@@ -15,7 +15,7 @@ from support import ray_cluster  # noqa: F401 (fixture)
 
 from tasks.data.arrays import DataError
 from tasks.data.shard_writer import write_shards
-from tasks.data.shards import columns_of, decode_checked, resolve, row_hash, split_of
+from tasks.data.shards import columns_of, decode_checked, open_file, resolve, row_hash, split_of
 from tasks.problem import complete, load_problem
 
 ROWS, FILES = 2000, 3
@@ -50,7 +50,8 @@ def _in_process(
     """{(file, row_hash): (prediction, confidence, target)} and all outputs and targets, scored here with torch."""
     expected, outs, ys = {}, [], []
     for i, url in enumerate(manifest.files):
-        cols = columns_of(pq.read_table(url, columns=manifest.columns))
+        with open_file(url) as f:
+            cols = columns_of(pq.read_table(f, columns=manifest.columns))
         x, y = decode_checked(cols, problem, url, manifest.columns)
         with torch.no_grad():
             out = net(torch.from_numpy(x))
@@ -98,6 +99,36 @@ def test_shards_are_scored_by_ray_data_each_row_once_with_exact_metrics(
     accuracy = float((outs.argmax(1) == ys).float().mean())
     assert scored.metrics["data/loss"] == pytest.approx(loss, rel=1e-5)
     assert scored.metrics["data/accuracy"] == pytest.approx(accuracy, abs=1e-9)
+
+
+def test_shards_on_s3_are_read_by_the_ray_workers_with_their_own_credentials(
+    ray_cluster,  # noqa: F811
+    model,
+    tmp_path,
+    s3_endpoint,
+    bucket,
+    monkeypatch,
+):
+    """An s3:// prefix (moto on loopback): the workers read through the endpoint-only filesystem."""
+    import s3fs
+
+    from tasks.ray_glue.predict import run_predict_shards
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
+    problem = load_problem("digits")
+    write_shards(problem, tmp_path / "local", 2, 600)
+    s3fs.S3FileSystem(client_kwargs={"endpoint_url": s3_endpoint}).put(
+        str(tmp_path / "local"), f"{bucket}/d", recursive=True
+    )
+    manifest = resolve(f"s3://{bucket}/d", problem, "digits")
+    assert manifest.files[0].startswith("s3://") and manifest.total_rows == 600
+    scored = run_predict_shards(manifest, "digits", model[1], model[2], str(tmp_path / "out"), batch_size=256)
+    frame = pq.read_table(tmp_path / "out").to_pandas()
+    expected, outs, ys = _in_process(manifest, problem, model[0])
+    got = list(zip(frame["file"].astype(int), frame["row_hash"].astype(np.uint64).astype(object).map(int)))
+    assert scored.n == 600 and sorted(got) == sorted(expected)
+    assert [expected[k][0] for k in got] == list(frame["prediction"])
+    assert scored.metrics["data/accuracy"] == pytest.approx(float((outs.argmax(1) == ys).float().mean()), abs=1e-9)
 
 
 NO_ROWS_MODULE = """

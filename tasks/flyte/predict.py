@@ -3,7 +3,9 @@
 Everything that can be refused is refused before the RayJob exists: a model name, version or stage the
 repo does not have (`resolve_model` lists those it has), a model whose problem cannot be imported here,
 data that does not fit the problem's schema (`load_data`). The scoring itself (`score_data`) is Ray Data
-batch inference (`tasks.ray_glue.predict`) on a transient Ray cluster sized by `PredictCluster`.
+batch inference (`tasks.ray_glue.predict`) on a transient Ray cluster sized by `PredictCluster`. A directory of
+Parquet shards is never loaded: `load_data` hands on its manifest (schema checked on a sample, as training
+does) and the cluster reads, scores and writes it (`Predictions.parts`).
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """Batch prediction on Parquet shards, streamed: real Ray (the local test cluster), real Parquet files, a real
 model. Every row is scored exactly once, as the model scores it in this process, and the metrics are the
-exact ones over all rows; a problem with no Parquet form is refused naming the fix."""
+exact ones over all rows (one Ray Data execution, over shards on S3 on loopback: the suite runs on 2 cores);
+a problem with no Parquet form is refused naming the fix."""
 
 from __future__ import annotations
 
@@ -64,17 +65,29 @@ def _in_process(
     return expected, torch.cat(outs), torch.cat(ys)
 
 
-def test_shards_are_scored_by_ray_data_each_row_once_with_exact_metrics(
+def test_shards_on_s3_are_scored_by_ray_data_each_row_once_with_exact_metrics(
     ray_cluster,  # noqa: F811
     digits_shards,
     model,
     tmp_path,
+    s3_endpoint,
+    bucket,
+    monkeypatch,
 ):
+    """Shards under an s3:// prefix (moto on loopback), as on a cluster: the Ray workers read them through the
+    endpoint-only filesystem with their own credentials. (A local directory: tests/workflows/test_predict.py.)"""
+    import s3fs
+
     from tasks.ray_glue.predict import run_predict_shards
 
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
     problem = load_problem("digits")
     net, hp, weights = model
-    manifest = resolve(str(digits_shards), problem, "digits")
+    s3fs.S3FileSystem(client_kwargs={"endpoint_url": s3_endpoint}).put(
+        str(digits_shards), f"{bucket}/d", recursive=True
+    )
+    manifest = resolve(f"s3://{bucket}/d", problem, "digits")
+    assert len(manifest.files) == FILES and all(f.startswith(f"s3://{bucket}/d/") for f in manifest.files)
     out = tmp_path / "predictions"
     scored = run_predict_shards(manifest, "digits", hp, weights, str(out), batch_size=128, concurrency=1)
 
@@ -99,36 +112,6 @@ def test_shards_are_scored_by_ray_data_each_row_once_with_exact_metrics(
     accuracy = float((outs.argmax(1) == ys).float().mean())
     assert scored.metrics["data/loss"] == pytest.approx(loss, rel=1e-5)
     assert scored.metrics["data/accuracy"] == pytest.approx(accuracy, abs=1e-9)
-
-
-def test_shards_on_s3_are_read_by_the_ray_workers_with_their_own_credentials(
-    ray_cluster,  # noqa: F811
-    model,
-    tmp_path,
-    s3_endpoint,
-    bucket,
-    monkeypatch,
-):
-    """An s3:// prefix (moto on loopback): the workers read through the endpoint-only filesystem."""
-    import s3fs
-
-    from tasks.ray_glue.predict import run_predict_shards
-
-    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
-    problem = load_problem("digits")
-    write_shards(problem, tmp_path / "local", 2, 600)
-    s3fs.S3FileSystem(client_kwargs={"endpoint_url": s3_endpoint}).put(
-        str(tmp_path / "local"), f"{bucket}/d", recursive=True
-    )
-    manifest = resolve(f"s3://{bucket}/d", problem, "digits")
-    assert manifest.files[0].startswith("s3://") and manifest.total_rows == 600
-    scored = run_predict_shards(manifest, "digits", model[1], model[2], str(tmp_path / "out"), batch_size=256)
-    frame = pq.read_table(tmp_path / "out").to_pandas()
-    expected, outs, ys = _in_process(manifest, problem, model[0])
-    got = list(zip(frame["file"].astype(int), frame["row_hash"].astype(np.uint64).astype(object).map(int)))
-    assert scored.n == 600 and sorted(got) == sorted(expected)
-    assert [expected[k][0] for k in got] == list(frame["prediction"])
-    assert scored.metrics["data/accuracy"] == pytest.approx(float((outs.argmax(1) == ys).float().mean()), abs=1e-9)
 
 
 NO_ROWS_MODULE = """

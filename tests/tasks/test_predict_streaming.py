@@ -154,3 +154,19 @@ def test_a_problem_without_rows_is_refused_shards_naming_the_fix(digits_shards, 
         ),
     )
     assert batch.shards is not None and batch.n == ROWS and batch.nbytes == 0 and len(batch.shards.files) == FILES
+
+
+def test_metrics_added_batch_by_batch_equal_the_metrics_over_all_rows_a_torchmetric_included():
+    """What the streamed scoring adds per file: the loss and sums exactly, a TorchMetric (macro-F1) by its object."""
+    from examples.custom_loop import PROBLEM
+    from tasks.ray_glue.predict import MetricSums
+    from tasks.training.baselines import scores_of
+
+    gen = torch.Generator().manual_seed(0)
+    out, y = torch.randn(1000, 10, generator=gen), torch.randint(0, 10, (1000,), generator=gen)
+    sums = MetricSums(PROBLEM)
+    for i in range(0, 1000, 300):  # uneven batches
+        sums.add(out[i : i + 300], y[i : i + 300])
+    whole = {k.replace("all/", "data/"): v for k, v in scores_of(PROBLEM, out.numpy(), y.numpy(), "all").items()}
+    assert set(sums.scores()) == set(whole) == {"data/loss", "data/accuracy", "data/f1_macro"}
+    assert sums.scores() == pytest.approx(whole, rel=1e-6)

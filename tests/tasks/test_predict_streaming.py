@@ -83,18 +83,17 @@ def test_shards_on_s3_are_scored_by_ray_data_each_row_once_with_exact_metrics(
     monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
     problem = load_problem("digits")
     net, hp, weights = model
-    s3fs.S3FileSystem(client_kwargs={"endpoint_url": s3_endpoint}).put(
-        str(digits_shards), f"{bucket}/d", recursive=True
-    )
+    s3 = s3fs.S3FileSystem(client_kwargs={"endpoint_url": s3_endpoint})
+    s3.put(str(digits_shards), f"{bucket}/d", recursive=True)
     manifest = resolve(f"s3://{bucket}/d", problem, "digits")
     assert len(manifest.files) == FILES and all(f.startswith(f"s3://{bucket}/d/") for f in manifest.files)
-    out = tmp_path / "predictions"
-    scored = run_predict_shards(manifest, "digits", hp, weights, str(out), batch_size=128, concurrency=1)
+    out = f"s3://{bucket}/run/predictions-1"  # as on Flyte: under the execution's raw-output prefix
+    scored = run_predict_shards(manifest, "digits", hp, weights, out, batch_size=128, concurrency=1)
 
-    written = sorted(out.rglob("*"))
-    assert written and all(p.suffix == ".parquet" for p in written if p.is_file()), written
-    frame = pq.read_table(out).to_pandas()  # the directory as one Parquet data set
-    assert scored.n == len(frame) == ROWS and scored.files == len([p for p in written if p.is_file()])
+    written = s3.find(out)
+    assert written and all(p.endswith(".parquet") for p in written), written
+    frame = pq.read_table(out.removeprefix("s3://"), filesystem=s3).to_pandas()  # the directory as one data set
+    assert scored.path == out and scored.n == len(frame) == ROWS and scored.files == len(written)
     assert {"file", "row_hash", "split", "prediction", "confidence", "target", "output"} <= set(frame.columns)
 
     expected, outs, ys = _in_process(manifest, problem, net)

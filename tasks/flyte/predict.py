@@ -3,30 +3,35 @@
 Everything that can be refused is refused before the RayJob exists: a model name, version or stage the
 repo does not have (`resolve_model` lists those it has), a model whose problem cannot be imported here,
 data that does not fit the problem's schema (`load_data`). The scoring itself (`score_data`) is Ray Data
-batch inference (`tasks.ray_glue.predict`) on a transient Ray cluster sized by `PredictCluster`.
+batch inference (`tasks.ray_glue.predict`) on a transient Ray cluster sized by `PredictCluster`. A directory of
+Parquet shards is never loaded: `load_data` hands on its manifest (schema checked on a sample, as training
+does) and the cluster reads, scores and writes it (`Predictions.parts`).
 """
 
 from __future__ import annotations
 
 import json
 import tempfile
+import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import flytekit
 import numpy as np
 import yaml
 from flytekit import Deck, dynamic, task
+from flytekit.types.directory import FlyteDirectory
 from flytekit.types.file import FlyteFile
 
 from dvc_bridge.bridge import resolve_target
 from dvc_bridge.errors import RegistryError
 from dvc_bridge.layout import PARAMS, RUN_INFO
 from dvc_bridge.registry import resolve_model as resolve_registered
+from tasks.data.shards import Manifest
 from tasks.flyte import secrets
-from tasks.flyte.clusters import capacity, ray_job_config
+from tasks.flyte.clusters import capacity, is_local_execution, ray_job_config
 from tasks.flyte.recoverable import recoverable_on_transient
 from tasks.problem import ProblemError, complete, load_problem, metric_key
 from tasks.record.experiment import BEST_PARAMS
@@ -67,17 +72,24 @@ class ModelRef:
 
 @dataclass
 class DataBatch:
-    file: FlyteFile  # npz: x (prepared features), y (prepared targets, when the data has them)
+    """The data to score: every sample in one npz, or, for a directory of Parquet shards (streamed, never loaded
+    whole), its manifest in `shards` (file URLs, rows per file, the DVC hash and commit); then `file` is that
+    manifest as JSON, `n` the rows the footers count and `sha256` the manifest's hash."""
+
+    file: FlyteFile  # npz: x (prepared features), y (prepared targets, when the data has them) (shards: manifest.json)
     n: int
     has_targets: bool
     source: str
     sha256: str
-    nbytes: int = 0
+    nbytes: int = 0  # the samples' size in memory (shards: 0, never held)
+    shards: Optional[Manifest] = None  # streamed: the Parquet shards' manifest (tasks/data/shards.py)
 
 
 @dataclass
 class Predictions:
-    predictions: FlyteFile  # Parquet: row, prediction (, confidence for classes) (, target)
+    # Parquet: row, prediction (, confidence for classes) (, target). Shards: the index of the source files
+    # (file, url, rows), and the predictions themselves in `parts`.
+    predictions: FlyteFile
     n: int
     metrics: dict[str, float] = field(default_factory=dict)  # "data/<metric>", "data/loss" when the data has targets
     model: str = ""
@@ -85,6 +97,9 @@ class Predictions:
     rev: str = ""
     source: str = ""
     experiment_test: dict[str, float] = field(default_factory=dict)  # the model's own test scores, beside
+    # Shards: a directory of Parquet files, a row each: file, row_hash, split, prediction (, confidence), target,
+    # output (see tasks/ray_glue/predict.py). None for data scored in memory.
+    parts: Optional[FlyteDirectory] = None
 
 
 def _workdir(name: str) -> Path:
@@ -137,10 +152,14 @@ def resolve_model(model: str, repo_url: str) -> ModelRef:
 
 @task
 def load_data(dataset: str, model: ModelRef) -> DataBatch:
-    """Every sample of `dataset` (tune_train_wf's sources), checked against the schema of the model's problem."""
+    """Every sample of `dataset` (tune_train_wf's sources), checked against the schema of the model's problem;
+    a directory of Parquet shards is not loaded: its manifest, its schema checked on a sample as training does."""
     from tasks.data.batch import load_batch
+    from tasks.data.shards import is_sharded
 
     problem = load_problem(model.problem)
+    if is_sharded(dataset):
+        return _shards_batch(dataset, problem, model.problem)
     batch = load_batch(dataset, problem)
     path = _workdir("batch") / "batch.npz"
     arrays = {"x": batch.x, **({"y": batch.y} if batch.y is not None else {})}
@@ -152,6 +171,28 @@ def load_data(dataset: str, model: ModelRef) -> DataBatch:
         source=batch.source,
         sha256=batch.content_hash(),
         nbytes=int(sum(a.nbytes for a in arrays.values())),
+    )
+
+
+def _shards_batch(source: str, problem, problem_ref: str) -> DataBatch:
+    """A directory of Parquet shards: its manifest (a problem without `rows` refused naming the fix), nothing loaded."""
+    from tasks.data.shards import resolve
+
+    manifest = resolve(source, problem, problem_ref)
+    path = _workdir("batch") / f"manifest-{manifest.sha256[:16]}.json"
+    path.write_text(manifest.to_json())
+    print(
+        f"streaming {len(manifest.files)} Parquet files, {manifest.total_rows} rows"
+        + (f", DVC directory {manifest.dvc_md5} at {manifest.dvc_rev[:8]}" if manifest.dvc_md5 else ""),
+        flush=True,
+    )
+    return DataBatch(
+        file=FlyteFile(str(path)),
+        n=manifest.total_rows,
+        has_targets=True,  # a row decodes to (x, y): the problem's columns include its target
+        source=manifest.source,
+        sha256=manifest.sha256,
+        shards=manifest,
     )
 
 
@@ -178,54 +219,80 @@ def score_data(
     model: ModelRef, data: DataBatch, batch_size: int = 256, cluster: PredictCluster = PredictCluster()
 ) -> Predictions:
     """Ray Data batch inference (`map_batches`, one model replica per CPU of the cluster but one): predictions as Parquet,
-    and the problem's metrics when the data has targets."""
+    and the problem's metrics when the data has targets. Parquet shards are read, scored and written by the
+    cluster (`parts`, a directory of Parquet files), never gathered on the driver."""
     import pandas as pd
 
-    from tasks.ray_glue.predict import run_predict
+    from tasks.ray_glue.predict import run_predict, run_predict_shards
 
     problem = load_problem(model.problem)
-    with np.load(data.file.download(), allow_pickle=False) as f:
-        x, y = f["x"], (f["y"] if "y" in f.files else None)
     weights = Path(model.file.download()).read_bytes()
     cap = capacity(cluster)
-    scored = run_predict(
-        x,
-        y,
-        model.problem,
-        model.hyperparams,
-        weights,
-        batch_size=batch_size,
-        concurrency=replicas(cap.nodes * cap.cpus),
-    )
-    out = Path(tempfile.mkdtemp(dir=_workdir("predictions"))) / "predictions.parquet"
-    pd.DataFrame(scored.columns).to_parquet(out, index=False)
+    concurrency = replicas(cap.nodes * cap.cpus)
+    parts = None
+    if data.shards is not None:
+        streamed = run_predict_shards(
+            data.shards,
+            model.problem,
+            model.hyperparams,
+            weights,
+            _parts_uri(),
+            batch_size=batch_size,
+            concurrency=concurrency,
+        )
+        n, metrics, parts = streamed.n, streamed.metrics, FlyteDirectory(streamed.path)
+        out = Path(tempfile.mkdtemp(dir=_workdir("predictions"))) / "files.parquet"
+        index = {"file": range(len(data.shards.files)), "url": data.shards.files, "rows": data.shards.rows}
+        pd.DataFrame(index).to_parquet(out, index=False)
+        where = f"{n} rows of {data.source} ({len(data.shards.files)} files; {streamed.files} Parquet files written)"
+    else:
+        with np.load(data.file.download(), allow_pickle=False) as f:
+            x, y = f["x"], (f["y"] if "y" in f.files else None)
+        scored = run_predict(
+            x, y, model.problem, model.hyperparams, weights, batch_size=batch_size, concurrency=concurrency
+        )
+        out = Path(tempfile.mkdtemp(dir=_workdir("predictions"))) / "predictions.parquet"
+        pd.DataFrame(scored.columns).to_parquet(out, index=False)
+        n, metrics, where = len(x), scored.metrics, f"{len(x)} samples of {data.source}"
     select = metric_key("data", problem.select)
-    said = f"{len(x)} samples of {data.source} scored with {model.model} ({model.artifact} {model.version}, {model.rev[:8]})"
-    if scored.metrics:
+    said = f"{where} scored with {model.model} ({model.artifact} {model.version}, {model.rev[:8]})"
+    if metrics:
         test = model.test.get(metric_key("test", problem.select))
-        said += f": {select} {scored.metrics[select]:.4f}" + (
+        said += f": {select} {metrics[select]:.4f}" + (
             f" (the experiment's test {problem.select} {test:.4f})" if test is not None else ""
         )
     print(said, flush=True)
-    rows = "".join(f"<tr><th>{k}</th><td>{v:.4f}</td></tr>" for k, v in {**scored.metrics, **model.test}.items())
+    rows = "".join(f"<tr><th>{k}</th><td>{v:.4f}</td></tr>" for k, v in {**metrics, **model.test}.items())
     flytekit.current_context().decks.insert(0, Deck("Predictions", f"<p>{said}</p><table>{rows}</table>"))
     return Predictions(
         predictions=FlyteFile(str(out)),
-        n=len(x),
-        metrics=scored.metrics,
+        n=n,
+        metrics=metrics,
         model=model.model,
         version=model.version,
         rev=model.rev,
         source=data.source,
         experiment_test=model.test,
+        parts=parts,
     )
+
+
+def _parts_uri() -> str:
+    """A new, empty place for the streamed predictions, which the cluster's nodes write: the execution's
+    raw-output prefix on Flyte (an object store every node reaches), the task's working directory locally.
+    A new name per attempt, so files of an attempt that died are never mixed in."""
+    name = f"predictions-{uuid.uuid4().hex[:12]}"
+    if is_local_execution():
+        return str(_workdir("predictions") / name)
+    return f"{flytekit.current_context().raw_output_prefix.rstrip('/')}/{name}"
 
 
 @dynamic
 def predict_on_cluster(model: ModelRef, data: DataBatch, batch_size: int, cluster: PredictCluster) -> Predictions:
     """The scoring on a RayJob of the requested size, with its Flyte timeout; data the driver could never hold
-    is refused here, before the RayJob exists."""
-    check_data_fits(data.nbytes, capacity(cluster))
+    is refused here, before the RayJob exists (data loaded whole only: shards are streamed, never held)."""
+    if data.shards is None:
+        check_data_fits(data.nbytes, capacity(cluster))
     return score_data(model=model, data=data, batch_size=batch_size, cluster=cluster).with_overrides(
         task_config=ray_job_config(cluster), timeout=score_timeout(cluster)
     )

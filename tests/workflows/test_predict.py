@@ -130,6 +130,43 @@ def test_predictions_by_stage_on_the_embedded_digits_match_the_test_score_within
 
 
 @pytest.mark.slow
+def test_parquet_shards_are_streamed_into_a_directory_of_parquet_each_row_once(registered):
+    """The embedded digits as 3 Parquet shards: scored by Ray Data, written as Parquet parts by the cluster, every
+    row once (its file and row hash), the metrics over all of them; the same images as the embedded run."""
+    import pyarrow.parquet as pq
+
+    from tasks.data.shard_writer import write_shards
+    from tasks.problem import load_problem
+
+    shards = registered["tmp"] / "shards"
+    write_shards(load_problem("digits"), shards, 3)
+    proc = pyflyte(
+        "workflows/predict.py",
+        "predict_wf",
+        "--model",
+        f"{ARTIFACT}#staging",
+        "--repo_url",
+        registered["url"],
+        "--dataset",
+        str(shards),
+        "--batch_size",
+        "512",
+        cwd=registered["tmp"],
+    )
+    parts = Path(re.search(r"parts=([^,)\s]+)", proc.stdout).group(1))
+    index = pd.read_parquet(re.search(r"predictions=(\S+\.parquet)", proc.stdout).group(1))
+    metrics = json.loads(re.search(r"metrics=(\{[^}]*\})", proc.stdout).group(1).replace("'", '"'))
+    frame = pq.read_table(parts).to_pandas()
+    assert parts.is_dir() and all(p.suffix == ".parquet" for p in parts.rglob("*") if p.is_file())
+    assert list(index["rows"]) == [1666, 1667, 1667] and "n=5000" in proc.stdout and len(frame) == 5000
+    assert not frame.duplicated(["file", "row_hash"]).any()
+    assert list(frame.groupby("file").size()) == list(index["rows"])
+    assert metrics["data/accuracy"] == pytest.approx(float((frame["prediction"] == frame["target"]).mean()))
+    p = registered["run"]["test"]["test/accuracy"]
+    assert abs(metrics["data/accuracy"] - p) <= 4 * math.sqrt(p * (1 - p) / 500) + 1e-9, (metrics, p)
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "model, message",
     [

@@ -17,7 +17,8 @@ and what a Ray Train worker iterates. Imports Ray, not Flyte.
   so every block with a row still in it stays pinned in the object store, outside the execution's budget
   (the workers report only their prefetch window). Measured with a 100 MiB store, 2 workers, 16 KiB rows:
   each worker pinned 8-9 blocks (about 40 MiB), and with Ray Data's own share the store overflowed and
-  spilled (136-152 MiB at 4x the store); a worker now holds one block at a time (bench/README.md "Streaming").
+  spilled (136-152 MiB at 4x the store). A worker now holds the block it decodes and the one it prefetches:
+  at 4x and 10x the store, nothing spilled and references held at most about half of it (bench/README.md).
 """
 
 from __future__ import annotations

@@ -83,10 +83,11 @@ def train_dataset(manifest: Manifest, seed: int = 0):
 
     ctx = quiet_small_blocks()
     paths, fs = _paths_and_filesystem(manifest.files)
-    if not all(p.endswith(".parquet") for p in paths):
-        # Ray 2.60's Parquet reader V2 turns file_extensions=None into ["parquet"] and so finds none of DVC's
-        # content-addressed files (no extension); the V1 reader honours None.
-        ctx.use_datasource_v2 = False
+    # The V1 Parquet reader, always. Ray 2.60's V2 turns file_extensions=None into ["parquet"] and so finds none
+    # of DVC's content-addressed files (no extension); and each execution (each epoch) of a V2 read starts a pool
+    # of up to 32 FooterReader actors (RAY_DATA_PARQUET_FOOTER_NUM_ACTORS), a process of ~100 MiB each: measured,
+    # 14 of them at 10x the store (125 files), 1.3 GiB of the run's peak PSS, more the more files there are.
+    ctx.use_datasource_v2 = False
     ds = ray.data.read_parquet(
         paths,
         filesystem=fs,

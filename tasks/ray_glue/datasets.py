@@ -18,7 +18,7 @@ and what a Ray Train worker iterates. Imports Ray, not Flyte.
   (the workers report only their prefetch window). Measured with a 100 MiB store, 2 workers, 16 KiB rows:
   each worker pinned 8-9 blocks (about 40 MiB), and with Ray Data's own share the store overflowed and
   spilled (136-152 MiB at 4x the store). A worker now holds the block it decodes and the one it prefetches:
-  at 4x and 10x the store, nothing spilled and references held at most about half of it (bench/README.md).
+  from 1x to 10x the store, nothing spilled and references held under 30 MiB of it (bench/README.md).
 """
 
 from __future__ import annotations

@@ -97,12 +97,18 @@ def write_wide(out_dir: Path, total_bytes: int, shard_bytes: int = 8 * MIB, row_
 
 
 class Sampler(threading.Thread):
-    """Every 0.25 s: the object store's use and spilled bytes (Ray's memory summary), the process tree's PSS."""
+    """Every 0.25 s: the object store's use and spilled bytes (Ray's memory summary), the process tree's PSS.
+
+    Store use is Ray's "Plasma memory usage": every object in the store, the ones no reference holds any more
+    (evictable, kept until the space is wanted) too; "needed" is the part held by references (Ray's "% needed",
+    primary copies); "fallback" is what Ray had to place outside the store, in files, when it was full.
+    """
 
     def __init__(self, gcs_address: str) -> None:
         super().__init__(daemon=True)
         self.gcs_address, self.stop = gcs_address, threading.Event()
         self.peak_store_mib = self.spilled_mib = self.peak_pss_mib = 0.0
+        self.peak_needed_mib = self.fallback_mib = 0.0
 
     def run(self) -> None:
         import psutil
@@ -120,6 +126,12 @@ class Sampler(threading.Thread):
             spilled = re.search(r"Spilled (\d+) MiB", text)
             self.peak_store_mib = max(self.peak_store_mib, float(used.group(1)) if used else 0.0)
             self.spilled_mib = max(self.spilled_mib, float(spilled.group(1)) if spilled else 0.0)
+            shares = re.search(r"([\d.]+)% full, ([\d.]+)% needed", text)
+            if used and shares and float(shares.group(1)) > 0:  # needed, in MiB of the store's capacity
+                needed = float(used.group(1)) * float(shares.group(2)) / float(shares.group(1))
+                self.peak_needed_mib = max(self.peak_needed_mib, round(needed, 1))
+            fallback = re.search(r"Plasma filesystem mmap usage: (\d+) MiB", text)
+            self.fallback_mib = max(self.fallback_mib, float(fallback.group(1)) if fallback else 0.0)
             pids = [me.pid] + [c.pid for c in me.children(recursive=True)]
             self.peak_pss_mib = max(self.peak_pss_mib, sum(read_pss_kb(p) for p in pids) / 1024)
 
@@ -179,7 +191,9 @@ def one(data_dir: str, store_mib: int, epochs: int = 2, in_memory: bool = False,
         "samples_per_s_last_epoch": round(out.history[-1]["samples_per_s"], 1),
         "wall_s": round(wall, 1),
         "peak_store_mib": sampler.peak_store_mib,
+        "peak_needed_mib": sampler.peak_needed_mib,
         "spilled_mib": sampler.spilled_mib,
+        "fallback_mib": sampler.fallback_mib,
         "peak_pss_mib": round(sampler.peak_pss_mib),
         "test": out.test,
     }

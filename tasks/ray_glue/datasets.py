@@ -11,8 +11,14 @@ and what a Ray Train worker iterates. Imports Ray, not Flyte.
   disjoint parts, every row once, sums all-reduced; rank 0 scores all of test once), and no further
   Ray Data executions, each of which would budget its own share of the object store beside train's.
 * Memory: blocks are kept small (`SMALL_BLOCK_BYTES`) and the execution's budget is a quarter of the
-  object store (`STORE_SHARE`; Ray Data's default is half, which with the blocks the workers prefetch
-  and hold spilled with a 100 MiB store), so backpressure, not spilling, bounds what is in flight.
+  object store (`STORE_SHARE`; Ray Data's default is half), so backpressure, not spilling, bounds what
+  is in flight. The local shuffle is this module's (`HeapShuffle`), on decoded samples in the worker's
+  own memory, not Ray Data's (`local_shuffle_buffer_size`): Ray's buffer holds the Arrow blocks zero-copy,
+  so every block with a row still in it stays pinned in the object store, outside the execution's budget
+  (the workers report only their prefetch window). Measured with a 100 MiB store, 2 workers, 16 KiB rows:
+  each worker pinned 8-9 blocks (about 40 MiB), and with Ray Data's own share the store overflowed and
+  spilled (136-152 MiB at 4x the store). A worker now holds the block it decodes and the one it prefetches:
+  from 1x to 10x the store, nothing spilled and references held under 30 MiB of it (bench/README.md).
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from tasks.training.loop import EpochBatches
 SMALL_BLOCK_BYTES = 4 * 2**20
 STORE_SHARE = 0.25  # of the cluster's object store, for the train dataset's execution (Ray's default: half)
 SHUFFLE_BUFFER_ROWS = 2048
+SHUFFLE_BUFFER_BYTES = 64 * 2**20  # of decoded samples, in the worker's heap: wide samples get fewer rows
 
 
 def quiet_small_blocks():
@@ -76,10 +83,11 @@ def train_dataset(manifest: Manifest, seed: int = 0):
 
     ctx = quiet_small_blocks()
     paths, fs = _paths_and_filesystem(manifest.files)
-    if not all(p.endswith(".parquet") for p in paths):
-        # Ray 2.60's Parquet reader V2 turns file_extensions=None into ["parquet"] and so finds none of DVC's
-        # content-addressed files (no extension); the V1 reader honours None.
-        ctx.use_datasource_v2 = False
+    # The V1 Parquet reader, always. Ray 2.60's V2 turns file_extensions=None into ["parquet"] and so finds none
+    # of DVC's content-addressed files (no extension); and each execution (each epoch) of a V2 read starts a pool
+    # of up to 32 FooterReader actors (RAY_DATA_PARQUET_FOOTER_NUM_ACTORS), a process of ~100 MiB each: measured,
+    # 14 of them at 10x the store (125 files), 1.3 GiB of the run's peak PSS, more the more files there are.
+    ctx.use_datasource_v2 = False
     ds = ray.data.read_parquet(
         paths,
         filesystem=fs,
@@ -118,6 +126,47 @@ def _decoder(problem: Problem, names: list[str], part: tuple[int, int] = (0, 1))
     return collate
 
 
+class HeapShuffle:
+    """A seeded local shuffle of decoded samples in this process's memory: batches are drawn at random from a
+    buffer of `rows` samples (fewer where `rows` of them would pass `SHUFFLE_BUFFER_BYTES`), refilled as data comes.
+
+    Every sample added is copied into the buffer, so no sample keeps a view of a block (in the object store).
+    """
+
+    def __init__(self, rows: int, batch_size: int, seed: int) -> None:
+        self.rows, self.batch_size = rows, max(1, batch_size)
+        self.rng = np.random.default_rng(seed)
+        self.x: np.ndarray | None = None
+        self.y: np.ndarray | None = None
+
+    def add(self, x: np.ndarray, y: np.ndarray) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        if not len(y):
+            return
+        if self.x is None:
+            self.x, self.y = np.array(x), np.array(y)  # copies
+            per_row = max(1, self.x.nbytes // len(self.x) + self.y.nbytes // len(self.y))
+            self.rows = max(self.batch_size, min(self.rows, SHUFFLE_BUFFER_BYTES // per_row))
+        else:
+            self.x, self.y = np.concatenate([self.x, x]), np.concatenate([self.y, y])
+        extra = (len(self.y) - self.rows) // self.batch_size
+        if extra > 0:
+            yield from self._draw(extra)
+
+    def drain(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        if self.y is not None and len(self.y):
+            yield from self._draw(-(-len(self.y) // self.batch_size))
+        self.x = self.y = None
+
+    def _draw(self, batches: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        order = self.rng.permutation(len(self.y))
+        taken = order[: batches * self.batch_size]
+        for i in range(0, len(taken), self.batch_size):
+            pick = taken[i : i + self.batch_size]
+            yield torch.from_numpy(self.x[pick]), torch.from_numpy(self.y[pick])
+        kept = order[len(taken) :]
+        self.x, self.y = self.x[kept], self.y[kept]
+
+
 def worker_streams(
     manifest: Manifest, problem_ref: str, batch_size: int, seed: int, rank: int, world: int, eval_batch: int
 ) -> tuple[EpochBatches, EpochBatches, Callable[[], EpochBatches]]:
@@ -132,12 +181,12 @@ def worker_streams(
 
     def train(epoch: int) -> Iterator:
         decode = _decoder(problem, names)
-        yield from train_shard.iter_torch_batches(
-            batch_size=batch_size,
-            collate_fn=lambda batch: tuple(torch.as_tensor(a) for a in decode(batch)),
-            local_shuffle_buffer_size=SHUFFLE_BUFFER_ROWS,
-            local_shuffle_seed=seed * 1000 + epoch * 10 + rank,
-        )
+        shuffle = HeapShuffle(SHUFFLE_BUFFER_ROWS, batch_size, seed * 1000 + epoch * 10 + rank)
+        # Whole blocks (batch_size=None), decoded at once: the block's object is released as soon as it is
+        # decoded, and the shuffle buffer holds samples in this process's memory, not the object store's.
+        for block in train_shard.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=1):
+            yield from shuffle.add(*decode(block))
+        yield from shuffle.drain()
 
     val = EpochBatches(lambda epoch: iter_samples(manifest, problem, "val", eval_batch, part=(rank, world)))
     return (

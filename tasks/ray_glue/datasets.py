@@ -64,7 +64,7 @@ class KeepSplit:
         return table.filter(pa.array(mask))
 
 
-def _paths_and_filesystem(files: list[str]):
+def paths_and_filesystem(files: list[str]):
     """Paths as Ray's reader takes them and the filesystem to read them with (None: local files)."""
     from tasks.ray_glue.storage import node_pyarrow_s3
 
@@ -82,7 +82,7 @@ def train_dataset(manifest: Manifest, seed: int = 0):
     from ray.data import FileShuffleConfig
 
     ctx = quiet_small_blocks()
-    paths, fs = _paths_and_filesystem(manifest.files)
+    paths, fs = paths_and_filesystem(manifest.files)
     # The V1 Parquet reader, always. Ray 2.60's V2 turns file_extensions=None into ["parquet"] and so finds none
     # of DVC's content-addressed files (no extension); and each execution (each epoch) of a V2 read starts a pool
     # of up to 32 FooterReader actors (RAY_DATA_PARQUET_FOOTER_NUM_ACTORS), a process of ~100 MiB each: measured,

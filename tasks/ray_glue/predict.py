@@ -213,10 +213,10 @@ def _read_shards(manifest: Manifest):
     """The manifest's files as a lazy Ray Dataset of their columns and `path` (as `datasets.train_dataset` reads)."""
     import ray.data
 
-    from tasks.ray_glue.datasets import _paths_and_filesystem, quiet_small_blocks
+    from tasks.ray_glue.datasets import paths_and_filesystem, quiet_small_blocks
 
     ctx = quiet_small_blocks()
-    paths, fs = _paths_and_filesystem(manifest.files)
+    paths, fs = paths_and_filesystem(manifest.files)
     if not all(p.endswith(".parquet") for p in paths):
         ctx.use_datasource_v2 = False  # DVC's content-addressed files: see `datasets.train_dataset`
     ds = ray.data.read_parquet(

@@ -172,11 +172,11 @@ def test_s3_prefix_and_dvc_directory_stream_from_object_storage_without_pull(
 
 
 def test_what_ray_ships_to_read_s3_holds_no_credentials(monkeypatch, s3_endpoint):
-    from tasks.ray_glue.datasets import _paths_and_filesystem
+    from tasks.ray_glue.datasets import paths_and_filesystem
 
     monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "sekrit-never-pickled")
-    paths, fs = _paths_and_filesystem(["s3://b/dvc/files/md5/ab/cdef"])
+    paths, fs = paths_and_filesystem(["s3://b/dvc/files/md5/ab/cdef"])
     assert paths == ["b/dvc/files/md5/ab/cdef"]
     shipped = pickle.dumps(fs)
     assert b"sekrit-never-pickled" not in shipped and s3_endpoint.encode() in shipped

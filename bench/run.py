@@ -443,6 +443,7 @@ def main() -> None:
     else:
         pure_tutorial = run("pure", "tutorial", timeout=900)
     run("searchers", timeout=600 if E.QUICK else 7200)  # random vs optuna on the same budget (bench/searchers.py)
+    run("streaming", timeout=600 if E.QUICK else 3600)  # the data axis: 0.1x-10x the object store (bench/streaming.py)
     results["load_after"] = E.machine_load()
 
     def load(name):
@@ -477,6 +478,7 @@ def main() -> None:
         }
     results["curves"] = curves
     results["searchers"] = load("searchers")  # its own section of results.json; the JSON line's keys are unchanged
+    results["streaming"] = load("streaming")  # likewise
 
     def baseline(section_row, doc):
         """The plain process's wall from outside, less the same-threads epochs it times after the replay."""

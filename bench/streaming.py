@@ -1,6 +1,6 @@
 """The data axis of the streaming path: memory stays flat past Ray's object-store budget.
 
-    python -m bench.streaming                      # 0.1x, 1x, 4x (and --sizes) the store, then streaming vs in memory
+    python -m bench.streaming                      # 0.1x, 1x, 4x, 10x (or --sizes) the store, then streaming vs in memory
     python -m bench.streaming one DIR STORE_MIB    # one run in this fresh process, JSON on stdout (the memory test's)
 
 Each point is a fresh process: a local Ray with a small object store (`object_store_memory`), a
@@ -9,6 +9,7 @@ Ray Train run (2 workers, 2 epochs) streaming a directory of Parquet shards of t
 for the object store's use (Ray's memory summary) and the process tree's PSS. Figures go to
 bench/README.md ("Streaming"). Last, throughput at a size both paths hold: 20000 enlarged digits,
 streamed from 4 shards and in memory (decoded, `ray.put` once, as `prepare_data` does), same rows.
+`make bench` runs it as its "streaming" section (results.json); with BENCH_QUICK=1 only the 0.1x point.
 """
 
 from __future__ import annotations
@@ -222,7 +223,10 @@ def main(argv: list[str]) -> int:
         print(json.dumps(result), flush=True)
         return 0
     store = 100
-    factors = [float(f) for f in (argv[argv.index("--sizes") + 1].split(",") if "--sizes" in argv else "0.1,1,4")]
+    from bench import env as E
+
+    default = "0.1" if E.QUICK else "0.1,1,4,10"
+    factors = [float(f) for f in (argv[argv.index("--sizes") + 1] if "--sizes" in argv else default).split(",")]
     results = []
     with tempfile.TemporaryDirectory(prefix="frd-bench-streaming-") as d:
         for f in factors:
@@ -235,10 +239,12 @@ def main(argv: list[str]) -> int:
         from tasks.problem import load_problem
 
         digits = Path(d) / "digits"
-        write_shards(load_problem("digits"), digits, 4, DIGITS_ROWS)
-        for extra in ((), ("--in-memory",)):
-            results.append({"factor": None, **run_child(digits, store, "--problem", "digits", *extra)})
-            print(json.dumps(results[-1]), flush=True)
+        if not E.QUICK:
+            write_shards(load_problem("digits"), digits, 4, DIGITS_ROWS)
+            for extra in ((), ("--in-memory",)):
+                results.append({"factor": None, **run_child(digits, store, "--problem", "digits", *extra)})
+                print(json.dumps(results[-1]), flush=True)
+    E.write_json("streaming", {"store_mib": store, "points": results})
     return 0
 
 

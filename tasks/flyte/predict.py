@@ -150,7 +150,7 @@ def resolve_model(model: str, repo_url: str) -> ModelRef:
     )
 
 
-@task
+@task(secret_requests=secrets.CLOUD)  # an s3:// or dvc:// dataset is read with the team's cloud credentials
 def load_data(dataset: str, model: ModelRef) -> DataBatch:
     """Every sample of `dataset` (tune_train_wf's sources), checked against the schema of the model's problem;
     a directory of Parquet shards is not loaded: its manifest, its schema checked on a sample as training does."""

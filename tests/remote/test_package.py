@@ -38,6 +38,7 @@ SECRET_REQUESTS = {
     "tasks.flyte.tasks.tune_hyperparameters": secrets.CLOUD,
     "tasks.flyte.predict.resolve_model": secrets.BRIDGE_SECRETS,
     "tasks.flyte.predict.score_data": secrets.CLOUD,
+    "tasks.flyte.predict.load_data": secrets.CLOUD,
 }
 
 

@@ -31,6 +31,32 @@ def dvc(*args: str, cwd: Path) -> str:
     return proc.stdout
 
 
+def publish_shards(remote_url: str, clone: Path, problem: str, shards: int, rows: int = 0) -> tuple[str, str]:
+    """A problem's data as Parquet shards (`python -m tasks.shards`) under data/<problem> of the repo at
+    `remote_url`: `dvc add`ed, pushed to its DVC remote, committed and pushed to git; the clone (and with it the
+    only DVC cache of the shards) then deleted. Returns (the directory's .dir md5, the commit)."""
+    import shutil
+
+    import yaml
+
+    git("clone", "--quiet", remote_url, str(clone))
+    out = f"data/{problem}"
+    subprocess.run(
+        [sys.executable, "-m", "tasks.shards", problem, str(clone / out), "--shards", str(shards), "--rows", str(rows)],
+        check=True,
+        cwd=PROJECT_ROOT,
+    )
+    dvc("add", out, cwd=clone)
+    dvc("push", cwd=clone)
+    git("add", f"{out}.dvc", "data/.gitignore", cwd=clone)
+    git("commit", "--quiet", "-m", f"{problem} as Parquet shards", cwd=clone)
+    git("push", "--quiet", "origin", "HEAD", cwd=clone)
+    md5 = yaml.safe_load((clone / f"{out}.dvc").read_text())["outs"][0]["md5"].removesuffix(".dir")
+    commit = git("rev-parse", "HEAD", cwd=clone)
+    shutil.rmtree(clone)  # no local copy, no DVC cache of the shards anywhere
+    return md5, commit
+
+
 def assert_experiment_in_remote(url: str, name: str, model_bytes: bytes, workdir: Path) -> dict:
     """From a fresh clone of the remote: the experiment pulls, shows, applies, restores the model, plots, is clean."""
     from dvc.api import exp_show

@@ -96,19 +96,26 @@ def emulated(tmp_path_factory, s3_endpoint) -> Emulated:
     return Emulated(execution, outputs, store, repo_url, dvc_bucket, work, seconds)
 
 
-def test_emulated_run_of_the_diabetes_problem_commits_its_own_experiment(emulated, tmp_path):
-    """The default launch plan with --problem diabetes, through the same emulated cluster path: a regression whose
-    experiment carries test/rmse (lower is better), not the digits' accuracy."""
+def test_emulated_streaming_run_of_the_diabetes_problem_commits_its_own_experiment(emulated, tmp_path, s3_endpoint):
+    """The default launch plan with --problem diabetes, through the same emulated cluster path, streaming its data:
+    Parquet shards in a DVC data repo of their own (`dvc://data/diabetes?repo=...`), read from the DVC remote on S3
+    by the worker pods (never pulled; the head, 0 CPUs, runs no read task); a regression whose experiment carries
+    test/rmse (lower is better), not the digits' accuracy, and the shards' DVC hash as its data version."""
     from dvc.api import exp_show
-    from support import git
+    from support import git, publish_shards
 
+    from tasks.scaffold import scaffold
     from workflows.launch_plans import DEFAULT_NAME
 
+    scaffold(tmp_path / "data-seed", remote=f"s3://{emulated.dvc_bucket}/data", endpoint=s3_endpoint)
+    data_url = bare_remote(tmp_path / "data-seed", tmp_path / "data.git")
+    md5, data_commit = publish_shards(data_url, tmp_path / "publisher", "diabetes", 3)
     execution = Execution(
         emulated.execution.package, emulated.store, emulated.workdir / "diabetes", secrets=emulated.execution.secrets
     )
     values = {
         "problem": "diabetes",
+        "dataset": f"dvc://data/diabetes?repo={data_url}",
         "repo_url": emulated.repo_url,
         "exp_name": "emulated-diabetes",
         "tune": TuneSettings(num_samples=2, max_epochs=2),
@@ -118,6 +125,7 @@ def test_emulated_run_of_the_diabetes_problem_commits_its_own_experiment(emulate
     }
     types = {
         "problem": str,
+        "dataset": str,
         "repo_url": str,
         "exp_name": str,
         "tune": TuneSettings,
@@ -141,8 +149,13 @@ def test_emulated_run_of_the_diabetes_problem_commits_its_own_experiment(emulate
         for k, v in next(r for r in exp_show(repo=str(clone)) if r.get("Experiment") == "emulated-diabetes").items()
     }
     assert row["problem"] == "diabetes" and row["test.rmse"] == pytest.approx(out.trained.test["test/rmse"])
+    # DVC's own view of the experiment: the data version is the shards' directory hash, at the commit read.
+    assert (row["data.dvc_md5"], row["data.dvc_rev"]) == (md5, data_commit), row
+    assert row["data.rows"] == 442 and row["data.files"] == 3, row
     train = [r for r in execution.runs if r.task == TRAIN_TASK][0]
     assert train.ray is not None and train.ray.job_status == "SUCCEEDED"
+    assert "Dataset train_" in _job_log(train, 0), _job_log(train, 0)[-3000:]  # Ray Data fed the workers
+    assert not [p for p in train.ray.placements if p.cpus > 0 and p.node_id == train.ray.head_node_id]
 
     # The sizes asked for are the clusters built (through the dynamic steps' with_overrides), not the defaults.
     for task, shape in ((TUNE_TASK, DIABETES_TUNE_CLUSTER), (TRAIN_TASK, DIABETES_TRAIN_CLUSTER)):
@@ -410,3 +423,49 @@ def test_emulated_lost_cluster_run_commits_an_experiment_shaped_like_an_uninterr
     nightly_row = assert_experiment_in_remote(emulated.repo_url, nightly.name, nightly_model, tmp_path / "nightly")
     present = lambda row: {k.rsplit(":", 1)[-1] for k, v in row.items() if v is not None}  # noqa: E731
     assert present(lost_row) == present(nightly_row), present(lost_row) ^ present(nightly_row)
+
+
+SCORE_TASK = "tasks.flyte.predict.score_data"
+
+
+def test_emulated_predict_wf_scores_the_registered_nightly_model_on_its_own_ray_cluster(emulated):
+    """`pyflyte run --remote workflows/predict.py predict_wf --model digits-model@<version> --repo_url ...`, from the
+    same package: the version the nightly run registered, resolved from the remote repo (tags, then the model's
+    file from the S3 DVC remote), scored by Ray Data on an emulated RayJob of PredictCluster's shape with the
+    driver on the head; the predictions land in the blob store and agree with the metrics the run returned."""
+    import io
+
+    import pandas as pd
+
+    from tasks.data.arrays import load_raw, parse_source
+    from tasks.flyte.predict import PredictCluster, Predictions
+    from tasks.problem import load_problem
+
+    nightly = emulated.outputs.experiment
+    assert nightly.version and nightly.stage == "staging", nightly
+    execution = Execution(
+        emulated.execution.package, emulated.store, emulated.workdir / "predict", secrets=emulated.execution.secrets
+    )
+    model = f"digits-model@{nightly.version}"
+    inputs = python_literals({"model": model, "repo_url": emulated.repo_url}, {"model": str, "repo_url": str})
+    literals = execution.run_workflow("workflows.predict.predict_wf", inputs)
+    (predictions,) = to_python(literals, {"o0": Predictions}).values()
+
+    score = [r for r in execution.runs if r.task == SCORE_TASK]
+    assert len(score) == 1 and score[0].attempts == 1
+    assert_cluster_is(score[0], PredictCluster())
+    assert score[0].ray.driver_node_id == score[0].ray.head_node_id
+    assert predictions.version == nightly.version and predictions.rev == nightly.commit
+
+    embedded = load_raw(parse_source(""), load_problem("digits"))[0]
+    uri = predictions.predictions.remote_source
+    assert uri.startswith(score[0].raw_prefix + "/"), uri
+    frame = pd.read_parquet(io.BytesIO(emulated.store.get(uri)))
+    assert predictions.n == len(frame) == len(embedded["y"])
+    assert list(frame["row"]) == list(range(len(frame)))
+    accuracy = float((frame["prediction"] == frame["target"]).mean())
+    assert predictions.metrics["data/accuracy"] == pytest.approx(accuracy)
+    test = emulated.outputs.trained.test
+    assert predictions.experiment_test == pytest.approx(test)
+    # The embedded data holds the test split and the rows the model trained on: no worse than its test score.
+    assert accuracy >= test["test/accuracy"] - 0.05, (accuracy, test)

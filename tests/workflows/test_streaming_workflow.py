@@ -11,41 +11,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from support import PROJECT_ROOT, dvc, git
+from support import PROJECT_ROOT, git, publish_shards
 
 PYFLYTE = str(Path(sys.executable).parent / "pyflyte")
 ROWS = 8000  # digits enlarged by shifted copies: enough for a test accuracy of 0.9 in two epochs
-
-
-def _publish_shards(remote_url: str, work: Path) -> tuple[str, str]:
-    """Shards written, `dvc add`ed, pushed to the DVC remote and committed to the git remote; the local copy and
-    its DVC cache then deleted. Returns (the directory's .dir md5, the commit)."""
-    clone = work / "publisher"
-    git("clone", "--quiet", remote_url, str(clone))
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tasks.shards",
-            "digits",
-            str(clone / "data/digits"),
-            "--shards",
-            "4",
-            "--rows",
-            str(ROWS),
-        ],
-        check=True,
-        cwd=PROJECT_ROOT,
-    )
-    dvc("add", "data/digits", cwd=clone)
-    dvc("push", cwd=clone)
-    git("add", "data/digits.dvc", "data/.gitignore", cwd=clone)
-    git("commit", "--quiet", "-m", "digits as Parquet shards", cwd=clone)
-    git("push", "--quiet", "origin", "HEAD", cwd=clone)
-    md5 = yaml.safe_load((clone / "data/digits.dvc").read_text())["outs"][0]["md5"].removesuffix(".dir")
-    commit = git("rev-parse", "HEAD", cwd=clone)
-    subprocess.run(["rm", "-rf", str(clone)], check=True)  # no local copy, no DVC cache of the shards anywhere
-    return md5, commit
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +32,7 @@ def streamed_run(tmp_path_factory, s3_endpoint):
     boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=bucket)
     scaffold(work / "seed", remote=f"s3://{bucket}/dvc", endpoint=s3_endpoint)
     remote = bare_remote(work / "seed", work / "remote.git")
-    md5, commit = _publish_shards(remote, work)
+    md5, commit = publish_shards(remote, work / "publisher", "digits", 4, ROWS)
     run_dir = work / "run"
     git("clone", "--quiet", remote, str(run_dir))
     env = {**os.environ, "AWS_ENDPOINT_URL": s3_endpoint, "HOME": str(work / "home")}

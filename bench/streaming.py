@@ -9,7 +9,7 @@ Ray Train run (2 workers, 2 epochs) streaming a directory of Parquet shards of t
 for the object store's use (Ray's memory summary) and the process tree's PSS. Figures go to
 bench/README.md ("Streaming"). Last, throughput at a size both paths hold: 20000 enlarged digits,
 streamed from 4 shards and in memory (decoded, `ray.put` once, as `prepare_data` does), same rows.
-`make bench` runs it as its "streaming" section (results.json); with BENCH_QUICK=1 only the 0.1x point.
+`make bench` runs it as its "streaming" section (results.json); BENCH_QUICK=1 leaves it out.
 """
 
 from __future__ import annotations
@@ -225,7 +225,7 @@ def main(argv: list[str]) -> int:
     store = 100
     from bench import env as E
 
-    default = "0.1" if E.QUICK else "0.1,1,4,10"
+    default = "0.1" if E.QUICK else "0.1,1,4,10"  # quick: a smoke run of this module alone
     factors = [float(f) for f in (argv[argv.index("--sizes") + 1] if "--sizes" in argv else default).split(",")]
     results = []
     with tempfile.TemporaryDirectory(prefix="frd-bench-streaming-") as d:

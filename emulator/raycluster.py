@@ -164,7 +164,7 @@ class LocalRayCluster:
         self.procs.append(proc)
         self.pods.append(pod)
 
-    def start(self, timeout: float = 120) -> None:
+    def start(self, timeout: float = 300) -> None:  # a loaded 2-core host needs minutes for 3-4 raylets
         head_spec = self.spec["headGroupSpec"]
         (head_container,) = head_spec["template"]["spec"]["containers"]
         head = self._pod("head", head_container)

@@ -118,8 +118,8 @@ def test_emulated_streaming_run_of_the_diabetes_problem_commits_its_own_experime
         "dataset": f"dvc://data/diabetes?repo={data_url}",
         "repo_url": emulated.repo_url,
         "exp_name": "emulated-diabetes",
-        "tune": TuneSettings(num_samples=2, max_epochs=2),
-        "train": TrainSettings(epochs=4, num_workers=3),
+        "tune": TuneSettings(num_samples=2, max_epochs=1),
+        "train": TrainSettings(epochs=2, num_workers=3),
         "tune_cluster": DIABETES_TUNE_CLUSTER,
         "train_cluster": DIABETES_TRAIN_CLUSTER,
     }

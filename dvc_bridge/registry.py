@@ -343,19 +343,39 @@ def parse_model(spec: str) -> tuple[str, str, str]:
     return m["artifact"], m["version"] or "", m["stage"] or ""
 
 
-def registry_state(url: str, git: Optional[Git] = None) -> dict[str, dict[str, Any]]:
-    """artifact -> {"versions": [...], "stages": {stage: version}} from the repo's tags (`git ls-remote`, no clone).
-
-    A stage's version is the one its highest-counted assignment tag names, as GTO resolves it when every
-    assignment has a counter (the form this project writes)."""
-    from gto.constants import tag_re
-
+def remote_tags(url: str, git: Optional[Git] = None) -> dict[str, str]:
+    """tag -> the commit it names (annotated tags peeled), read with `git ls-remote`: no clone."""
     git = git or Git()
     peeled = {}
     for ref, sha in git.ls_remote(url, "refs/tags/*").items():
         name = ref.removeprefix("refs/tags/")
         if name.endswith("^{}") or name not in peeled:
             peeled[name.removesuffix("^{}")] = sha
+    return peeled
+
+
+def stage_tag(peeled: dict[str, str], artifact: str, stage: str) -> Optional[str]:
+    """The assignment tag that holds `stage` of `artifact`: the highest-counted one (see `registry_state`)."""
+    from gto.constants import tag_re
+
+    best: tuple[int, Optional[str]] = (-1, None)
+    for name in peeled:
+        m = tag_re.match(name)
+        if m and not m["cancel"] and m["artifact"] == artifact and m["stage"] == stage:
+            best = max(best, (int(m["counter"] or 0), name), key=lambda b: b[0])
+    return best[1]
+
+
+def registry_state(
+    url: str, git: Optional[Git] = None, peeled: Optional[dict[str, str]] = None
+) -> dict[str, dict[str, Any]]:
+    """artifact -> {"versions": [...], "stages": {stage: version}} from the repo's tags (`git ls-remote`, no clone).
+
+    A stage's version is the one its highest-counted assignment tag names, as GTO resolves it when every
+    assignment has a counter (the form this project writes)."""
+    from gto.constants import tag_re
+
+    peeled = remote_tags(url, git) if peeled is None else peeled
     state: dict[str, dict[str, Any]] = {}
     by_commit: dict[tuple[str, str], str] = {}
     assignments: dict[tuple[str, str], tuple[int, str]] = {}
@@ -390,14 +410,15 @@ def describe_registry(state: dict[str, dict[str, Any]]) -> str:
     )
 
 
-def resolve_model(url: str, spec: str, git: Optional[Git] = None) -> Resolved:
-    """The commit and file of `<artifact>#<stage>` / `<artifact>@<version>` in the repo at `url`, through DVC
-    (`dvc.api.artifacts_show`: GTO's tags, the artifact's path in that commit's dvc.yaml). A name, version or
-    stage that does not exist is refused listing the ones that do."""
-    from dvc.api import artifacts_show
-
+def resolve_model(url: str, spec: str, dest: Path, git: Optional[Git] = None) -> Resolved:
+    """The commit and file of `<artifact>#<stage>` / `<artifact>@<version>` in the repo at `url`, and that one
+    commit checked out at `dest` (a new directory): the tags read with `git ls-remote`, then only the tag's
+    commit fetched (`--depth 1`), no history, no other ref, no DVC data (the model file is then read from the DVC
+    remote on its own). A name, version or stage that does not exist is refused listing the ones that do."""
     artifact, version, stage = parse_model(spec)
-    state = registry_state(url, git)
+    git = git or Git()
+    peeled = remote_tags(url, git)
+    state = registry_state(url, peeled=peeled)
     known = state.get(artifact)
     missing = (
         known is None or (version and version not in known["versions"]) or (stage and stage not in known["stages"])
@@ -408,8 +429,15 @@ def resolve_model(url: str, spec: str, git: Optional[Git] = None) -> Resolved:
             f"model {spec!r}: no such {what} in {url}. The repo has {describe_registry(state)}. "
             f"Give one of those as {MODEL_FORMS}."
         )
-    found = artifacts_show(artifact, version=version or None, stage=stage or None, repo=url)
-    rev = found["rev"]
+    tag = f"{artifact}@{version}" if version else stage_tag(peeled, artifact, stage)
+    rev = peeled[tag]
+    dest.mkdir(parents=True)
+    git("init", "--quiet", cwd=dest)
+    git("fetch", "--quiet", "--depth", "1", "--no-tags", url, f"+refs/tags/{tag}:refs/tags/{tag}", cwd=dest)
+    git("checkout", "--quiet", rev, cwd=dest)
+    artifacts = (yaml.safe_load((dest / "dvc.yaml").read_text()) or {}).get("artifacts") or {}
+    if artifact not in artifacts:
+        raise RegistryError(f"model {spec!r}: commit {rev[:8]} of {url} declares no artifact {artifact!r} in dvc.yaml.")
     if stage:
         version = known["stages"][stage] if not re.fullmatch(r"[0-9a-f]{8}", known["stages"][stage]) else ""
-    return Resolved(artifact=artifact, version=version, stage=stage, rev=rev, path=found["path"])
+    return Resolved(artifact=artifact, version=version, stage=stage, rev=rev, path=artifacts[artifact]["path"])

@@ -111,15 +111,16 @@ def _workdir(name: str) -> Path:
 @task(retries=2, secret_requests=secrets.BRIDGE_SECRETS)
 def resolve_model(model: str, repo_url: str) -> ModelRef:
     """Resolve `<artifact>#<stage>` or `<artifact>@<version>` through DVC/GTO (tags read with `git ls-remote`,
-    the commit's files through DVC, only the model's file from the DVC remote); refuse a model whose
-    problem cannot be imported here."""
+    only that commit fetched, `--depth 1`; its files through DVC, only the model's file from the DVC remote);
+    refuse a model whose problem cannot be imported here."""
     from dvc.api import DVCFileSystem
 
     secrets.export(secrets.BRIDGE_SECRETS)
     target = resolve_target(repo_url)
+    commit = Path(tempfile.mkdtemp(dir=_workdir("repo"))) / "commit"
     with recoverable_on_transient():
-        found = resolve_registered(target.url, model)
-    fs = DVCFileSystem(repo=target.url, rev=found.rev)
+        found = resolve_registered(target.url, model, commit)
+    fs = DVCFileSystem(repo=str(commit))  # that commit's workspace; DVC-tracked files from the DVC remote
     params = yaml.safe_load(fs.read_text(PARAMS)) or {}
     problem_ref = str(params.get("problem", ""))
     try:

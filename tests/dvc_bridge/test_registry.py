@@ -76,6 +76,24 @@ def test_a_promoted_run_is_a_gto_version_in_staging_that_gto_and_dvc_resolve(tmp
     assert (again.commit, again.version, again.stage) == (second.commit, "v0.2.0", "staging")
     assert remote_tags(remote_target) == before
 
+    # Resolving for prediction fetches the one tagged commit (depth 1, no other ref); DVC reads the model file
+    # from the DVC remote (S3), the clone's cache being empty.
+    from dvc.api import DVCFileSystem
+
+    from dvc_bridge.registry import resolve_model
+
+    for spec, dest, want in ((f"{ARTIFACT}#staging", "r-stage", second), (f"{ARTIFACT}@v0.1.0", "r-v1", first)):
+        got = resolve_model(remote_target, spec, tmp_path / dest)
+        assert (got.version, got.rev, got.path) == (want.version, want.commit, MODEL), got
+        assert git("rev-parse", "--is-shallow-repository", cwd=tmp_path / dest) == "true"
+        assert git("rev-list", "--count", "--all", cwd=tmp_path / dest) == "1"
+        assert git("for-each-ref", "--format=%(refname)", cwd=tmp_path / dest).split() == [
+            f"refs/tags/{ARTIFACT}@{want.version}" if "@" in spec else f"refs/tags/{ARTIFACT}#staging#2"
+        ]
+        model = DVCFileSystem(repo=str(tmp_path / dest)).read_bytes(MODEL)
+        seed_dir = "m2" if want is second else "m1"
+        assert model == (tmp_path / seed_dir / "model.pth").read_bytes()
+
 
 def test_champion_against_challenger_on_the_same_data_version(tmp_path, local_target):
     target = resolve_target(str(local_target))

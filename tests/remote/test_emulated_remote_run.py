@@ -448,7 +448,8 @@ def test_emulated_predict_wf_scores_the_registered_nightly_model_on_its_own_ray_
     )
     model = f"digits-model@{nightly.version}"
     inputs = python_literals({"model": model, "repo_url": emulated.repo_url}, {"model": str, "repo_url": str})
-    literals = execution.run_workflow("workflows.predict.predict_wf", inputs)
+    # `pyflyte run --remote` executes the workflow's default launch plan: its defaults, then these inputs.
+    literals = execution.run_launch_plan("workflows.predict.predict_wf", inputs)
     (predictions,) = to_python(literals, {"o0": Predictions}).values()
 
     score = [r for r in execution.runs if r.task == SCORE_TASK]

@@ -120,7 +120,9 @@ def resolve_model(model: str, repo_url: str) -> ModelRef:
     commit = Path(tempfile.mkdtemp(dir=_workdir("repo"))) / "commit"
     with recoverable_on_transient():
         found = resolve_registered(target.url, model, commit)
-    fs = DVCFileSystem(repo=str(commit))  # that commit's workspace; DVC-tracked files from the DVC remote
+    # A local repo (`make run`'s, often without a DVC remote) is read in place at that commit, from its own DVC
+    # cache; a remote one from the fetched commit, DVC-tracked files from its DVC remote.
+    fs = DVCFileSystem(repo=target.url, rev=found.rev) if target.local else DVCFileSystem(repo=str(commit))
     params = yaml.safe_load(fs.read_text(PARAMS)) or {}
     problem_ref = str(params.get("problem", ""))
     try:

@@ -210,6 +210,17 @@ def test_a_model_whose_problem_cannot_be_imported_is_refused(tmp_path, local_tar
         resolve_model(model=f"{ARTIFACT}@latest", repo_url=str(local_target))
 
 
+def test_a_model_registered_in_a_local_repo_without_a_dvc_remote_resolves_from_its_cache(tmp_path, local_target):
+    """`make run` commits to the repo it runs from, which has no DVC remote: the model comes from its DVC cache."""
+    from tasks.flyte.predict import resolve_model
+
+    m = make_record(tmp_path / "m", "exec-local")
+    record_experiment(resolve_target(str(local_target)), "local", m, tmp_path / "w")
+    ref = resolve_model(model=f"{ARTIFACT}#staging", repo_url=str(local_target))
+    assert (ref.version, ref.problem) == ("v0.1.0", "digits")
+    assert Path(ref.file.download()).read_bytes() == (tmp_path / "m" / "model.pth").read_bytes()
+
+
 def test_the_nightly_scoring_plan_takes_a_registered_model_and_the_newest_data():
     from workflows.launch_plans import LaunchPlanConfigError, predict_launch_plan
 

@@ -27,6 +27,7 @@ import hashlib
 import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Iterator, Optional
 from urllib.parse import urlparse
 
@@ -113,6 +114,19 @@ def _dvc_isdir(source: Source) -> bool:
 
 
 # ----------------------------------------------------------------------------- the manifest
+
+
+def resolve_to_file(source: str, problem: Problem, problem_ref: str, directory: Path) -> tuple[Manifest, Path]:
+    """`resolve`, the manifest written as JSON under `directory` (what a task hands on), and its line in the log."""
+    manifest = resolve(source, problem, problem_ref)
+    path = directory / f"manifest-{manifest.sha256[:16]}.json"
+    path.write_text(manifest.to_json())
+    print(
+        f"streaming {len(manifest.files)} Parquet files, {manifest.total_rows} rows"
+        + (f", DVC directory {manifest.dvc_md5} at {manifest.dvc_rev[:8]}" if manifest.dvc_md5 else ""),
+        flush=True,
+    )
+    return manifest, path
 
 
 def resolve(source: str, problem: Problem, problem_ref: str = "") -> Manifest:

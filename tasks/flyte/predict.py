@@ -179,16 +179,9 @@ def load_data(dataset: str, model: ModelRef) -> DataBatch:
 
 def _shards_batch(source: str, problem, problem_ref: str) -> DataBatch:
     """A directory of Parquet shards: its manifest (a problem without `rows` refused naming the fix), nothing loaded."""
-    from tasks.data.shards import resolve
+    from tasks.data.shards import resolve_to_file
 
-    manifest = resolve(source, problem, problem_ref)
-    path = _workdir("batch") / f"manifest-{manifest.sha256[:16]}.json"
-    path.write_text(manifest.to_json())
-    print(
-        f"streaming {len(manifest.files)} Parquet files, {manifest.total_rows} rows"
-        + (f", DVC directory {manifest.dvc_md5} at {manifest.dvc_rev[:8]}" if manifest.dvc_md5 else ""),
-        flush=True,
-    )
+    manifest, path = resolve_to_file(source, problem, problem_ref, _workdir("batch"))
     return DataBatch(
         file=FlyteFile(str(path)),
         n=manifest.total_rows,

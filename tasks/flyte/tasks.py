@@ -38,7 +38,7 @@ from dvc_bridge.registry import check_margin
 from dvc_bridge.storage import fsspec_options
 from dvc_bridge.summary import baseline_changes, changes_markdown, metrics_at, studio_url, summary_html
 from tasks.data.arrays import DataError, Splits, load_raw, make_splits, parse_source, pin_source
-from tasks.data.shards import is_sharded, resolve
+from tasks.data.shards import is_sharded, resolve_to_file
 from tasks.flyte import secrets
 from tasks.flyte.clusters import TRAIN_CLUSTER, TUNE_CLUSTER, capacity, ray_job_config
 from tasks.flyte.contracts import Dataset, RunTarget, SearchHistory, TrainResult, TuneResult
@@ -158,14 +158,7 @@ def _shards_dataset(source: str, problem: Problem, problem_ref: str) -> Dataset:
             f"and problem {problem_ref!r} brings its own ({problem.form}); give it an .npz or a DVC-tracked file "
             "(loaded in memory), or declare the problem's model, loss and optimizer instead of its loop."
         )
-    manifest = resolve(source, problem, problem_ref)
-    path = _workdir("data") / f"manifest-{manifest.sha256[:16]}.json"
-    path.write_text(manifest.to_json())
-    print(
-        f"streaming {len(manifest.files)} Parquet files, {manifest.total_rows} rows"
-        + (f", DVC directory {manifest.dvc_md5} at {manifest.dvc_rev[:8]}" if manifest.dvc_md5 else ""),
-        flush=True,
-    )
+    manifest, path = resolve_to_file(source, problem, problem_ref, _workdir("data"))
     return Dataset(
         file=FlyteFile(str(path)),
         sha256=manifest.sha256,

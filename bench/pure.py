@@ -60,7 +60,7 @@ def replay(run: dict) -> dict:
 
     from tasks.data.arrays import load_raw, make_splits, parse_source
     from tasks.problem import complete, load_problem, metric_key
-    from tasks.training.loop import EVAL_BATCH, build, evaluate, make_loader, train_epoch
+    from tasks.training.loop import EVAL_BATCH, build, evaluate, make_loader, start_from_data, train_epoch
 
     t_torch = time.time()
     default_threads = torch.get_num_threads()
@@ -83,6 +83,7 @@ def replay(run: dict) -> dict:
     trials = [r for r in csv.DictReader(io.StringIO(open(exp["trials_csv"]).read())) if r["status"] != "error"]
     loss_fn = problem.loss()
     val_loader = make_loader(data.x_val, data.y_val, EVAL_BATCH, shuffle=False)
+    train_rows = make_loader(data.x_train, data.y_train, EVAL_BATCH, shuffle=False)  # the problem's start reads them
     trial_rows = []
     t0 = time.time()
     for row in trials:
@@ -90,6 +91,7 @@ def replay(run: dict) -> dict:
         hp = complete(problem, {**fixed, **searched})
         started = time.time()
         model, optimizer = build(problem, hp, tune["seed"])
+        start_from_data(problem, model, train_rows)
         loader = make_loader(data.x_train, data.y_train, hp["batch_size"], shuffle=True, seed=tune["seed"])
         epoch_s, scores = [], {}
         for epoch in range(1, int(row["epochs"]) + 1):
@@ -113,6 +115,7 @@ def replay(run: dict) -> dict:
 
     t0 = time.time()
     model, optimizer = build(problem, best, train["seed"])
+    start_from_data(problem, model, train_rows)
     loader = make_loader(data.x_train, data.y_train, global_batch, shuffle=True, seed=train["seed"])
     train_epoch_s, eval_s, val_scores = [], [], {}
     for epoch in range(1, int(train["epochs"]) + 1):

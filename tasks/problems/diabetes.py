@@ -24,12 +24,19 @@ FEATURE_GAIN = math.sqrt(442)
 TARGET_MEAN, TARGET_STD = 152.0, 77.0  # of the table's target; the net predicts in standard units
 
 
-class MLP(nn.Module):
-    """A linear path plus an MLP residual, both zero at the start (the prediction starts at the target's mean): it
-    reaches the linear fit, which suits this table, within a few epochs, and the search decides how much the hidden
-    layers add. Measured (README, "Measured"): the plain MLP lost to a ridge regression within the default budget."""
+# The start's ridge penalty, in the model's standardized units (a column's X'X is about n there): only enough to keep
+# the solve well-posed when columns are collinear (s1 and s2 are, closely); the search's weight decay shrinks further.
+START_RIDGE = 1.0
 
-    def __init__(self, hidden: int = 32, layers: int = 1, dropout: float = 0.1) -> None:
+
+class MLP(nn.Module):
+    """A linear path plus an MLP residual, in standardized units (features times FEATURE_GAIN, the target's mean and
+    std). The residual's last layer starts at zero and the linear path at the least-squares fit of the training split
+    (`init_linear_path`): the model starts as the linear model that suits this table, and training learns what the
+    hidden layers add. Measured (`python -m bench.diabetes`, 20 seeds of the default search): started from zero, the
+    model lost to its ridge baseline (test RMSE 55.05 against 54.53); from the fit it does not (54.44)."""
+
+    def __init__(self, hidden: int = 32, layers: int = 1, dropout: float = 0.2) -> None:
         super().__init__()
         blocks: list[nn.Module] = []
         width = NUM_FEATURES
@@ -41,12 +48,29 @@ class MLP(nn.Module):
         nn.init.zeros_(last.bias)
         self.net = nn.Sequential(*blocks, last)
         self.linear = nn.Linear(NUM_FEATURES, 1)
-        nn.init.zeros_(self.linear.weight)  # predicts the mean at the start: a few epochs reach the linear fit
+        nn.init.zeros_(self.linear.weight)  # predicts the mean until `init_linear_path` (or a state_dict) sets it
         nn.init.zeros_(self.linear.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x * FEATURE_GAIN
         return (self.linear(x) + self.net(x)).squeeze(-1) * TARGET_STD + TARGET_MEAN
+
+
+def init_linear_path(model: MLP, batches, total) -> None:
+    """The linear path at the (lightly ridged) least-squares fit of the training split, in one pass: X'X and X'y of
+    this worker's rows, summed over the workers by `total`, then solved; every worker gets the same weights."""
+    xtx = torch.zeros(NUM_FEATURES + 1, NUM_FEATURES + 1, dtype=torch.float64)
+    xty = torch.zeros(NUM_FEATURES + 1, dtype=torch.float64)
+    for x, y in batches:
+        a = torch.cat([x.double() * FEATURE_GAIN, torch.ones(len(x), 1, dtype=torch.float64)], dim=1)
+        xtx += a.T @ a
+        xty += a.T @ ((y.double() - TARGET_MEAN) / TARGET_STD)
+    xtx, xty = total(xtx), total(xty)
+    penalty = torch.full((NUM_FEATURES + 1,), START_RIDGE, dtype=torch.float64)
+    penalty[-1] = 0.0  # the intercept is not shrunk
+    w = torch.linalg.solve(xtx + torch.diag(penalty), xty)
+    model.linear.weight.copy_(w[:-1].reshape(1, -1).float())
+    model.linear.bias.copy_(w[-1:].float())
 
 
 def build_model(hp: Mapping[str, Any]) -> nn.Module:
@@ -95,17 +119,17 @@ def encode_rows(x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
 
 PROBLEM = Problem(
     name="diabetes",
-    description="MLP regressor (linear path plus MLP residual) of diabetes progression from 10 baseline features (PyTorch state_dict), trained with Ray Train DDP",
+    description="MLP regressor (least-squares linear path plus MLP residual) of diabetes progression from 10 baseline features (PyTorch state_dict), trained with Ray Train DDP",
     schema=Schema(feature_shape=(NUM_FEATURES,), target="real", min_samples=50),
     load_default=load_default,
     build_model=build_model,
     hyperparams={
-        "lr": HyperParam(float, 0.01, LogUniform(0.003, 0.03), lambda v: v > 0, "> 0", "Adam learning rate"),
-        "weight_decay": HyperParam(float, 1e-4, LogUniform(1e-6, 1e-2), lambda v: v >= 0, ">= 0", "Adam weight decay"),
-        "hidden": HyperParam(int, 32, Choice((16, 32, 64)), lambda v: v >= 1, ">= 1", "units per hidden layer"),
-        "layers": HyperParam(int, 1, IntRange(1, 2), lambda v: v >= 1, ">= 1", "hidden layers"),
+        "lr": HyperParam(float, 0.002, LogUniform(0.001, 0.005), lambda v: v > 0, "> 0", "Adam learning rate"),
+        "weight_decay": HyperParam(float, 1e-2, LogUniform(3e-3, 3e-2), lambda v: v >= 0, ">= 0", "Adam weight decay"),
+        "hidden": HyperParam(int, 32, Choice((16, 32)), lambda v: v >= 1, ">= 1", "units per hidden layer"),
+        "layers": HyperParam(int, 1, IntRange(1, 2), lambda v: v >= 0, ">= 0", "hidden layers (0: the linear path)"),
         "dropout": HyperParam(
-            float, 0.1, Uniform(0.0, 0.2), lambda v: 0 <= v < 1, "in [0, 1)", "dropout after each hidden layer"
+            float, 0.2, Uniform(0.1, 0.3), lambda v: 0 <= v < 1, "in [0, 1)", "dropout after each hidden layer"
         ),
         "batch_size": HyperParam(int, 32, Choice((16, 32)), lambda v: v >= 1, ">= 1", "global batch size"),
     },
@@ -117,6 +141,7 @@ PROBLEM = Problem(
     gate=65.0,
     loss=nn.MSELoss,
     make_optimizer=lambda params, hp: torch.optim.Adam(params, lr=hp["lr"], weight_decay=hp["weight_decay"]),
+    init_from_data=init_linear_path,
     prepare_features=prepare_features,
     rows=Rows(columns=(*FEATURE_COLUMNS, "target"), decode=decode_rows, encode=encode_rows),
     split=(0.15, 0.15),  # a small table: 310 / 66 / 66 rows

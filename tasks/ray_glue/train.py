@@ -28,7 +28,16 @@ from tasks.problem import Problem, complete, load_problem, metric_key
 from tasks.ray_glue.datasets import data_config, train_dataset, worker_streams
 from tasks.ray_glue.resources import wait_for
 from tasks.reporting.lines import epoch_line
-from tasks.training.loop import EVAL_BATCH, EvalSums, build, evaluate, make_loader, train_epoch, worker_batch_size
+from tasks.training.loop import (
+    EVAL_BATCH,
+    EvalSums,
+    build,
+    evaluate,
+    make_loader,
+    start_from_data,
+    train_epoch,
+    worker_batch_size,
+)
 from tasks.training.settings import TrainSettings
 
 MODEL_FILE = "model.pth"
@@ -61,14 +70,20 @@ class TrainOutcome:
         return self.history[-1]
 
 
-def all_reduce(sums: EvalSums, problem: Problem, device: torch.device) -> EvalSums:
-    """Sums of every worker's shard (on the model's device: NCCL takes no CPU tensors)."""
+def sum_over_workers(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """`t` summed over every DDP worker, on the CPU (summed on `device`: NCCL takes no CPU tensors)."""
     if not (dist.is_available() and dist.is_initialized()):
-        return sums
+        return t
+    on_device = t.to(device)
+    dist.all_reduce(on_device)
+    return on_device.cpu()
+
+
+def all_reduce(sums: EvalSums, problem: Problem, device: torch.device) -> EvalSums:
+    """Sums of every worker's shard."""
     names = list(sums.sums)
-    t = torch.tensor(sums.as_vector(names), dtype=torch.float64, device=device)
-    dist.all_reduce(t)
-    reduced = EvalSums.from_vector(t.cpu().tolist(), names)
+    t = sum_over_workers(torch.tensor(sums.as_vector(names), dtype=torch.float64), device)
+    reduced = EvalSums.from_vector(t.tolist(), names)
     reduced.values = sums.values  # TorchMetric values: already over every worker (torchmetrics' sync)
     return reduced
 
@@ -91,6 +106,21 @@ def train_loop_per_worker(config: dict) -> None:
 
     model, optimizer = build(problem, hp, settings.seed)
     loss_fn = problem.loss()
+    device = ray.train.torch.get_device()
+    # The tuned batch is the global one: each worker takes its share, so lr and momentum mean what they meant.
+    batch = worker_batch_size(hp["batch_size"], world)
+    if isinstance(data, Manifest):
+        train_loader, val_loader, test_loader = worker_streams(
+            data, job.problem, batch, settings.seed, rank, world, EVAL_BATCH
+        )
+        train_rows = train_loader
+    else:
+        train_loader = make_loader(
+            data.x_train, data.y_train, batch, shuffle=True, seed=settings.seed, rank=rank, world_size=world
+        )
+        val_loader = make_loader(data.x_val[rank::world], data.y_val[rank::world], EVAL_BATCH, shuffle=False)
+        test_loader = functools.partial(make_loader, data.x_test, data.y_test, EVAL_BATCH, shuffle=False)
+        train_rows = make_loader(data.x_train[rank::world], data.y_train[rank::world], EVAL_BATCH, shuffle=False)
     workdir = Path(tempfile.mkdtemp(prefix=f"train-rank{rank}-"))
     history: list[dict] = []
     start_epoch = 1
@@ -103,22 +133,11 @@ def train_loop_per_worker(config: dict) -> None:
             if rank == 0 and (Path(d) / LIVE_DIR).exists():
                 shutil.copytree(Path(d) / LIVE_DIR, workdir / LIVE_DIR)
         start_epoch = len(history) + 1
+    else:  # the same start on every worker: the problem's statistics summed over all shards
+        start_from_data(problem, model, train_rows, lambda t: sum_over_workers(t, device))
     model = ray.train.torch.prepare_model(model)
-    device = next(model.parameters()).device
     live = EpochLogger(workdir / LIVE_DIR, resume=bool(checkpoint), config=ray.get(job.live)) if rank == 0 else None
 
-    # The tuned batch is the global one: each worker takes its share, so lr and momentum mean what they meant.
-    batch = worker_batch_size(hp["batch_size"], world)
-    if isinstance(data, Manifest):
-        train_loader, val_loader, test_loader = worker_streams(
-            data, job.problem, batch, settings.seed, rank, world, EVAL_BATCH
-        )
-    else:
-        train_loader = make_loader(
-            data.x_train, data.y_train, batch, shuffle=True, seed=settings.seed, rank=rank, world_size=world
-        )
-        val_loader = make_loader(data.x_val[rank::world], data.y_val[rank::world], EVAL_BATCH, shuffle=False)
-        test_loader = functools.partial(make_loader, data.x_test, data.y_test, EVAL_BATCH, shuffle=False)
     for epoch in range(start_epoch, settings.epochs + 1):
         t0 = time.perf_counter()
         train_loss = train_epoch(model, train_loader, optimizer, loss_fn, epoch)

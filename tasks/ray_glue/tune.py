@@ -37,7 +37,15 @@ from tasks.ray_glue.storage import AWS_CREDENTIAL_ENV_VARS
 from tasks.ray_glue.tune_dvclive import DVCLiveTrials, write_missing_trials
 from tasks.record.history import SearchHistory
 from tasks.reporting.lines import trial_line, trial_number
-from tasks.training.loop import EVAL_BATCH, EpochBatches, build, evaluate, make_loader, train_epoch
+from tasks.training.loop import (
+    EVAL_BATCH,
+    EpochBatches,
+    build,
+    evaluate,
+    make_loader,
+    start_from_data,
+    train_epoch,
+)
 from tasks.training.settings import TuneSettings
 
 log = logging.getLogger(__name__)
@@ -79,7 +87,6 @@ def trial_on_worker(config: dict, data_ref: ray.ObjectRef, problem_ref: str, max
     hp = complete(problem, config)
     torch.set_num_threads(1)
     model, optimizer = build(problem, hp, seed)
-    model.to(trial_device())  # in place: the optimizer keeps the same parameters
     loss_fn = problem.loss()
     if isinstance(data, Manifest):
         # Streamed inside the trial process with pyarrow, not Ray Data: Ray Data's tasks would wait for
@@ -88,9 +95,12 @@ def trial_on_worker(config: dict, data_ref: ray.ObjectRef, problem_ref: str, max
             lambda epoch: iter_samples(data, problem, "train", hp["batch_size"], seed=seed * 1000 + epoch)
         )
         val_loader = EpochBatches(lambda epoch: iter_samples(data, problem, "val", EVAL_BATCH))
+        start_from_data(problem, model, train_loader)
     else:
         train_loader = make_loader(data.x_train, data.y_train, hp["batch_size"], shuffle=True, seed=seed)
         val_loader = make_loader(data.x_val, data.y_val, EVAL_BATCH, shuffle=False)
+        start_from_data(problem, model, make_loader(data.x_train, data.y_train, EVAL_BATCH, shuffle=False))
+    model.to(trial_device())  # in place: the optimizer keeps the same parameters
     for epoch in range(1, max_epochs + 1):
         train_loss = train_epoch(model, train_loader, optimizer, loss_fn, epoch)
         scores = evaluate(model, val_loader, problem).scores(problem, "val")

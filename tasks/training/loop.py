@@ -143,6 +143,27 @@ def build(problem: Problem, hp: Mapping[str, Any], seed: int) -> tuple[nn.Module
     return model, problem.make_optimizer(model.parameters(), hp)
 
 
+def _alone(t: torch.Tensor) -> torch.Tensor:
+    return t  # one process: its sums are the sums
+
+
+@torch.no_grad()
+def start_from_data(
+    problem: Problem,
+    model: nn.Module,
+    loader: DataLoader | EpochBatches,
+    total: Callable[[torch.Tensor], torch.Tensor] = _alone,
+) -> None:
+    """The problem's `init_from_data`, if it has one: the model's starting weights from one pass over this worker's
+    training batches (`loader`, every row once: no padding), `total` summing over the workers. Call it before the
+    first epoch, on every worker, and not when resuming (the checkpoint holds the weights)."""
+    if problem.init_from_data is None:
+        return
+    if isinstance(loader, EpochBatches):
+        loader.set_epoch(0)
+    problem.init_from_data(model, iter(loader), total)
+
+
 def train_epoch(
     model: nn.Module,
     loader: DataLoader | EpochBatches,

@@ -165,6 +165,13 @@ def test_problem_refuses_missing_batch_size():
         dataclasses.replace(DIGITS, hyperparams=hyperparams)
 
 
+def test_init_from_data_is_refused_where_the_problem_starts_its_own_model():
+    with pytest.raises(
+        ProblemError, match=r"sets init_from_data, which only the declarative form calls; its train_loop"
+    ):
+        dataclasses.replace(DIABETES, train_loop=lambda ctx: None)
+
+
 def test_problem_refuses_an_unknown_target_kind():
     with pytest.raises(ProblemError, match=r"schema.target must be 'class' or 'real', not 'ordinal'"):
         dataclasses.replace(DIGITS, schema=Schema(feature_shape=(3,), target="ordinal"))
@@ -219,11 +226,11 @@ def test_default_search_spaces():
         "hidden": 64,
     }
     assert search_space(DIABETES) == {
-        "lr": LogUniform(0.003, 0.03),
-        "weight_decay": LogUniform(1e-6, 1e-2),
-        "hidden": Choice((16, 32, 64)),
+        "lr": LogUniform(0.001, 0.005),
+        "weight_decay": LogUniform(3e-3, 3e-2),
+        "hidden": Choice((16, 32)),
         "layers": IntRange(1, 2),
-        "dropout": Uniform(0.0, 0.2),
+        "dropout": Uniform(0.1, 0.3),
         "batch_size": Choice((16, 32)),
     }
     assert search_space(DIGITS, {}) == search_space(DIGITS)  # an empty space is no space
@@ -246,7 +253,7 @@ def test_a_user_space_replaces_the_search_and_leaves_the_rest_at_defaults():
 def test_a_user_space_with_randint_and_uniform():
     space = search_space(DIABETES, {"layers": {"randint": [2, 4]}, "dropout": {"uniform": [0.1, 0.2]}})
     assert space["layers"] == IntRange(2, 4) and space["dropout"] == Uniform(0.1, 0.2)
-    assert space["lr"] == 0.01 and space["batch_size"] == 32
+    assert space["lr"] == 0.002 and space["batch_size"] == 32
 
 
 def test_unknown_hyper_parameter_lists_what_the_problem_accepts():
@@ -389,9 +396,9 @@ def test_space_document_round_trips_through_search_space(problem):
 
 def test_space_document_forms():
     doc = space_document(search_space(DIABETES))
-    assert doc["lr"] == {"loguniform": [0.003, 0.03]}
+    assert doc["lr"] == {"loguniform": [0.001, 0.005]}
     assert doc["layers"] == {"randint": [1, 2]}
-    assert doc["dropout"] == {"uniform": [0.0, 0.2]}
+    assert doc["dropout"] == {"uniform": [0.1, 0.3]}
     assert doc["batch_size"] == {"choice": [16, 32]}
     assert space_document({"channels": 16}) == {"channels": 16}
 

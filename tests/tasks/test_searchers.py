@@ -74,10 +74,10 @@ def test_optuna_space_maps_each_typed_domain_faithfully():
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
     dims = optuna_space(search_space(DIABETES))
-    assert dims["lr"] == FloatDistribution(0.003, 0.03, log=True)
-    assert dims["dropout"] == FloatDistribution(0.0, 0.2, log=False)
+    assert dims["lr"] == FloatDistribution(0.001, 0.005, log=True)
+    assert dims["dropout"] == FloatDistribution(0.1, 0.3, log=False)
     assert dims["layers"] == IntDistribution(1, 2)  # both ends included, as randint here
-    assert isinstance(dims["hidden"], CategoricalDistribution) and dims["hidden"].choices == (16, 32, 64)
+    assert isinstance(dims["hidden"], CategoricalDistribution) and dims["hidden"].choices == (16, 32)
     assert set(dims) == {"lr", "weight_decay", "hidden", "layers", "dropout", "batch_size"}
 
 
@@ -87,8 +87,8 @@ def test_optuna_warm_start_adds_the_earlier_points_with_their_scores():
     space = search_space(DIABETES)
     warm = SearchHistory(
         points=[
-            {"lr": 0.01, "weight_decay": 1e-4, "hidden": 64, "layers": 2, "dropout": 0.1, "batch_size": 32},
-            {"lr": 0.02, "weight_decay": 1e-3, "hidden": 32, "layers": 1, "dropout": 0.2, "batch_size": 16},
+            {"lr": 0.001, "weight_decay": 1e-2, "hidden": 16, "layers": 2, "dropout": 0.1, "batch_size": 32},
+            {"lr": 0.004, "weight_decay": 5e-3, "hidden": 32, "layers": 1, "dropout": 0.2, "batch_size": 16},
         ],
         scores=[60.5, 55.25],
     )

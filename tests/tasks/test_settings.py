@@ -117,7 +117,7 @@ def _check(
     ("problem", "space", "message"),
     [
         ("digits", {"dropout": 0.1}, "'dropout' is not one problem 'digits' knows; it accepts: lr: float"),
-        ("diabetes", {"momentum": {"uniform": [0.1, 0.9]}}, "it accepts: lr: float (default 0.01, > 0); weight_decay"),
+        ("diabetes", {"momentum": {"uniform": [0.1, 0.9]}}, "it accepts: lr: float (default 0.002, > 0); weight_decay"),
         ("digits", {"batch_size": {"choice": []}}, "an empty choice"),
         ("digits", {"lr": {"randint": [1, 3]}}, "randint is for integers"),
         ("diabetes", {"layers": {"uniform": [1.0, 3.0]}}, "uniform is for floats"),

@@ -20,6 +20,7 @@ from tasks.training.loop import (
     evaluate,
     make_loader,
     seed_everything,
+    start_from_data,
     train_epoch,
     worker_batch_size,
 )
@@ -306,8 +307,9 @@ def test_a_digits_epoch_lowers_the_loss_and_raises_accuracy_above_chance(small_d
 
 
 def test_diabetes_epochs_lower_the_rmse(diabetes_splits, diabetes_problem):
+    """From the zero start (no init_from_data), the epochs alone fit the model."""
     s = diabetes_splits
-    model, opt = build(diabetes_problem, complete(diabetes_problem, {}), seed=0)
+    model, opt = build(diabetes_problem, complete(diabetes_problem, {"lr": 0.01}), seed=0)
     val_loader = make_loader(s.x_val, s.y_val, 512, shuffle=False)
     before = evaluate(model, val_loader, diabetes_problem).scores(diabetes_problem, "val")
     loader = make_loader(s.x_train, s.y_train, 32, shuffle=True, seed=0)
@@ -422,6 +424,64 @@ def test_scores_names_keys_and_applies_finish(digits_problem, diabetes_problem):
     assert reg["test/loss"] == pytest.approx(2500.0)
     assert reg["test/rmse"] == pytest.approx(50.0)  # sqrt of the mean squared error
     assert reg["test/mae"] == pytest.approx(40.0)  # no finish: the mean
+
+
+def test_diabetes_starts_at_the_least_squares_fit_of_its_training_rows(diabetes_splits, diabetes_problem):
+    """init_from_data: before any epoch the model predicts as a ridge regression fitted to the train split (its
+    residual starts at zero), so its validation RMSE is already about its baseline's."""
+    from sklearn.linear_model import Ridge
+
+    from tasks.problems.diabetes import FEATURE_GAIN, START_RIDGE, TARGET_MEAN, TARGET_STD
+    from tasks.training.baselines import score_baseline
+
+    s = diabetes_splits
+    model, _ = build(diabetes_problem, complete(diabetes_problem, {}), seed=0)
+    start_from_data(diabetes_problem, model, make_loader(s.x_train, s.y_train, 64, shuffle=False))
+    ridge = Ridge(alpha=START_RIDGE).fit(s.x_train * FEATURE_GAIN, (s.y_train - TARGET_MEAN) / TARGET_STD)
+    model.eval()
+    with torch.no_grad():
+        out = model(torch.tensor(s.x_val)).numpy()
+    np.testing.assert_allclose(out, ridge.predict(s.x_val * FEATURE_GAIN) * TARGET_STD + TARGET_MEAN, atol=1e-2)
+    val = evaluate(model, make_loader(s.x_val, s.y_val, 512, shuffle=False), diabetes_problem)
+    baseline = score_baseline(diabetes_problem, s).scores["baseline/val/rmse"]
+    assert val.scores(diabetes_problem, "val")["val/rmse"] == pytest.approx(baseline, rel=0.01)
+
+
+def _start_on_rank(rank: int, world: int, store: str, x: np.ndarray, y: np.ndarray, out: str) -> None:
+    import torch.distributed as dist
+
+    from tasks.problem import load_problem
+    from tasks.ray_glue.train import sum_over_workers
+
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
+    problem = load_problem("diabetes")
+    model, _ = build(problem, complete(problem, {}), seed=rank)  # other seeds: the start must not depend on them
+    shard = make_loader(x[rank::world], y[rank::world], 64, shuffle=False)
+    start_from_data(problem, model, shard, lambda t: sum_over_workers(t, torch.device("cpu")))
+    torch.save(model.linear.state_dict(), f"{out}/{rank}.pt")
+    dist.destroy_process_group()
+
+
+def test_workers_start_from_their_shards_summed_as_one_process_does_from_the_whole_split(
+    tmp_path, diabetes_splits, diabetes_problem
+):
+    """Two real DDP processes (gloo), each with its own shard: the statistics summed across them give every worker
+    the start one process gets from all the rows."""
+    import torch.multiprocessing as mp
+
+    s = diabetes_splits
+    mp.start_processes(
+        _start_on_rank,
+        args=(2, str(tmp_path / "store"), s.x_train, s.y_train, str(tmp_path)),
+        nprocs=2,
+        start_method="fork",
+    )
+    alone, _ = build(diabetes_problem, complete(diabetes_problem, {}), seed=0)
+    start_from_data(diabetes_problem, alone, make_loader(s.x_train, s.y_train, 64, shuffle=False))
+    for rank in (0, 1):
+        got = torch.load(tmp_path / f"{rank}.pt", weights_only=True)
+        torch.testing.assert_close(got["weight"], alone.linear.weight.detach(), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(got["bias"], alone.linear.bias.detach(), rtol=1e-5, atol=1e-6)
 
 
 def test_scores_of_an_empty_pass_are_zero_not_an_error(digits_problem):

@@ -21,6 +21,15 @@ from tasks.training.settings import TuneSettings
 
 PROBLEM = load_problem("diabetes")
 SHA, OTHER_SHA = "ab" * 32, "cd" * 32
+# The space the earlier runs searched and this run searches (given, so the problem's own default may change).
+SPACE = {
+    "lr": {"loguniform": [0.003, 0.03]},
+    "weight_decay": {"loguniform": [1e-6, 1e-2]},
+    "hidden": {"choice": [16, 32, 64]},
+    "layers": {"randint": [1, 2]},
+    "dropout": {"uniform": [0.0, 0.2]},
+    "batch_size": {"choice": [16, 32]},
+}
 
 
 def _earlier_run(tmp, name: str, target: str, sha: str, space: dict, rows: list[dict]) -> None:
@@ -67,7 +76,7 @@ def history_repo(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("warm")
     repo = tmp / "target"
     scaffold(repo)
-    full = space_document(search_space(PROBLEM))
+    full = space_document(search_space(PROBLEM, SPACE))
     _earlier_run(tmp / "a", "exp-a", str(repo), SHA, full, [
         _trial(0.01, 64, 2, 58.5), _trial(0.02, 32, 1, 56.25), _trial(0.03, 256, 2, 54.0),  # hidden 256: not a choice now
     ])  # fmt: skip
@@ -82,7 +91,7 @@ def history_repo(tmp_path_factory):
 
 
 def test_warm_start_takes_the_fitting_trials_of_the_experiments_on_this_data_version(history_repo, tmp_path):
-    space = search_space(PROBLEM)
+    space = search_space(PROBLEM, SPACE)
     revisions = read_history(resolve_target(str(history_repo)), HISTORY_FILES, tmp_path)
     assert [r.name for r in revisions] == ["exp-a", "exp-b", "exp-c"]
     history = warm_start(PROBLEM, "diabetes", SHA, space, revisions)
@@ -113,9 +122,10 @@ def test_a_narrower_space_leaves_out_the_trials_outside_it_and_a_git_url_reads_t
     url = f"file://{tmp_path / 'remote.git'}"
     revisions = read_history(resolve_target(url), HISTORY_FILES, tmp_path / "w")
     assert sorted(r.name for r in revisions) == ["exp-a", "exp-b", "exp-c"]
-    space = search_space(PROBLEM, {"lr": {"loguniform": [0.003, 0.05]}, "hidden": {"choice": [32, 64]}, "layers": 1})
+    narrower = {"lr": {"loguniform": [0.003, 0.05]}, "hidden": {"choice": [32, 64]}, "layers": 1}
+    space = search_space(PROBLEM, {**narrower, "weight_decay": 1e-4, "dropout": 0.1})
     history = warm_start(PROBLEM, "diabetes", SHA, space, revisions)
-    # Only exp-a's second trial had layers 1 (and the other hyper-parameters at their defaults or inside the space).
+    # Only exp-a's second trial had layers 1 (and the other hyper-parameters at the fixed values or inside the space).
     assert history.sources == {"exp-a": 1} and history.points == [{"lr": 0.02, "hidden": 32}], history
     assert any("exp-b: layers outside this run's space (fixed at 1)" in x for x in history.left_out), history.left_out
 
@@ -133,7 +143,7 @@ def test_the_search_history_task_reads_the_target_repo_only_for_a_warm_start(his
         source="embedded:sklearn-diabetes", problem="diabetes",
     )  # fmt: skip
     run = RunTarget(repo=str(history_repo), exp_name="next", baseline_rev="HEAD")
-    warm = search_history(run=run, data=data, settings=TuneSettings(search="optuna", warm_start=True))
+    warm = search_history(run=run, data=data, settings=TuneSettings(search="optuna", warm_start=True, space=SPACE))
     assert warm.sources == {"exp-a": 2, "exp-b": 2} and len(warm.scores) == 4
     assert any("exp-c" in line for line in warm.left_out)
     missing = RunTarget(repo=str(tmp_path / "no-such-repo"), exp_name="next", baseline_rev="HEAD")

@@ -199,7 +199,11 @@ def test_diabetes_regression_commits_an_experiment_with_its_own_metrics(tmp_path
     assert row["val.rmse"] > 0 and "test.accuracy" not in str(row)
     # The reference model on the same splits, beside the model's scores in `dvc exp show`.
     baseline = row["baseline.test.rmse"]
-    assert 40 < baseline < 70 and row["baseline.val.rmse"] > 0, row  # a ridge regression: close to the MLP
+    assert 40 < baseline < 70 and row["baseline.val.rmse"] > 0, row
+    # The model starts at the least-squares fit (init_from_data, in the trials and on both workers) and stays near
+    # its ridge baseline: over 20 seeds of a search its test RMSE is within 2% of it (bench.diabetes); from the zero
+    # start this budget ended at 65.1 against 54.6. 5% leaves room for the seed, not for a lost start.
+    assert rmse < 1.05 * baseline, row
     assert f"baseline/test/rmse {baseline:.4f}" in proc.stdout and "ridge regression (alpha=" in proc.stdout
     assert row["problem"] == "diabetes"
     assert {"hidden", "layers", "dropout", "weight_decay"} <= set(row)

@@ -526,7 +526,10 @@ def commit_experiment(
     execution_id = repo.run_id or ctx.execution_id.name
     version = data.version()
     threshold = gate_threshold(problem, gate)
-    if beat_baseline:
+    if beat_baseline and not trained.baseline:
+        print(f"gate: test/{problem.select} must pass {threshold:.4f}, the gate alone: no baseline was scored "
+              "(streamed data)", flush=True)  # fmt: skip
+    elif beat_baseline:
         threshold = gate_with_baseline(problem, threshold, trained.baseline)
         print(f"gate: test/{problem.select} must pass {threshold:.4f} (the gate, and the baseline's score)", flush=True)
     record = experiment.describe_run(

@@ -4,6 +4,10 @@ validation, scored once on test with the problem's own metrics, so `test/<metric
 
 Class targets: a logistic regression (C chosen on validation); real targets: a ridge regression (alpha chosen
 on validation). A problem may declare its own (`Problem.baseline`: a `Baseline`). scikit-learn, torch, numpy.
+
+Data never loaded whole (streamed shards): `score_baseline_streamed` fits from sums over one pass of the train
+split: the same ridge regressions for real targets (exactly: centred sums), the class prior (the majority class)
+for classes; a problem's own baseline needs its data in memory and is not scored there.
 """
 
 from __future__ import annotations
@@ -11,13 +15,15 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Callable, Iterable, Mapping
 
 import numpy as np
 import torch
+from torch import nn
 
 from dvc_bridge.direction import best_of, higher_is_better
 from tasks.problem import Baseline, Problem, TorchMetric, metric_key
+from tasks.training.loop import evaluate
 
 PREFIX = "baseline"  # baseline/val/<metric>, baseline/test/<metric>
 
@@ -60,7 +66,10 @@ def candidates(problem: Problem) -> list[Baseline]:
         return [problem.baseline]
     if problem.schema.target == "class":
         return [logistic_regression(c, problem.schema.classes) for c in (0.1,)]
-    return [ridge_regression(a) for a in (1e-3, 1e-2, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)]
+    return [ridge_regression(a) for a in RIDGE_ALPHAS]
+
+
+RIDGE_ALPHAS = (1e-3, 1e-2, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
 
 
 def scores_of(problem: Problem, outputs: np.ndarray, y: np.ndarray, split: str) -> dict[str, float]:
@@ -95,6 +104,62 @@ def score_baseline(problem: Problem, splits) -> BaselineScores:
     _, chosen, predict, val = better(fitted, key=lambda t: t[0])
     test = scores_of(problem, predict(splits.x_test), splits.y_test, "test")
     return BaselineScores(chosen.name, {f"{PREFIX}/{k}": v for k, v in {**val, **test}.items()})
+
+
+def _linear(weight: torch.Tensor, bias: torch.Tensor, regression: bool) -> nn.Module:
+    """A fitted linear baseline as a module (flattened input), so `evaluate` scores it as it scores the model."""
+    layer = nn.Linear(weight.shape[1], weight.shape[0])
+    with torch.no_grad():
+        layer.weight.copy_(weight)
+        layer.bias.copy_(bias)
+    return nn.Sequential(nn.Flatten(), layer, *([nn.Flatten(0)] if regression else []))
+
+
+def streamed_candidates(problem: Problem, train: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> list[tuple]:
+    """[(name, module)] fitted from sums over one pass of `train`: a ridge regression per alpha (sklearn's Ridge
+    with an intercept, from centred sums) or the class prior; [] for a problem with its own baseline."""
+    if problem.baseline is not None:
+        return []
+    n, sx, sy, xtx, xty, counts = 0, 0.0, 0.0, 0.0, 0.0, 0.0
+    for x, y in train:
+        if problem.schema.target == "class":  # the labels alone
+            counts = counts + torch.bincount(torch.as_tensor(y).long(), minlength=problem.schema.classes).double()
+            continue
+        x, y = torch.as_tensor(x).reshape(len(x), -1).double(), torch.as_tensor(y).double()
+        n, sx, sy = n + len(y), sx + x.sum(0), sy + y.sum()
+        xtx, xty = xtx + x.T @ x, xty + x.T @ y
+    if not n and not float(torch.as_tensor(counts).sum()):
+        return []  # no training rows: nothing to fit
+    if problem.schema.target == "class":
+        prior = torch.log(torch.clamp(counts / counts.sum(), min=1e-12))
+        width = int(np.prod(problem.schema.feature_shape))
+        weight = torch.zeros(problem.schema.classes, width)
+        return [(f"class prior (majority class {int(counts.argmax())})", _linear(weight, prior.float(), False))]
+    mean_x, mean_y = sx / n, sy / n
+    cxx = xtx - n * torch.outer(mean_x, mean_x)
+    cxy = xty - n * mean_x * mean_y
+    fitted = []
+    for alpha in RIDGE_ALPHAS:
+        w = torch.linalg.solve(cxx + alpha * torch.eye(len(cxx), dtype=torch.float64), cxy)
+        bias = (mean_y - mean_x @ w).reshape(1)
+        fitted.append((f"ridge regression (alpha={alpha:g})", _linear(w.reshape(1, -1).float(), bias.float(), True)))
+    return fitted
+
+
+def score_baseline_streamed(problem: Problem, batches: Callable[[str], Iterable]) -> BaselineScores:
+    """`score_baseline` for data never loaded whole: `batches(split)` yields a split's (x, y) tensors, read anew for
+    each pass (train once, validation once a candidate, test once). No scores for a problem's own baseline."""
+    key, better = metric_key("val", problem.select), (max if higher_is_better(problem.mode) else min)
+    scored = []
+    for name, module in streamed_candidates(problem, batches("train")):
+        val = evaluate(module, batches("val"), problem, sync=False).scores(problem, "val")
+        if math.isfinite(val[key]):
+            scored.append((val[key], name, module, val))
+    if not scored:
+        return BaselineScores(name="", scores={})
+    _, name, module, val = better(scored, key=lambda t: t[0])
+    test = evaluate(module, batches("test"), problem, sync=False).scores(problem, "test")
+    return BaselineScores(name, {f"{PREFIX}/{k}": v for k, v in {**val, **test}.items()})
 
 
 def gate_with_baseline(problem: Problem, threshold: float, baseline: Mapping[str, float]) -> float:

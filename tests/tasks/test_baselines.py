@@ -14,7 +14,8 @@ from dvc_bridge.live import EpochLogger, add_to_summary
 from tasks.problem import Baseline
 from tasks.reporting.decks import training_page
 from tasks.reporting.summary import reference_row
-from tasks.training.baselines import gate_with_baseline, score_baseline
+from tasks.training.baselines import gate_with_baseline, score_baseline, score_baseline_streamed
+from tasks.training.loop import make_loader
 
 
 def test_ridge_baseline_is_chosen_on_validation_and_scored_on_test_like_the_model(diabetes_splits, diabetes_problem):
@@ -49,6 +50,40 @@ def test_logistic_baseline_scores_accuracy_and_a_true_log_loss(digits_problem, s
     result = score_baseline(digits_problem, make_splits({"x": x, "y": y}, digits_problem, seed=0))
     assert result.name.startswith("logistic regression")
     assert result.scores["baseline/test/accuracy"] > 0.5 and result.scores["baseline/test/loss"] > 0
+
+
+def _streamed(splits, batch: int = 50):
+    """Each split read anew for every pass, in batches, as shards are: never as one array."""
+    return lambda split: make_loader(getattr(splits, f"x_{split}"), getattr(splits, f"y_{split}"), batch, shuffle=False)
+
+
+def test_streamed_ridge_from_one_pass_of_sums_is_the_in_memory_ridge(diabetes_splits, diabetes_problem):
+    """Fitted from centred sums over batches, the same alpha is chosen on validation and scores the same as
+    scikit-learn's Ridge on the whole arrays."""
+    memory = score_baseline(diabetes_problem, diabetes_splits)
+    streamed = score_baseline_streamed(diabetes_problem, _streamed(diabetes_splits))
+    assert streamed.name == memory.name
+    assert set(streamed.scores) == set(memory.scores)
+    for key, value in memory.scores.items():
+        assert math.isclose(streamed.scores[key], value, rel_tol=1e-4), (key, streamed.scores[key], value)
+
+
+def test_streamed_class_baseline_is_the_majority_class_of_train(digits_problem, embedded_splits):
+    s = embedded_splits
+    result = score_baseline_streamed(digits_problem, _streamed(s, 512))
+    majority = int(np.bincount(s.y_train).argmax())
+    assert result.name == f"class prior (majority class {majority})"
+    assert math.isclose(result.scores["baseline/test/accuracy"], float(np.mean(s.y_test == majority)), rel_tol=1e-6)
+    prior = np.bincount(s.y_train, minlength=10) / len(s.y_train)
+    log_loss = -float(np.mean(np.log(prior[s.y_test])))  # the cross-entropy of the prior: a true log-loss
+    assert math.isclose(result.scores["baseline/test/loss"], log_loss, rel_tol=1e-4)
+
+
+def test_a_problems_own_baseline_is_not_scored_on_streamed_data(diabetes_splits, diabetes_problem):
+    mean = Baseline("train mean", lambda x, y: lambda xs: np.full(len(xs), float(np.mean(y))))
+    problem = dataclasses.replace(diabetes_problem, baseline=mean)
+    result = score_baseline_streamed(problem, _streamed(diabetes_splits))
+    assert result.name == "" and result.scores == {}
 
 
 def test_gate_must_beat_the_baseline_takes_the_stricter_threshold(diabetes_problem, digits_problem):

@@ -82,6 +82,10 @@ def test_dvc_directory_streams_into_an_experiment_recording_its_dvc_hash(streame
     assert data["source"] == f"dvc://data/digits?repo={remote}&rev={commit}"
     metrics = json.loads(git("show", f"{ref}:results/dvclive/metrics.json", cwd=clone))
     assert metrics["test"]["accuracy"] >= 0.9, metrics
+    # The baseline of streamed data, on the same splits: the class prior, fitted on a worker from one pass of train.
+    baseline = metrics["baseline"]["test"]
+    assert 0.05 < baseline["accuracy"] < 0.2 and baseline["loss"] > 2.0, metrics  # 10 balanced classes: about 0.1
+    assert "baseline class prior (majority class" in proc.stdout, proc.stdout[-3000:]
     # Nothing was pulled: the workspace the run started from has no DVC cache of the shards.
     cache = work / "run/.dvc/cache"
     assert not cache.exists() or not any(p.is_file() for p in cache.rglob("*")), "the shards were pulled"

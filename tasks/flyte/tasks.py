@@ -43,13 +43,13 @@ from tasks.flyte import secrets
 from tasks.flyte.clusters import TRAIN_CLUSTER, TUNE_CLUSTER, capacity, ray_job_config
 from tasks.flyte.contracts import Dataset, RunTarget, SearchHistory, TrainResult, TuneResult
 from tasks.flyte.home import storage_home
-from tasks.flyte.recoverable import recoverable_on_lost_cluster, recoverable_on_transient
+from tasks.flyte.recoverable import lost_cluster, recoverable_on_lost_cluster, recoverable_on_transient
 from tasks.flyte.refusals import shown_short
 from tasks.problem import Problem, complete, load_problem, metric_key, search_space, space_document
 from tasks.record import experiment
 from tasks.reporting import decks as report
 from tasks.reporting.lines import next_steps
-from tasks.training.baselines import baseline_line, gate_with_baseline, score_baseline
+from tasks.training.baselines import BaselineScores, baseline_line, gate_with_baseline, score_baseline
 from tasks.training.capacity import (
     check_data_fits,
     check_settings,
@@ -180,6 +180,19 @@ def _in_object_store(data: Dataset):
     if data.shards is not None:
         return data.shards
     return ray.put(Splits.load(data.file.download()))
+
+
+def _streamed_baseline(data: Dataset, run) -> BaselineScores:
+    """The streamed data's baseline (`run`: tasks.ray_glue.baseline.run_streamed_baseline). A lost cluster is the
+    retry's (training then resumes past its last epoch); any other failure leaves the run without a baseline, said
+    in the log, rather than failing a training that has finished."""
+    try:
+        return run(data.shards, data.problem)
+    except Exception as e:
+        if lost_cluster(e) is not None:
+            raise
+        cause = getattr(e, "cause", None) or e  # a Ray task's error: the one its function raised
+        return BaselineScores("", {}, f"its fit failed: {type(cause).__name__}: {str(cause)[:300]}")
 
 
 def _show_first(deck: Deck) -> None:
@@ -353,19 +366,19 @@ def train_model(
             where=capacity(cluster).where,
             run_name="train",
         )
+        # The reference model on the same splits, recorded beside the model's scores (baseline/test/<metric>).
+        # Streamed shards: fitted from sums over one pass, on a worker of this cluster, after training.
+        if data.shards is None:
+            baseline = score_baseline(problem, Splits.load(data.file.download()))
+        else:
+            baseline = _streamed_baseline(data, run_streamed_baseline)
     val = {k: v for k, v in outcome.final.items() if k.startswith("val/")}
     select = metric_key("val", problem.select)
-    # The reference model on the same splits, recorded beside the model's scores (baseline/test/<metric>). Streamed
-    # shards: fitted from sums over one pass, on a worker of this cluster (a problem's own baseline: none).
-    if data.shards is None:
-        baseline = score_baseline(problem, Splits.load(data.file.download()))
-    else:
-        baseline = run_streamed_baseline(data.shards, data.problem)
     if baseline.scores:
         add_to_summary(outcome.live_dir, baseline.scores)
         print(f"baseline {baseline.name}: {baseline_line(problem, baseline.scores)}", flush=True)
     else:
-        print("baseline: none (the problem's own baseline is fitted in memory; this data is streamed)", flush=True)
+        print(f"baseline: none ({baseline.why_none})", flush=True)
     curves = _workdir("train-report") / "curves.png"
     report.curves_plot(outcome.history, curves, select, outcome.test.get(metric_key("test", problem.select)))
     page = report.training_page(

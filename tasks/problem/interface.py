@@ -164,7 +164,8 @@ class Problem:
     # The model's starting weights from the training split (the declarative form): (model, batches, total) -> None,
     # called once before the first epoch (never on a resume) with this worker's (x, y) training batches, one pass,
     # and `total`, which sums a tensor over every worker (DDP) so sufficient statistics cover the whole split;
-    # it sets parameters in place (under no_grad). E.g. a linear path fitted in closed form (diabetes.py).
+    # it sets parameters in place (under no_grad). Every worker must call `total` the same number of times in the same
+    # order (it is a collective). E.g. a linear path fitted in closed form (diabetes.py).
     init_from_data: Optional[
         Callable[[nn.Module, Iterable[tuple[torch.Tensor, torch.Tensor]], Callable[[torch.Tensor], torch.Tensor]], None]
     ] = None

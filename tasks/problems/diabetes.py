@@ -66,6 +66,8 @@ def init_linear_path(model: MLP, batches, total) -> None:
         xtx += a.T @ a
         xty += a.T @ ((y.double() - TARGET_MEAN) / TARGET_STD)
     xtx, xty = total(xtx), total(xty)
+    if xtx[-1, -1] == 0:
+        return  # no training rows on any worker: the zero start (the target's mean)
     penalty = torch.full((NUM_FEATURES + 1,), START_RIDGE, dtype=torch.float64)
     penalty[-1] = 0.0  # the intercept is not shrunk
     w = torch.linalg.solve(xtx + torch.diag(penalty), xty)

@@ -16,7 +16,6 @@ from typing import Optional
 import ray
 import ray.train
 import torch
-import torch.distributed as dist
 from ray.train import Checkpoint, CheckpointConfig, FailureConfig, LoggingConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 
@@ -35,6 +34,7 @@ from tasks.training.loop import (
     evaluate,
     make_loader,
     start_from_data,
+    sum_over_workers,
     train_epoch,
     worker_batch_size,
 )
@@ -68,15 +68,6 @@ class TrainOutcome:
     @property
     def final(self) -> dict:
         return self.history[-1]
-
-
-def sum_over_workers(t: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """`t` summed over every DDP worker, on the CPU (summed on `device`: NCCL takes no CPU tensors)."""
-    if not (dist.is_available() and dist.is_initialized()):
-        return t
-    on_device = t.to(device)
-    dist.all_reduce(on_device)
-    return on_device.cpu()
 
 
 def all_reduce(sums: EvalSums, problem: Problem, device: torch.device) -> EvalSums:
@@ -175,10 +166,7 @@ def _samples(data, train_loader, device: torch.device) -> int:
     """Training samples of the epoch, all workers together (streamed: counted as read, all-reduced)."""
     if isinstance(data, Splits):
         return len(data.x_train)
-    seen = torch.tensor([float(train_loader.seen)], dtype=torch.float64, device=device)
-    if dist.is_available() and dist.is_initialized():
-        dist.all_reduce(seen)
-    return int(seen.item())
+    return int(sum_over_workers(torch.tensor([float(train_loader.seen)], dtype=torch.float64), device).item())
 
 
 def _report_checkpoint(model, optimizer, state: dict, workdir: Path, metrics: dict) -> None:

@@ -7,7 +7,8 @@ on validation). A problem may declare its own (`Problem.baseline`: a `Baseline`)
 
 Data never loaded whole (streamed shards): `score_baseline_streamed` fits from sums over one pass of the train
 split: the same ridge regressions for real targets (exactly: centred sums), the class prior (the majority class)
-for classes; a problem's own baseline needs its data in memory and is not scored there.
+for classes; a problem's own baseline needs its data in memory and is not scored there, nor is a ridge over more
+than MAX_STREAMED_RIDGE_FEATURES inputs.
 """
 
 from __future__ import annotations
@@ -90,6 +91,7 @@ def scores_of(problem: Problem, outputs: np.ndarray, y: np.ndarray, split: str) 
 class BaselineScores:
     name: str  # what was fitted, e.g. "ridge regression (alpha=0.03)"
     scores: dict[str, float]  # baseline/val/<metric>, baseline/test/<metric> (and their loss)
+    why_none: str = ""  # when scores is empty: why no baseline was scored, for the log
 
 
 def score_baseline(problem: Problem, splits) -> BaselineScores:
@@ -115,11 +117,14 @@ def _linear(weight: torch.Tensor, bias: torch.Tensor, regression: bool) -> nn.Mo
     return nn.Sequential(nn.Flatten(), layer, *([nn.Flatten(0)] if regression else []))
 
 
+# A ridge from sums holds a features x features matrix (float64) and solves it once an alpha: wider inputs would
+# take a worker's memory (20,000 features: 3.2 GB) for a reference model.
+MAX_STREAMED_RIDGE_FEATURES = 4096
+
+
 def streamed_candidates(problem: Problem, train: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> list[tuple]:
     """[(name, module)] fitted from sums over one pass of `train`: a ridge regression per alpha (sklearn's Ridge
-    with an intercept, from centred sums) or the class prior; [] for a problem with its own baseline."""
-    if problem.baseline is not None:
-        return []
+    with an intercept, from centred sums) or the class prior; [] with no training rows."""
     n, sx, sy, xtx, xty, counts = 0, 0.0, 0.0, 0.0, 0.0, 0.0
     for x, y in train:
         if problem.schema.target == "class":  # the labels alone
@@ -148,18 +153,28 @@ def streamed_candidates(problem: Problem, train: Iterable[tuple[torch.Tensor, to
 
 def score_baseline_streamed(problem: Problem, batches: Callable[[str], Iterable]) -> BaselineScores:
     """`score_baseline` for data never loaded whole: `batches(split)` yields a split's (x, y) tensors, read anew for
-    each pass (train once, validation once a candidate, test once). No scores for a problem's own baseline."""
+    each pass (train once, validation once a candidate, test once). Scores nothing, saying why, for a problem's own
+    baseline (it fits in memory), inputs too wide for a ridge from sums, or an empty split."""
+    width = int(np.prod(problem.schema.feature_shape))
+    if problem.baseline is not None:
+        return BaselineScores("", {}, f"the problem's own baseline ({problem.baseline.name}) is fitted in memory")
+    if problem.schema.target == "real" and width > MAX_STREAMED_RIDGE_FEATURES:
+        return BaselineScores("", {}, f"{width} features: over {MAX_STREAMED_RIDGE_FEATURES} for a ridge from sums")
     key, better = metric_key("val", problem.select), (max if higher_is_better(problem.mode) else min)
     scored = []
     for name, module in streamed_candidates(problem, batches("train")):
-        val = evaluate(module, batches("val"), problem, sync=False).scores(problem, "val")
-        if math.isfinite(val[key]):
+        sums = evaluate(module, batches("val"), problem, sync=False)
+        val = sums.scores(problem, "val")
+        if sums.count and math.isfinite(val[key]):
             scored.append((val[key], name, module, val))
     if not scored:
-        return BaselineScores(name="", scores={})
+        return BaselineScores("", {}, "no training rows, or no validation rows to choose on")
     _, name, module, val = better(scored, key=lambda t: t[0])
-    test = evaluate(module, batches("test"), problem, sync=False).scores(problem, "test")
-    return BaselineScores(name, {f"{PREFIX}/{k}": v for k, v in {**val, **test}.items()})
+    test = evaluate(module, batches("test"), problem, sync=False)
+    if not test.count:
+        return BaselineScores("", {}, "no test rows")
+    scores = {**val, **test.scores(problem, "test")}
+    return BaselineScores(name, {f"{PREFIX}/{k}": v for k, v in scores.items()})
 
 
 def gate_with_baseline(problem: Problem, threshold: float, baseline: Mapping[str, float]) -> float:

@@ -13,6 +13,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
@@ -143,6 +144,15 @@ def build(problem: Problem, hp: Mapping[str, Any], seed: int) -> tuple[nn.Module
     return model, problem.make_optimizer(model.parameters(), hp)
 
 
+def sum_over_workers(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """`t` summed over every DDP worker, on the CPU (summed on `device`: NCCL takes no CPU tensors); one process: `t`."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return t
+    on_device = t.to(device)
+    dist.all_reduce(on_device)
+    return on_device.cpu()
+
+
 def _alone(t: torch.Tensor) -> torch.Tensor:
     return t  # one process: its sums are the sums
 
@@ -155,13 +165,18 @@ def start_from_data(
     total: Callable[[torch.Tensor], torch.Tensor] = _alone,
 ) -> None:
     """The problem's `init_from_data`, if it has one: the model's starting weights from one pass over this worker's
-    training batches (`loader`, every row once: no padding), `total` summing over the workers. Call it before the
-    first epoch, on every worker, and not when resuming (the checkpoint holds the weights)."""
+    training batches (`loader`: its rows with no sampler padding; streamed, Ray Train's equal split may leave out up
+    to world_size - 1 rows), `total` summing over the workers. Call it before the first epoch, on every worker, and
+    not when resuming (the checkpoint holds the weights). What the problem leaves unread is read to the end, so every
+    worker's pass over a shared stream ends."""
     if problem.init_from_data is None:
         return
     if isinstance(loader, EpochBatches):
         loader.set_epoch(0)
-    problem.init_from_data(model, iter(loader), total)
+    batches = iter(loader)
+    problem.init_from_data(model, batches, total)
+    for _ in batches:
+        pass
 
 
 def train_epoch(

@@ -150,8 +150,8 @@ def test_emulated_streaming_run_of_the_diabetes_problem_commits_its_own_experime
     }
     assert row["problem"] == "diabetes" and row["test.rmse"] == pytest.approx(out.trained.test["test/rmse"])
     # The least-squares start (init_from_data) read the shards too, in the trials and on the three workers: this
-    # budget (1 epoch a trial, 2 of training) starts near the linear fit; from zero it is above 70. The baseline, a
-    # ridge regression fitted from one pass of sums on a worker, is the fit the model started from.
+    # budget (1 epoch a trial, 2 of training) starts near the linear fit; from zero it is above 70. The baseline is a
+    # ridge regression fitted from one pass of sums on a worker, scored on the same hash splits.
     assert row["baseline.test.rmse"] > 0 and row["test.rmse"] < 1.1 * row["baseline.test.rmse"], row
     # DVC's own view of the experiment: the data version is the shards' directory hash, at the commit read.
     assert (row["data.dvc_md5"], row["data.dvc_rev"]) == (md5, data_commit), row

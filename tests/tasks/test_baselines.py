@@ -8,7 +8,9 @@ import json
 import math
 
 import numpy as np
+import pytest
 from sklearn.linear_model import Ridge
+from support import ray_cluster  # noqa: F401  (shared fixture)
 
 from dvc_bridge.live import EpochLogger, add_to_summary
 from tasks.problem import Baseline
@@ -84,6 +86,46 @@ def test_a_problems_own_baseline_is_not_scored_on_streamed_data(diabetes_splits,
     problem = dataclasses.replace(diabetes_problem, baseline=mean)
     result = score_baseline_streamed(problem, _streamed(diabetes_splits))
     assert result.name == "" and result.scores == {}
+
+
+def test_streamed_baselines_refuse_what_sums_cannot_fit_saying_why(diabetes_splits, diabetes_problem):
+    wide = dataclasses.replace(
+        diabetes_problem, schema=dataclasses.replace(diabetes_problem.schema, feature_shape=(5000,))
+    )
+    assert "5000 features: over 4096" in score_baseline_streamed(wide, _streamed(diabetes_splits)).why_none
+    empty_val = dataclasses.replace(diabetes_splits, x_val=diabetes_splits.x_val[:0], y_val=diabetes_splits.y_val[:0])
+    result = score_baseline_streamed(diabetes_problem, _streamed(empty_val))
+    assert result.scores == {} and "no validation rows" in result.why_none
+
+
+def test_a_streamed_baseline_that_fails_leaves_the_run_without_one_but_a_lost_cluster_goes_to_the_retry(
+    ray_cluster,  # noqa: F811
+    tmp_path,
+    diabetes_problem,
+):
+    """On a real local Ray cluster: shards that cannot be read fail the fit in its Ray task, and train_model keeps
+    its trained model without a baseline, the log saying why; a lost cluster is still raised for Flyte's retry."""
+    from types import SimpleNamespace
+
+    from ray.exceptions import NodeDiedError
+
+    from tasks.data.shards import Manifest
+    from tasks.flyte.tasks import _streamed_baseline
+    from tasks.ray_glue.baseline import run_streamed_baseline
+
+    gone = str(tmp_path / "gone.parquet")
+    columns = list(diabetes_problem.rows.columns)
+    manifest = Manifest(str(tmp_path), "diabetes", columns, [gone], [10], ["x"], [0.15, 0.15])
+    data = SimpleNamespace(shards=manifest, problem="diabetes")
+    result = _streamed_baseline(data, run_streamed_baseline)
+    assert result.scores == {} and result.why_none.startswith("its fit failed: FileNotFoundError"), result
+    assert "gone.parquet" in result.why_none
+
+    def lost(*_):
+        raise NodeDiedError("node 10.0.0.3 died")
+
+    with pytest.raises(NodeDiedError):
+        _streamed_baseline(data, lost)
 
 
 def test_gate_must_beat_the_baseline_takes_the_stricter_threshold(diabetes_problem, digits_problem):

@@ -21,6 +21,7 @@ from tasks.training.loop import (
     make_loader,
     seed_everything,
     start_from_data,
+    sum_over_workers,
     train_epoch,
     worker_batch_size,
 )
@@ -451,7 +452,6 @@ def _start_on_rank(rank: int, world: int, store: str, x: np.ndarray, y: np.ndarr
     import torch.distributed as dist
 
     from tasks.problem import load_problem
-    from tasks.ray_glue.train import sum_over_workers
 
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
     problem = load_problem("diabetes")

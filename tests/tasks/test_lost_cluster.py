@@ -25,7 +25,7 @@ from flytekit.core.checkpointer import SyncCheckpoint
 from flytekit.exceptions.user import FlyteRecoverableException
 from ray.exceptions import ActorDiedError, NodeDiedError, ObjectLostError
 from ray.train import WorkerGroupError
-from support import PROJECT_ROOT, digits, ray_cluster  # noqa: F401  (shared fixtures)
+from support import PROJECT_ROOT, ray_cluster  # noqa: F401  (shared fixtures)
 
 from dvc_bridge.live import LiveConfig
 from tasks.flyte.home import HomeError, StorageHome, storage_home
@@ -133,36 +133,47 @@ def _steps(tsv: Path) -> list[int]:
 
 
 @pytest.mark.slow
-def test_training_lost_cluster_after_epoch_2_of_4_retry_trains_epochs_3_and_4_only(tmp_path, ray_cluster, digits):  # noqa: F811
+def test_training_lost_cluster_after_epoch_2_of_4_retry_trains_epochs_3_and_4_only(
+    tmp_path,
+    ray_cluster,  # noqa: F811
+    diabetes_splits,
+):
     """A retry on a new cluster (same home, same run name) resumes after the last checkpoint: what the run
-    stored after epoch 2 of 4 is what a lost cluster leaves; the retry trains epochs 3-4 only."""
-    problem = load_problem("digits")
-    hp = complete(problem, {"lr": 0.05, "momentum": 0.9, "batch_size": 64})
+    stored after epoch 2 of 4 is what a lost cluster leaves; the retry trains epochs 3-4 only. Diabetes: its
+    least-squares start (init_from_data) is not applied again on the retry, or the resumed model would leave the
+    uninterrupted one (no dropout here, whose random draws a retry does not replay)."""
+    problem = load_problem("diabetes")
+    hp = complete(problem, {"dropout": 0.0})
     home, _ = ray_storage(str(tmp_path / "home"), "ray")
     mirror = tmp_path / "mirror"
     live = LiveConfig(mirror_uri=mirror.as_uri())
-    data = ray.put(digits)
+    data = ray.put(diabetes_splits)
 
     def attempt(epochs: int, out: str):
         settings = TrainSettings(epochs=epochs, num_workers=2, max_failures=0)
-        return run_train(data, "digits", hp, settings, tmp_path / out, home, live=live, run_name="train")
+        return run_train(data, "diabetes", hp, settings, tmp_path / out, home, live=live, run_name="train")
 
     first = attempt(2, "a0")
     second = attempt(4, "a1")
     whole = run_train(
-        data, "digits", hp, TrainSettings(epochs=4, num_workers=2, max_failures=0), tmp_path / "u", str(tmp_path / "u")
+        data,
+        "diabetes",
+        hp,
+        TrainSettings(epochs=4, num_workers=2, max_failures=0),
+        tmp_path / "u",
+        str(tmp_path / "u"),
     )
     assert [m["epoch"] for m in second.history] == [1, 2, 3, 4]
     # Epochs 1-2 come from the checkpoint as they were measured (timings included): not trained again.
     assert second.history[:2] == first.history
     for root in (second.live_dir / "plots" / "metrics", mirror / "plots" / "metrics"):
         tsvs = sorted(root.rglob("*.tsv"))
-        assert {str(p.relative_to(root).with_suffix("")) for p in tsvs} >= {"val/accuracy", "train/loss"}
+        assert {str(p.relative_to(root).with_suffix("")) for p in tsvs} >= {"val/rmse", "train/loss"}
         for tsv in tsvs:
             assert _steps(tsv) == [0, 1, 2, 3], f"{tsv}:\n{tsv.read_text()}"
     summary = json.loads((second.live_dir / "metrics.json").read_text())
-    assert summary["step"] == 3 and summary["test"]["accuracy"] == pytest.approx(second.test["test/accuracy"])
-    assert second.test["test/accuracy"] > 0.8
+    assert summary["step"] == 3 and summary["test"]["rmse"] == pytest.approx(second.test["test/rmse"])
+    assert second.test["test/rmse"] < 60  # the target's std is 77; the linear fit about 54
     # The same model as an uninterrupted run: same scores each epoch (model, optimizer and data order resumed).
     timing = {"epoch_time_s", "samples_per_s"}
     for resumed, uninterrupted in zip(second.history, whole.history, strict=True):

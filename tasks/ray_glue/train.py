@@ -125,7 +125,7 @@ def train_loop_per_worker(config: dict) -> None:
                 shutil.copytree(Path(d) / LIVE_DIR, workdir / LIVE_DIR)
         start_epoch = len(history) + 1
     else:  # the same start on every worker: the problem's statistics summed over all shards
-        start_from_data(problem, model, train_rows, lambda t: sum_over_workers(t, device))
+        start_from_data(problem, model, train_rows, device)
     model = ray.train.torch.prepare_model(model)
     live = EpochLogger(workdir / LIVE_DIR, resume=bool(checkpoint), config=ray.get(job.live)) if rank == 0 else None
 

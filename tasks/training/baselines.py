@@ -122,27 +122,29 @@ def _linear(weight: torch.Tensor, bias: torch.Tensor, regression: bool) -> nn.Mo
 MAX_STREAMED_RIDGE_FEATURES = 4096
 
 
-def streamed_candidates(problem: Problem, train: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> list[tuple]:
-    """[(name, module)] fitted from sums over one pass of `train`: a ridge regression per alpha (sklearn's Ridge
-    with an intercept, from centred sums) or the class prior; [] with no training rows."""
-    n, sx, sy, xtx, xty, counts = 0, 0.0, 0.0, 0.0, 0.0, 0.0
+def _class_prior(problem: Problem, train: Iterable) -> list[tuple]:
+    """The class prior of one pass's labels: logits that are the log class frequencies for every row."""
+    counts = torch.zeros(problem.schema.classes, dtype=torch.float64)
+    for _, y in train:
+        counts += torch.bincount(torch.as_tensor(y).long(), minlength=problem.schema.classes).double()
+    if not counts.sum():
+        return []
+    prior = torch.log(torch.clamp(counts / counts.sum(), min=1e-12)).float()
+    weight = torch.zeros(problem.schema.classes, int(np.prod(problem.schema.feature_shape)))
+    return [(f"class prior (majority class {int(counts.argmax())})", _linear(weight, prior, False))]
+
+
+def _ridges(train: Iterable) -> list[tuple]:
+    """A ridge regression per alpha from one pass's sums, centred: scikit-learn's Ridge with an intercept."""
+    n, sx, sy, xtx, xty = 0, 0.0, 0.0, 0.0, 0.0
     for x, y in train:
-        if problem.schema.target == "class":  # the labels alone
-            counts = counts + torch.bincount(torch.as_tensor(y).long(), minlength=problem.schema.classes).double()
-            continue
         x, y = torch.as_tensor(x).reshape(len(x), -1).double(), torch.as_tensor(y).double()
         n, sx, sy = n + len(y), sx + x.sum(0), sy + y.sum()
         xtx, xty = xtx + x.T @ x, xty + x.T @ y
-    if not n and not float(torch.as_tensor(counts).sum()):
-        return []  # no training rows: nothing to fit
-    if problem.schema.target == "class":
-        prior = torch.log(torch.clamp(counts / counts.sum(), min=1e-12))
-        width = int(np.prod(problem.schema.feature_shape))
-        weight = torch.zeros(problem.schema.classes, width)
-        return [(f"class prior (majority class {int(counts.argmax())})", _linear(weight, prior.float(), False))]
+    if not n:
+        return []
     mean_x, mean_y = sx / n, sy / n
-    cxx = xtx - n * torch.outer(mean_x, mean_x)
-    cxy = xty - n * mean_x * mean_y
+    cxx, cxy = xtx - n * torch.outer(mean_x, mean_x), xty - n * mean_x * mean_y
     fitted = []
     for alpha in RIDGE_ALPHAS:
         w = torch.linalg.solve(cxx + alpha * torch.eye(len(cxx), dtype=torch.float64), cxy)
@@ -162,7 +164,8 @@ def score_baseline_streamed(problem: Problem, batches: Callable[[str], Iterable]
         return BaselineScores("", {}, f"{width} features: over {MAX_STREAMED_RIDGE_FEATURES} for a ridge from sums")
     key, better = metric_key("val", problem.select), (max if higher_is_better(problem.mode) else min)
     scored = []
-    for name, module in streamed_candidates(problem, batches("train")):
+    fit = _class_prior(problem, batches("train")) if problem.schema.target == "class" else _ridges(batches("train"))
+    for name, module in fit:
         sums = evaluate(module, batches("val"), problem, sync=False)
         val = sums.scores(problem, "val")
         if sums.count and math.isfinite(val[key]):

@@ -153,28 +153,21 @@ def sum_over_workers(t: torch.Tensor, device: torch.device) -> torch.Tensor:
     return on_device.cpu()
 
 
-def _alone(t: torch.Tensor) -> torch.Tensor:
-    return t  # one process: its sums are the sums
-
-
 @torch.no_grad()
 def start_from_data(
-    problem: Problem,
-    model: nn.Module,
-    loader: DataLoader | EpochBatches,
-    total: Callable[[torch.Tensor], torch.Tensor] = _alone,
+    problem: Problem, model: nn.Module, loader: DataLoader | EpochBatches, device: torch.device = torch.device("cpu")
 ) -> None:
     """The problem's `init_from_data`, if it has one: the model's starting weights from one pass over this worker's
     training batches (`loader`: its rows with no sampler padding; streamed, Ray Train's equal split may leave out up
-    to world_size - 1 rows), `total` summing over the workers. Call it before the first epoch, on every worker, and
-    not when resuming (the checkpoint holds the weights). What the problem leaves unread is read to the end, so every
-    worker's pass over a shared stream ends."""
+    to world_size - 1 rows), its sums totalled over the DDP workers on `device` (`sum_over_workers`; one process:
+    its own). Call it before the first epoch, on every worker, and not when resuming (the checkpoint holds the
+    weights). What the problem leaves unread is read to the end, so every worker's pass over a shared stream ends."""
     if problem.init_from_data is None:
         return
     if isinstance(loader, EpochBatches):
         loader.set_epoch(0)
     batches = iter(loader)
-    problem.init_from_data(model, batches, total)
+    problem.init_from_data(model, batches, lambda t: sum_over_workers(t, device))
     for _ in batches:
         pass
 
